@@ -1,0 +1,1 @@
+"""Measurement side of trunkwatch: sans-I/O SIP, media statistics and the probes."""
