@@ -1,0 +1,67 @@
+"""Database URLs and engines: plain URLs map to async drivers; SQLite gets its pragmas."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+# Plain scheme → the async driver trunkwatch uses for it.
+ASYNC_DRIVERS = {
+    "sqlite": "sqlite+aiosqlite",
+    "postgresql": "postgresql+asyncpg",
+    "postgres": "postgresql+asyncpg",  # the libpq/Heroku spelling
+}
+# A CLI command (outages, sla report) may read while the daemon writes; under WAL readers never
+# block, and a writer waits this long for another writer instead of failing at once.
+SQLITE_BUSY_TIMEOUT_MS = 5_000
+
+
+def async_url(url: str) -> str:
+    """``sqlite:///x.db`` → ``sqlite+aiosqlite:///x.db``; an explicit driver is kept."""
+    try:
+        parsed = make_url(url)
+    except Exception as exc:  # ArgumentError; its message does not say what was expected
+        raise ValueError(
+            f"database URL {url!r} is not valid: expected sqlite:///path.db, "
+            "sqlite:///:memory: or postgresql://user@host/db"
+        ) from exc
+    backend = parsed.get_backend_name()
+    driver = ASYNC_DRIVERS.get(parsed.drivername)
+    if driver is None and parsed.drivername not in ASYNC_DRIVERS.values():
+        raise ValueError(
+            f"database URL scheme {parsed.drivername!r} is not supported: use sqlite:// "
+            "or postgresql://"
+        )
+    if driver is not None:
+        parsed = parsed.set(drivername=driver)
+    if backend == "sqlite":
+        database = parsed.database
+        if database and database != ":memory:" and not database.startswith("file:"):
+            parent = Path(database).expanduser().parent
+            if not parent.is_dir():
+                raise ValueError(f"database directory {str(parent)!r} does not exist")
+    return parsed.render_as_string(hide_password=False)
+
+
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    try:
+        # WAL: readers (reports, API) do not block the writer; NORMAL is durable across
+        # process crashes in WAL mode (only an OS crash can lose the last commits).
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+    finally:
+        cursor.close()
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(async_url(url))
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+    return engine

@@ -1,0 +1,201 @@
+"""The durable store: the event journal and the tables derived from it, in one transaction."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from monitor.events import (
+    Event,
+    EventDecodeError,
+    MonitorGap,
+    Outage,
+    OutageClosed,
+    OutageKind,
+    OutageOpened,
+    as_utc,
+    from_json,
+)
+from monitor.store.engine import create_engine
+from monitor.store.migrations import upgrade_to_head
+from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
+
+
+class JournalCorruptError(ValueError):
+    """A journal row that does not decode; names its seq so it can be looked at."""
+
+
+class Store:
+    """One agent's view of the database; instances come from ``await Store.open(...)``."""
+
+    def __init__(self, engine: AsyncEngine, agent: str) -> None:
+        self._engine = engine
+        self.agent = agent
+
+    @classmethod
+    async def open(cls, url: str, *, agent: str) -> Store:
+        """Connect (``sqlite:///x.db``, ``sqlite:///:memory:``, ``postgresql://...``); migrate."""
+        if not agent:
+            raise ValueError("agent name must not be empty")
+        engine = create_engine(url)
+        try:
+            async with engine.begin() as conn:
+                await conn.run_sync(upgrade_to_head)
+        except BaseException:
+            await engine.dispose()
+            raise
+        return cls(engine, agent)
+
+    async def close(self) -> None:
+        await self._engine.dispose()
+
+    async def append(self, events: Sequence[Event]) -> None:
+        """Journal ``events`` and update the outage and gap tables, all or nothing."""
+        if not events:
+            return
+        rows = [
+            {
+                "ts": e.at,
+                "agent": self.agent,
+                "trunk": e.trunk,
+                "kind": e.kind,
+                "payload": e.to_json(),
+            }
+            for e in events
+        ]
+        async with self._engine.begin() as conn:
+            await conn.execute(insert(journal), rows)
+            for e in events:
+                if isinstance(e, OutageOpened):
+                    await conn.execute(insert(outages).values(self._outage_row(e.outage)))
+                elif isinstance(e, OutageClosed):
+                    await self._close_outage(conn, e.outage)
+                elif isinstance(e, MonitorGap):
+                    await conn.execute(
+                        insert(monitor_gaps).values(
+                            agent=e.agent, start_at=e.start, end_at=e.end, reason=e.reason
+                        )
+                    )
+
+    async def _close_outage(self, conn: AsyncConnection, outage: Outage) -> None:
+        result = await conn.execute(
+            update(outages)
+            .where(outages.c.id == outage.id)
+            .values(restored_at=outage.restored_at, closed_at=outage.closed_at)
+        )
+        if result.rowcount == 0:
+            # Its open predates this database (e.g. journal imported from elsewhere):
+            # keep the closed outage rather than lose it.
+            await conn.execute(insert(outages).values(self._outage_row(outage)))
+
+    def _outage_row(self, outage: Outage) -> dict[str, Any]:
+        return {
+            "id": outage.id,
+            "trunk": outage.trunk,
+            "kind": outage.kind.value,
+            "first_failure_at": outage.first_failure_at,
+            "confirmed_at": outage.confirmed_at,
+            "restored_at": outage.restored_at,
+            "closed_at": outage.closed_at,
+            "first_outcome": str(outage.first_outcome),
+            "detail": outage.detail,
+            "agent": self.agent,
+        }
+
+    async def load_journal(self) -> list[Event]:
+        """This agent's journal in append (seq) order, for replay."""
+        query = (
+            select(journal.c.seq, journal.c.payload)
+            .where(journal.c.agent == self.agent)
+            .order_by(journal.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        events: list[Event] = []
+        for seq, payload in rows:
+            try:
+                events.append(from_json(payload))
+            except EventDecodeError as exc:
+                raise JournalCorruptError(f"journal seq {seq}: {exc}") from exc
+        return events
+
+    async def open_outages(self) -> list[Outage]:
+        return await self._outages(outages.c.closed_at.is_(None))
+
+    async def outages(
+        self,
+        *,
+        trunk: str | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> list[Outage]:
+        """Outages whose span (first failure → restoration, or still open) meets [since, until)."""
+        conditions: list[Any] = []
+        if trunk is not None:
+            conditions.append(outages.c.trunk == trunk)
+        if since is not None:
+            since = as_utc(since, "since")
+            conditions.append(or_(outages.c.restored_at.is_(None), outages.c.restored_at > since))
+        if until is not None:
+            until = as_utc(until, "until")
+            conditions.append(outages.c.first_failure_at < until)
+        return await self._outages(*conditions)
+
+    async def _outages(self, *conditions: Any) -> list[Outage]:
+        query = (
+            select(outages).where(*conditions).order_by(outages.c.first_failure_at, outages.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_outage_from_row(row) for row in rows]
+
+    async def heartbeat(self, now: datetime) -> None:
+        """Record that this agent is alive at ``now`` (every ~10 s, never per probe)."""
+        async with self._engine.begin() as conn:
+            # Update-then-insert is portable; one agent name is one process, so no race.
+            result = await conn.execute(
+                update(heartbeats).where(heartbeats.c.agent == self.agent).values(last_seen_at=now)
+            )
+            if result.rowcount == 0:
+                await conn.execute(insert(heartbeats).values(agent=self.agent, last_seen_at=now))
+
+    async def last_heartbeat(self) -> datetime | None:
+        query = select(heartbeats.c.last_seen_at).where(heartbeats.c.agent == self.agent)
+        async with self._engine.connect() as conn:
+            value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return value
+
+    async def record_gap(self, start: datetime, end: datetime, reason: str) -> MonitorGap:
+        """Record time this agent did not watch; journaled as a monitor_gap event too."""
+        gap = MonitorGap(agent=self.agent, start=start, end=end, reason=reason)
+        await self.append([gap])
+        return gap
+
+    async def gaps(self, *, agent: str | None = None) -> list[MonitorGap]:
+        """Recorded gaps, oldest first; every agent's unless ``agent`` is given."""
+        query = select(monitor_gaps).order_by(monitor_gaps.c.start_at, monitor_gaps.c.id)
+        if agent is not None:
+            query = query.where(monitor_gaps.c.agent == agent)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            MonitorGap(agent=r.agent, start=r.start_at, end=r.end_at, reason=r.reason) for r in rows
+        ]
+
+
+def _outage_from_row(row: Row[Any]) -> Outage:
+    return Outage(
+        id=row.id,
+        trunk=row.trunk,
+        kind=OutageKind(row.kind),
+        first_failure_at=row.first_failure_at,
+        confirmed_at=row.confirmed_at,
+        first_outcome=row.first_outcome,
+        detail=row.detail,
+        restored_at=row.restored_at,
+        closed_at=row.closed_at,
+    )
