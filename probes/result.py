@@ -30,7 +30,8 @@ class ProbeResult:
     probe: str  # probe type: "options", later "call", "tls_cert"
     outcome: Outcome
     sent_wall_ns: int  # UTC instant of the send (time.time_ns scale)
-    rtt_ns: int | None = None  # monotonic send → final answer
+    rtt_ns: int | None = None  # monotonic: last request sent → its final answer
+    duration_ns: int | None = None  # monotonic: probe start → result (connect, DNS, auth included)
     status_code: int | None = None
     reason: str | None = None  # reason phrase, truncated untrusted text
     detail: str | None = None  # short human-readable cause for failures

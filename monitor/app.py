@@ -1,0 +1,306 @@
+"""The one place that wires config, probes, scheduler, health, store and exporter."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import gc
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import structlog
+from aiohttp import web
+from prometheus_client import CollectorRegistry
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+from monitor.config import Config, TrunkConfig
+from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
+from monitor.exporter import ExportSources, TrunkInfo, TrunkwatchCollector, loop_name
+from monitor.health import HealthPolicy, TrunkHealth, reduce
+from monitor.scheduler import Scheduler
+from monitor.server import make_app, serve
+from monitor.stats import ProbeStats
+from monitor.store import Store, resume
+from probes.options import MalformedCounter, OptionsProbe, OptionsSettings, SharedUdp
+from probes.probe import Probe
+from probes.result import ProbeResult
+
+log = structlog.get_logger("trunkwatch")
+
+# How often this agent tells the store it is alive: the bound on how much of a crash's
+# unknown time is attributed to "monitor not running" rather than known state.
+HEARTBEAT_S = 10.0
+# Journal write retry backoff (seconds): a locked or unreachable database loses nothing.
+WRITE_RETRY_MIN_S = 0.5
+WRITE_RETRY_MAX_S = 30.0
+
+
+def options_settings(trunk: TrunkConfig) -> OptionsSettings:
+    auth = trunk.auth
+    return OptionsSettings(
+        trunk=trunk.name,
+        uri=trunk.uri,
+        timeout=trunk.timeout,
+        alive_codes=trunk.alive_codes,
+        from_uri=trunk.from_uri,
+        user_agent=trunk.user_agent,
+        max_forwards=trunk.max_forwards,
+        username=auth.username if auth else None,
+        password=auth.password.get_secret_value() if auth else None,
+        tls_verify=trunk.tls.verify,
+        tls_ca_file=trunk.tls.ca_file,
+        tls_server_name=trunk.tls.server_name,
+        tls_cert_file=trunk.tls.cert_file,
+        tls_key_file=trunk.tls.key_file,
+    )
+
+
+@dataclass(slots=True)
+class _Writer:
+    """Journal events queued in memory and written in batches, retried until stored."""
+
+    pending: list[Event] = field(default_factory=list)
+    errors: int = 0
+    wake: asyncio.Event = field(default_factory=asyncio.Event)
+
+
+class Monitor:
+    """A running trunkwatch agent: `await start()`, then `await stop()`."""
+
+    def __init__(self, config: Config, *, http_port: int | None = None) -> None:
+        self.config = config
+        self.http_port = config.http.port if http_port is None else http_port
+        self.store: Store | None = None
+        self.health: dict[str, TrunkHealth] = {}
+        self.policies: dict[str, HealthPolicy] = {}
+        self.stats: dict[str, ProbeStats] = {}
+        self.outages_opened: dict[str, int] = {}
+        self.gaps_recorded = 0
+        self.malformed = MalformedCounter(on_malformed=self._log_malformed)
+        self.udp: SharedUdp | None = None
+        self.probes: list[Probe] = []
+        self.scheduler: Scheduler | None = None
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.runner: web.AppRunner | None = None
+        self.bound_port = 0
+        self._writer = _Writer()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._ready = False
+        self._malformed_log_window = (0, 0)
+
+    # ---- lifecycle ----------------------------------------------------------------------
+
+    async def start(self) -> None:
+        cfg = self.config
+        self.store = await Store.open(cfg.store.url, agent=cfg.agent)
+        now = datetime.now(UTC)
+        gaps_before = len(await self.store.gaps())
+        restored = await resume(self.store, now)
+        self.gaps_recorded = len(await self.store.gaps()) - gaps_before
+        for gap in (await self.store.gaps())[gaps_before:]:
+            log.warning("monitor_gap", start=gap.start.isoformat(), end=gap.end.isoformat())
+        for trunk in cfg.trunks:
+            self.health[trunk.name] = restored.get(trunk.name) or TrunkHealth(trunk.name)
+            self.policies[trunk.name] = HealthPolicy(trunk.down_after, trunk.up_after)
+            self.stats[trunk.name] = ProbeStats(trunk.name, "options")
+            outage = self.health[trunk.name].open_outage
+            if outage is not None:
+                log.info("outage_resumed", trunk=trunk.name, outage_id=outage.id)
+
+        self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
+        scheduled: list[tuple[Probe, float]] = []
+        for trunk in cfg.trunks:
+            probe = self.udp.probe(options_settings(trunk))
+            self.probes.append(probe)
+            scheduled.append((probe, trunk.interval))
+        self.scheduler = Scheduler(
+            scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
+        )
+
+        self._register_metrics()
+        app = make_app(self.registry, lambda: self._ready)
+        self.runner, self.bound_port = await serve(app, cfg.http.listen, self.http_port)
+
+        self._tasks.append(asyncio.create_task(self._write_loop(), name="journal-writer"))
+        self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        self.scheduler.start()
+        # Everything allocated so far lives for the whole run: keep it out of GC scans.
+        gc.collect()
+        gc.freeze()
+        self._ready = True
+        log.info(
+            "monitor_started",
+            agent=cfg.agent,
+            trunks=len(cfg.trunks),
+            metrics=f"http://{cfg.http.listen}:{self.bound_port}/metrics",
+            loop=loop_name(),
+        )
+
+    async def stop(self) -> None:
+        self._ready = False
+        if self.scheduler is not None:
+            self.scheduler.stop()
+        for probe in self.probes:
+            await probe.close()
+        if self.udp is not None:
+            self.udp.close()
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        if self.store is not None:
+            await self._flush(final=True)
+            await self.store.heartbeat(datetime.now(UTC))
+            await self.store.close()
+            self.store = None
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        gc.unfreeze()
+        log.info("monitor_stopped", agent=self.config.agent)
+
+    # ---- the hot path's consumer ---------------------------------------------------------
+
+    def _on_result(self, result: ProbeResult) -> None:
+        self.stats[result.trunk].record(result)
+        events = reduce(
+            self.health[result.trunk],
+            result,
+            datetime.now(UTC),
+            self.policies[result.trunk],
+        )
+        if events:
+            self._emit(events)
+
+    def _emit(self, events: Sequence[Event]) -> None:
+        for event in events:
+            _log_event(event)
+            if isinstance(event, OutageOpened):
+                trunk = event.outage.trunk
+                self.outages_opened[trunk] = self.outages_opened.get(trunk, 0) + 1
+        self._writer.pending.extend(events)
+        self._writer.wake.set()
+
+    # ---- background tasks ------------------------------------------------------------------
+
+    async def _write_loop(self) -> None:
+        while True:
+            await self._writer.wake.wait()
+            self._writer.wake.clear()
+            await self._flush()
+
+    async def _flush(self, *, final: bool = False) -> None:
+        """Write what is pending; on failure keep it and retry with backoff (loses nothing)."""
+        delay = WRITE_RETRY_MIN_S
+        while self._writer.pending and self.store is not None:
+            batch = list(self._writer.pending)
+            try:
+                await self.store.append(batch)
+            except Exception as exc:
+                self._writer.errors += 1
+                log.error("journal_write_failed", error=repr(exc)[:200], pending=len(batch))
+                if final:
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX_S)
+                continue
+            del self._writer.pending[: len(batch)]
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            assert self.store is not None
+            try:
+                await self.store.heartbeat(datetime.now(UTC))
+            except Exception as exc:
+                log.error("heartbeat_failed", error=repr(exc)[:200])
+            await asyncio.sleep(HEARTBEAT_S)
+
+    # ---- metrics and logs -------------------------------------------------------------------
+
+    def _register_metrics(self) -> None:
+        cfg = self.config
+        sources = ExportSources(
+            agent=cfg.agent,
+            loop_name=loop_name(),
+            trunks=[
+                TrunkInfo(t.name, t.carrier, _transport_of(t.uri)) for t in cfg.trunks
+            ],
+            stats=list(self.stats.values()),
+            health=self.health,
+            scheduler=self.scheduler,
+            malformed=self.malformed,
+            outages_opened=self.outages_opened,
+            store_pending=lambda: len(self._writer.pending),
+            store_errors=lambda: self._writer.errors,
+            gaps_recorded=lambda: self.gaps_recorded,
+        )
+        self.registry.register(TrunkwatchCollector(sources))
+        ProcessCollector(registry=self.registry)
+        PlatformCollector(registry=self.registry)
+        GCCollector(registry=self.registry)
+
+    def _log_malformed(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
+        # A flood of garbage must not flood the log: at most 10 lines a minute.
+        minute = time.monotonic_ns() // 60_000_000_000
+        window, count = self._malformed_log_window
+        count = count + 1 if window == minute else 1
+        self._malformed_log_window = (minute, count)
+        if count <= 10:
+            log.warning(
+                "sip_malformed_packet",
+                kind=kind,
+                peer=f"{addr[0]}:{addr[1]}" if addr else None,
+                size=len(data),
+                head=_untrusted(data),
+            )
+
+
+def _transport_of(uri: str) -> str:
+    from probes.sip.uri import SipUri
+
+    return SipUri.parse(uri).transport
+
+
+def _untrusted(data: bytes, limit: int = 80) -> str:
+    text = data[:limit].decode("latin-1").encode("unicode_escape").decode("ascii")
+    return text + ("…" if len(data) > limit else "")
+
+
+def _log_event(event: Event) -> None:
+    if isinstance(event, TrunkStateChanged):
+        log.info(
+            f"trunk_{event.new.value}",
+            trunk=event.trunk,
+            previous=event.old.value,
+            cause=event.cause,
+        )
+    elif isinstance(event, OutageOpened):
+        o = event.outage
+        log.warning(
+            "outage_opened",
+            trunk=o.trunk,
+            outage_id=o.id,
+            first_failure_at=o.first_failure_at.isoformat(),
+            confirmed_at=o.confirmed_at.isoformat(),
+            outcome=o.first_outcome,
+            detail=o.detail,
+        )
+    elif isinstance(event, OutageClosed):
+        o = event.outage
+        assert o.restored_at is not None
+        log.info(
+            "outage_closed",
+            trunk=o.trunk,
+            outage_id=o.id,
+            first_failure_at=o.first_failure_at.isoformat(),
+            restored_at=o.restored_at.isoformat(),
+            duration_s=round((o.restored_at - o.first_failure_at).total_seconds(), 3),
+        )
+    elif isinstance(event, MonitorGap):
+        log.warning("monitor_gap", start=event.start.isoformat(), end=event.end.isoformat())

@@ -1,0 +1,256 @@
+"""The `trunkwatch` command line."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Coroutine
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from monitor import __version__
+
+app = typer.Typer(
+    help="trunkwatch: SIP trunk availability monitor.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+probe_app = typer.Typer(help="One-shot probes, like sipsak.", no_args_is_help=True)
+sip_app = typer.Typer(help="SIP message tools.", no_args_is_help=True)
+app.add_typer(probe_app, name="probe")
+app.add_typer(sip_app, name="sip")
+
+T = TypeVar("T")
+EXIT_CONFIG = 2
+
+ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config file.")]
+
+
+def _run(coro: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
+    if use_uvloop:
+        try:
+            import uvloop
+
+            return uvloop.run(coro)  # type: ignore[no-any-return]
+        except ImportError:
+            pass  # the stock loop is a supported fallback
+    return asyncio.run(coro)
+
+
+def _stop_on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
+
+
+def _load(path: Path) -> Any:
+    from monitor.config import ConfigError, load_config
+
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+
+
+@app.callback()
+def main_options(
+    log_format: Annotated[
+        str, typer.Option("--log-format", help="auto (JSON unless a TTY), json or console.")
+    ] = "auto",
+    log_level: Annotated[str, typer.Option("--log-level")] = "info",
+) -> None:
+    from monitor.log import configure_logging
+
+    json_logs = None if log_format == "auto" else log_format == "json"
+    configure_logging(json=json_logs, level=log_level)
+
+
+@app.command()
+def version() -> None:
+    """Print the version."""
+    typer.echo(f"trunkwatch {__version__}")
+
+
+@app.command()
+def run(config: ConfigOpt) -> None:
+    """Monitor the trunks in a config file until SIGINT/SIGTERM."""
+    from monitor.app import Monitor
+
+    cfg = _load(config)
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        monitor = Monitor(cfg)
+        await monitor.start()
+        try:
+            await stop.wait()
+        finally:
+            await monitor.stop()
+
+    _run(main(), use_uvloop=cfg.scheduler.uvloop)
+
+
+@app.command("check-config")
+def check_config(config: ConfigOpt) -> None:
+    """Validate a config file; exit 2 naming file, line, field and problem if it is wrong."""
+    cfg = _load(config)
+    typer.echo(f"{config}: OK: agent {cfg.agent}, {len(cfg.trunks)} trunk(s)")
+    for trunk in cfg.trunks:
+        typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
+
+
+@app.command()
+def demo(
+    duration: Annotated[
+        float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")
+    ] = None,
+    port: Annotated[int, typer.Option(help="HTTP port for /metrics.")] = 9465,
+    silent_at: Annotated[float, typer.Option(help="Seconds into each minute to go silent.")] = 10.0,
+    silent_for: Annotated[float, typer.Option(help="Seconds the responder stays silent.")] = 20.0,
+    period: Annotated[float, typer.Option(help="Seconds between scripted outages.")] = 60.0,
+    interval: Annotated[float, typer.Option(help="Probe interval in seconds.")] = 1.0,
+) -> None:
+    """Monitor a built-in responder on 127.0.0.1 that goes silent on a schedule."""
+    from monitor.demo import DemoScript, run_demo
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        if duration is not None:
+            asyncio.get_running_loop().call_later(duration, stop.set)
+        await run_demo(
+            stop,
+            http_port=port,
+            script=DemoScript(
+                interval=interval, silent_at=silent_at, silent_for=silent_for, period=period
+            ),
+        )
+
+    _run(main())
+
+
+@app.command()
+def responder(
+    listen: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="UDP and TCP port.")] = 5060,
+) -> None:
+    """Answer SIP OPTIONS on UDP and TCP (the far end of a test)."""
+    from probes.responder import run_responder
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        _stop_on_signals(stop)
+        await run_responder(listen, port, stop)
+
+    _run(main())
+
+
+@probe_app.command("options")
+def probe_options(
+    uri: Annotated[str, typer.Argument(help="sip:host[:port][;transport=udp|tcp|tls]")],
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for the answer.")] = 4.0,
+    username: Annotated[str | None, typer.Option(help="Digest user name.")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password.")
+    ] = None,
+    ca_file: Annotated[Path | None, typer.Option(help="CA bundle for TLS.")] = None,
+    insecure: Annotated[bool, typer.Option(help="Do not verify the TLS certificate.")] = False,
+    verbose: Annotated[bool, typer.Option("-v", help="Print the request and response.")] = False,
+) -> None:
+    """Send one OPTIONS and print outcome, status line, RTT and key headers."""
+    from probes.options import OptionsSettings, probe_options_once
+    from probes.sip.errors import SipParseError
+
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if password is None:
+            typer.echo(f"error: environment variable {password_env} is not set", err=True)
+            raise typer.Exit(2)
+    try:
+        settings = OptionsSettings(
+            trunk="cli",
+            uri=uri,
+            timeout=timeout,
+            username=username,
+            password=password,
+            tls_verify=not insecure,
+            tls_ca_file=ca_file,
+            user_agent=f"trunkwatch/{__version__}",
+        )
+        result, probe = _run(probe_options_once(settings), use_uvloop=False)
+    except (SipParseError, ValueError) as exc:
+        typer.echo(f"error: {uri}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    if verbose and probe.last_request:
+        typer.echo("--- request ---")
+        typer.echo(probe.last_request.decode("utf-8", "replace").rstrip())
+    response = probe.last_response
+    if verbose and response is not None:
+        typer.echo("--- response ---")
+        typer.echo(f"SIP/2.0 {response.status} {response.reason}")
+        for name, value in response.headers:
+            typer.echo(f"{name}: {value}")
+        typer.echo("---")
+    typer.echo(f"outcome: {result.outcome.value}")
+    if result.status_code is not None:
+        typer.echo(f"status: {result.status_code} {result.reason or ''}".rstrip())
+    if result.rtt_ns is not None:
+        typer.echo(f"rtt: {result.rtt_ns / 1e6:.3f} ms")
+    if result.duration_ns is not None:
+        typer.echo(f"duration: {result.duration_ns / 1e6:.3f} ms")
+    if result.detail:
+        typer.echo(f"detail: {result.detail}")
+    if response is not None:
+        for name in ("Server", "User-Agent", "Allow", "Supported", "Accept", "Contact"):
+            value = response.headers.get(name)
+            if value is not None:
+                typer.echo(f"{name.lower()}: {value}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+@sip_app.command("lint")
+def sip_lint(
+    files: Annotated[list[Path], typer.Argument(help="Files holding one SIP message each.")],
+) -> None:
+    """Parse SIP messages; exit 0 if all are valid, 1 if any is invalid, 2 on usage errors."""
+    from probes.sip.errors import SipParseError
+    from probes.sip.message import SipRequest, parse_message
+
+    invalid = 0
+    for path in files:
+        try:
+            data = path.read_bytes()
+        except OSError as exc:
+            typer.echo(f"error: {path}: {exc.strerror}", err=True)
+            raise typer.Exit(2) from None
+        try:
+            msg = parse_message(data)
+        except SipParseError as exc:
+            invalid += 1
+            typer.echo(f"{path}: invalid: {exc}")
+            continue
+        what = (
+            f"request {msg.method}"
+            if isinstance(msg, SipRequest)
+            else f"response {msg.status}"
+        )
+        typer.echo(f"{path}: valid: {what}")
+    raise typer.Exit(1 if invalid else 0)
+
+
+def main() -> None:
+    app(prog_name="trunkwatch")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

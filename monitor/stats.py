@@ -1,0 +1,43 @@
+"""Per-probe running figures, updated on each result and read by the exporter at scrape time."""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from probes.result import Outcome, ProbeResult
+
+# OPTIONS RTT buckets (seconds) placed at the quality thresholds (DESIGN.md §3:
+# round-trip < 60 ms edge-to-edge, < 100 ms client-to-edge) plus a tail for slow SBCs.
+RTT_BUCKETS = (0.005, 0.01, 0.03, 0.06, 0.1, 0.25, 0.5, 1.0, 2.0)
+OUTCOMES = tuple(Outcome)
+
+
+@dataclass(slots=True, eq=False)
+class ProbeStats:
+    """What the exporter shows for one (trunk, probe) pair."""
+
+    trunk: str
+    probe: str
+    last_success: int = -1  # -1 before the first result
+    last_status: int = 0  # 0 when the last probe got no SIP answer
+    last_duration_s: float = 0.0
+    outcome_counts: dict[Outcome, int] = field(default_factory=dict)
+    rtt_counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS) + 1))
+    rtt_sum: float = 0.0
+    rtt_n: int = 0
+
+    def record(self, result: ProbeResult) -> None:
+        outcome = result.outcome
+        self.outcome_counts[outcome] = self.outcome_counts.get(outcome, 0) + 1
+        if outcome is Outcome.PROBE_CRASHED:
+            return  # the monitor's own fault says nothing about the trunk
+        self.last_success = 1 if outcome is Outcome.OK else 0
+        self.last_status = result.status_code or 0
+        if result.duration_ns is not None:
+            self.last_duration_s = result.duration_ns / 1e9
+        if result.rtt_ns is not None and result.status_code is not None:
+            rtt = result.rtt_ns / 1e9
+            self.rtt_counts[bisect_left(RTT_BUCKETS, rtt)] += 1
+            self.rtt_sum += rtt
+            self.rtt_n += 1

@@ -1,0 +1,742 @@
+"""SIP OPTIONS probe over UDP, TCP and TLS (RFC 3261 §11), the hot path's I/O shell.
+
+UDP probes share one socket per address family; responses are matched in the
+protocol callback by Via branch, then checked against Call-ID, CSeq method and the
+source address. No task or coroutine is created per probe on the UDP path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ipaddress
+import socket
+import ssl
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from probes.probe import ResultCallback, run_once
+from probes.result import Outcome, ProbeResult
+from probes.sip.digest import DigestError, authorization_header, parse_challenge
+from probes.sip.errors import SipParseError
+from probes.sip.framing import StreamFramer
+from probes.sip.ids import new_branch, new_call_id, new_tag
+from probes.sip.message import SipResponse, parse_message, transaction_key
+from probes.sip.transaction import NonInviteClientTransaction
+from probes.sip.uri import SipUri, default_port
+
+# Re-resolve names this often: carriers move SBCs behind DNS, but not per probe.
+DNS_TTL_NS = 300 * 1_000_000_000
+# Untrusted text (reason phrases, error strings) kept in results and logs is cut here.
+MAX_REASON_CHARS = 80
+# Default alive policy: 2xx and 4xx except 408 mean the far end is up.
+DEFAULT_ALIVE = frozenset(range(200, 300)) | (frozenset(range(400, 500)) - {408})
+# A UDP socket's receive buffer: ≥ ~1,000 replies in flight overflowed the default here.
+DEFAULT_RCVBUF = 4 * 1024 * 1024
+
+Address = tuple[str, int]
+
+
+@dataclass(slots=True, frozen=True)
+class OptionsSettings:
+    """What one OPTIONS probe needs to know about its trunk."""
+
+    trunk: str
+    uri: str
+    timeout: float = 4.0
+    alive_codes: frozenset[int] = DEFAULT_ALIVE
+    from_uri: str | None = None
+    user_agent: str = "trunkwatch"
+    max_forwards: int = 70
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+    tls_verify: bool = True
+    tls_ca_file: Path | None = None
+    tls_server_name: str | None = None
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+@dataclass(slots=True)
+class MalformedCounter:
+    """Counts packets that were not a valid answer to anything we sent."""
+
+    parse_errors: int = 0
+    mismatches: int = 0
+    last_error: str = ""
+    on_malformed: Callable[[str, bytes, Address | None], None] | None = None
+
+    def report(self, kind: str, data: bytes, addr: Address | None) -> None:
+        if kind == "parse_error":
+            self.parse_errors += 1
+        else:
+            self.mismatches += 1
+        self.last_error = kind
+        if self.on_malformed is not None:
+            self.on_malformed(kind, data, addr)
+
+
+def _truncate(text: str) -> str:
+    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
+    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
+
+
+class UdpSipTransport(asyncio.DatagramProtocol):
+    """One UDP socket shared by many probes; answers are routed by Via branch."""
+
+    def __init__(self, malformed: MalformedCounter) -> None:
+        self.transport: asyncio.DatagramTransport | None = None
+        self.by_branch: dict[str, OptionsProbe] = {}
+        # Last probe sent to each address: lets garbage from that peer fail its probe.
+        self.by_addr: dict[Address, OptionsProbe] = {}
+        self.malformed = malformed
+        self.local: Address = ("0.0.0.0", 0)
+        self.connected = False
+
+    @classmethod
+    async def open(
+        cls,
+        family: int,
+        malformed: MalformedCounter,
+        *,
+        remote: Address | None = None,
+        rcvbuf: int = DEFAULT_RCVBUF,
+    ) -> UdpSipTransport:
+        loop = asyncio.get_running_loop()
+        sock = socket.socket(family, socket.SOCK_DGRAM)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            sock.setblocking(False)
+            if remote is not None:
+                sock.connect(remote)  # a connected socket reports ICMP refusals
+            else:
+                sock.bind(("::", 0) if family == socket.AF_INET6 else ("0.0.0.0", 0))
+        except OSError:
+            sock.close()
+            raise
+        _, proto = await loop.create_datagram_endpoint(lambda: cls(malformed), sock=sock)
+        proto.connected = remote is not None
+        return proto
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.DatagramTransport)
+        self.transport = transport
+        sockname = transport.get_extra_info("sockname")
+        self.local = (sockname[0], sockname[1])
+
+    def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
+        peer: Address = (str(addr[0]), int(addr[1]))
+        try:
+            msg = parse_message(data)
+        except SipParseError:
+            self._bad("parse_error", data, peer)
+            return
+        if not isinstance(msg, SipResponse):
+            self._bad("mismatch", data, peer)  # requests to a probe socket are not answers
+            return
+        key = transaction_key(msg)
+        probe = self.by_branch.get(key[0]) if key is not None else None
+        if probe is None or key is None:
+            self._bad("mismatch", data, peer)
+            return
+        probe.on_response(msg, key, peer, data)
+
+    def _bad(self, kind: str, data: bytes, peer: Address) -> None:
+        self.malformed.report(kind, data, peer)
+        probe = self.by_addr.get(peer)
+        if probe is not None:
+            probe.on_bad_packet(kind)
+
+    def error_received(self, exc: Exception) -> None:
+        # Only a connected socket reports ICMP errors; it serves a single probe.
+        if self.connected:
+            for probe in list(self.by_branch.values()):
+                probe.on_transport_error(exc)
+
+    def send(self, data: bytes, addr: Address) -> None:
+        assert self.transport is not None
+        if self.connected:
+            self.transport.sendto(data)
+        else:
+            self.transport.sendto(data, addr)
+
+    def close(self) -> None:
+        if self.transport is not None:
+            self.transport.close()
+
+
+class StreamSipConnection(asyncio.Protocol):
+    """One TCP or TLS connection to a trunk, reused across probes (RFC 3261 §18)."""
+
+    def __init__(self, probe: OptionsProbe) -> None:
+        self.probe = probe
+        self.framer = StreamFramer()
+        self.transport: asyncio.Transport | None = None
+        self.local: Address = ("0.0.0.0", 0)
+        self.peer: Address = ("0.0.0.0", 0)
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        sockname = transport.get_extra_info("sockname")
+        peername = transport.get_extra_info("peername")
+        self.local = (sockname[0], sockname[1])
+        self.peer = (peername[0], peername[1])
+
+    def data_received(self, data: bytes) -> None:
+        try:
+            frames = self.framer.feed(data)
+        except SipParseError:
+            self.probe.malformed.report("parse_error", data, self.peer)
+            self.probe.on_bad_packet("parse_error")
+            self.abort()  # the stream has lost its framing: start again on a new connection
+            return
+        for frame in frames:
+            try:
+                msg = parse_message(frame)
+            except SipParseError:
+                self.probe.malformed.report("parse_error", frame, self.peer)
+                self.probe.on_bad_packet("parse_error")
+                continue
+            key = transaction_key(msg) if isinstance(msg, SipResponse) else None
+            if key is None or key[0] != self.probe.branch or not isinstance(msg, SipResponse):
+                self.probe.malformed.report("mismatch", frame, self.peer)
+                self.probe.on_bad_packet("mismatch")
+                continue
+            self.probe.on_response(msg, key, self.peer, frame)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.transport = None
+        self.probe.on_connection_lost(self, exc)
+
+    def abort(self) -> None:
+        if self.transport is not None:
+            self.transport.abort()
+
+    @property
+    def is_open(self) -> bool:
+        return self.transport is not None and not self.transport.is_closing()
+
+
+def build_ssl_context(settings: OptionsSettings) -> ssl.SSLContext:
+    """Server certificates are verified by default; CA file and client cert are optional."""
+    ctx = ssl.create_default_context(
+        cafile=str(settings.tls_ca_file) if settings.tls_ca_file else None
+    )
+    if not settings.tls_verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    if settings.tls_cert_file is not None:
+        ctx.load_cert_chain(
+            str(settings.tls_cert_file),
+            str(settings.tls_key_file) if settings.tls_key_file else None,
+        )
+    return ctx
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+class OptionsProbe:
+    """Sends OPTIONS to one trunk; at most one probe in flight (timeout < interval)."""
+
+    kind = "options"
+
+    __slots__ = (
+        "_auth_header",
+        "_bad",
+        "_cseq",
+        "_local_host",
+        "_on_done",
+        "_resolved_at",
+        "_ssl",
+        "_started_ns",
+        "_timer",
+        "_txn",
+        "addr",
+        "last_request",
+        "last_response",
+        "branch",
+        "call_id",
+        "conn",
+        "from_tag",
+        "loop",
+        "malformed",
+        "request_uri",
+        "sent_ns",
+        "sent_wall_ns",
+        "settings",
+        "transport_name",
+        "trunk",
+        "udp",
+        "udp_v6",
+        "uri",
+    )
+
+    def __init__(
+        self,
+        settings: OptionsSettings,
+        *,
+        udp: UdpSipTransport | None = None,
+        udp_v6: UdpSipTransport | None = None,
+        malformed: MalformedCounter | None = None,
+    ) -> None:
+        self.settings = settings
+        self.trunk = settings.trunk
+        self.uri = SipUri.parse(settings.uri)
+        self.transport_name = self.uri.transport
+        if self.transport_name not in ("udp", "tcp", "tls"):
+            raise ValueError(f"unsupported transport {self.transport_name!r} in {settings.uri}")
+        # The Request-URI is the trunk's URI without URI headers (RFC 3261 §19.1.5).
+        self.request_uri = str(
+            SipUri(
+                scheme=self.uri.scheme,
+                user=self.uri.user,
+                password=None,
+                host=self.uri.host,
+                port=self.uri.port,
+                params=self.uri.params,
+                headers=(),
+            )
+        )
+        self.udp = udp
+        self.udp_v6 = udp_v6
+        self.malformed = malformed if malformed is not None else MalformedCounter()
+        self.loop = asyncio.get_event_loop()
+        self.addr: Address | None = None
+        self._resolved_at = 0
+        self._local_host: str | None = None
+        self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
+        self.conn: StreamSipConnection | None = None
+        self.from_tag = new_tag()
+        self.branch = ""
+        self.call_id = ""
+        self._cseq = 0
+        self._txn: NonInviteClientTransaction | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._on_done: ResultCallback | None = None
+        self._started_ns = 0
+        self.sent_ns = 0
+        self.sent_wall_ns = 0
+        self._bad: Outcome | None = None
+        self._auth_header: str | None = None
+        # Kept for the one-shot CLI's verbose print; references, no copies.
+        self.last_request = b""
+        self.last_response: SipResponse | None = None
+
+    # ---- the Probe interface -------------------------------------------------------
+
+    @property
+    def busy(self) -> bool:
+        return self._on_done is not None
+
+    def start(self, on_done: ResultCallback) -> None:
+        if self._on_done is not None:
+            on_done(self._result(Outcome.PROBE_CRASHED, detail="previous probe still running"))
+            return
+        self._on_done = on_done
+        self._started_ns = time.perf_counter_ns()
+        self.sent_wall_ns = time.time_ns()
+        self._bad = None
+        self._auth_header = None
+        self._cseq = 0
+        self.call_id = new_call_id(self._local_host or "trunkwatch.invalid")
+        needs_dns = self.addr is None or (
+            self._started_ns - self._resolved_at > DNS_TTL_NS and not _is_ip(self.uri.host)
+        )
+        needs_connect = self.transport_name != "udp" and (self.conn is None or not self.conn.is_open)
+        if needs_dns or needs_connect:
+            # Rare path (first probe, DNS refresh, reconnect): a task is acceptable here.
+            task = self.loop.create_task(self._prepare_and_send(needs_dns))
+            task.add_done_callback(self._task_done)
+        else:
+            self._send_new_request()
+
+    async def close(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        if self.conn is not None:
+            self.conn.abort()
+            self.conn = None
+        self._forget()
+        if self._on_done is not None:
+            self._finish(Outcome.PROBE_CRASHED, detail="probe closed")
+
+    # ---- preparation (DNS, connect) ------------------------------------------------
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            if self._on_done is not None:
+                self._finish(Outcome.PROBE_CRASHED, detail="cancelled")
+            return
+        exc = task.exception()
+        if exc is not None and self._on_done is not None:
+            self._finish(Outcome.PROBE_CRASHED, detail=_truncate(repr(exc)))
+
+    async def _prepare_and_send(self, needs_dns: bool) -> None:
+        deadline = self._started_ns + int(self.settings.timeout * 1e9)
+        try:
+            if needs_dns:
+                outcome, detail = await self._resolve(deadline)
+                if outcome is not None:
+                    self._finish(outcome, detail=detail)
+                    return
+            if self.transport_name != "udp" and (self.conn is None or not self.conn.is_open):
+                outcome, detail = await self._connect(deadline)
+                if outcome is not None:
+                    self._finish(outcome, detail=detail)
+                    return
+        except Exception as exc:  # a bug, not a network failure: counted as the monitor's fault
+            self._finish(Outcome.PROBE_CRASHED, detail=_truncate(repr(exc)))
+            return
+        self._send_new_request()
+
+    def _remaining(self, deadline: int) -> float:
+        return max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+
+    async def _resolve(self, deadline: int) -> tuple[Outcome | None, str]:
+        host = self.uri.host
+        port = self.uri.port or default_port(self.transport_name)
+        socktype = socket.SOCK_DGRAM if self.transport_name == "udp" else socket.SOCK_STREAM
+        try:
+            infos = await asyncio.wait_for(
+                self.loop.getaddrinfo(host, port, type=socktype), self._remaining(deadline)
+            )
+        except TimeoutError:
+            return Outcome.DNS, f"resolving {host} timed out"
+        except socket.gaierror as exc:
+            return Outcome.DNS, _truncate(f"{host}: {exc.strerror}")
+        if not infos:
+            return Outcome.DNS, f"{host}: no addresses"
+        # Prefer IPv4 when both exist, as most carrier SBCs are addressed that way.
+        infos.sort(key=lambda info: info[0] != socket.AF_INET)
+        family, _, _, _, sockaddr = infos[0]
+        self.addr = (str(sockaddr[0]), int(sockaddr[1]))
+        self._resolved_at = time.perf_counter_ns()
+        if self.transport_name == "udp":
+            self._local_host = _local_address_towards(family, self.addr)
+        return None, ""
+
+    async def _connect(self, deadline: int) -> tuple[Outcome | None, str]:
+        assert self.addr is not None
+        server_name = self.settings.tls_server_name or self.uri.host
+        try:
+            _, conn = await asyncio.wait_for(
+                self.loop.create_connection(
+                    lambda: StreamSipConnection(self),
+                    self.addr[0],
+                    self.addr[1],
+                    ssl=self._ssl,
+                    server_hostname=server_name if self._ssl is not None else None,
+                ),
+                self._remaining(deadline),
+            )
+        except TimeoutError:
+            return Outcome.TIMEOUT, "connect timed out"
+        except ssl.SSLError as exc:
+            return Outcome.TLS, _truncate(exc.reason or str(exc))
+        except ssl.CertificateError as exc:
+            return Outcome.TLS, _truncate(str(exc))
+        except ConnectionRefusedError:
+            return Outcome.REFUSED, "connection refused"
+        except OSError as exc:
+            return Outcome.NETWORK, _truncate(exc.strerror or str(exc))
+        self.conn = conn
+        self._local_host = conn.local[0]
+        return None, ""
+
+    # ---- the transaction -------------------------------------------------------------
+
+    def _local(self) -> Address:
+        if self.transport_name == "udp":
+            transport = self._udp_for_addr()
+            host = self._local_host or transport.local[0]
+            return (host, transport.local[1])
+        assert self.conn is not None
+        return self.conn.local
+
+    def _udp_for_addr(self) -> UdpSipTransport:
+        assert self.addr is not None
+        transport = self.udp_v6 if ":" in self.addr[0] else self.udp
+        if transport is None:
+            raise RuntimeError("no UDP socket for this address family")
+        return transport
+
+    def _build_request(self) -> bytes:
+        host, port = self._local()
+        hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        proto = self.transport_name.upper()
+        from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
+        lines = [
+            f"OPTIONS {self.request_uri} SIP/2.0",
+            f"Via: SIP/2.0/{proto} {hostport};branch={self.branch};rport",
+            f"Max-Forwards: {self.settings.max_forwards}",
+            f"From: <{from_uri}>;tag={self.from_tag}",
+            f"To: <{self.request_uri}>",
+            f"Call-ID: {self.call_id}",
+            f"CSeq: {self._cseq} OPTIONS",
+            f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>",
+            "Accept: application/sdp",
+            f"User-Agent: {self.settings.user_agent}",
+        ]
+        if self._auth_header is not None:
+            lines.append(self._auth_header)
+        lines.append("Content-Length: 0")
+        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+
+    def _send_new_request(self) -> None:
+        self._forget()
+        self.branch = new_branch()
+        self._cseq += 1
+        data = self._build_request()
+        self.last_request = data
+        now = time.perf_counter_ns()
+        budget = self._started_ns + int(self.settings.timeout * 1e9) - now
+        if budget <= 0:
+            self._finish(Outcome.TIMEOUT, detail="no time left to send")
+            return
+        self._txn = NonInviteClientTransaction(
+            data, reliable=self.transport_name != "udp", now_ns=now, timeout_ns=budget
+        )
+        try:
+            if self.transport_name == "udp":
+                udp = self._udp_for_addr()
+                udp.by_branch[self.branch] = self
+                assert self.addr is not None
+                udp.by_addr[self.addr] = self
+                self.sent_ns = time.perf_counter_ns()
+                udp.send(data, self.addr)
+            else:
+                assert self.conn is not None and self.conn.transport is not None
+                self.sent_ns = time.perf_counter_ns()
+                self.conn.transport.write(data)
+        except OSError as exc:
+            self._finish(Outcome.NETWORK, detail=_truncate(exc.strerror or str(exc)))
+            return
+        self._arm_timer()
+
+    def _arm_timer(self) -> None:
+        assert self._txn is not None
+        deadline = self._txn.next_deadline_ns()
+        if deadline is None:
+            return
+        delay = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+        self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def _on_timer(self) -> None:
+        self._timer = None
+        txn = self._txn
+        if txn is None:
+            return
+        action = txn.on_timer(time.perf_counter_ns())
+        if action.timed_out:
+            self._finish(self._bad or Outcome.TIMEOUT, detail=None)
+            return
+        if action.retransmit is not None and self.transport_name == "udp" and self.addr:
+            try:
+                self._udp_for_addr().send(action.retransmit, self.addr)
+            except OSError as exc:
+                self._finish(Outcome.NETWORK, detail=_truncate(exc.strerror or str(exc)))
+                return
+        self._arm_timer()
+
+    # ---- inputs from the transports -------------------------------------------------
+
+    def on_response(
+        self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
+    ) -> None:
+        now = time.perf_counter_ns()
+        if self._txn is None or key[0] != self.branch:
+            return
+        if key[1] != "OPTIONS" or key[2] != self.call_id or (
+            self.transport_name == "udp" and peer != self.addr
+        ):
+            self.malformed.report("mismatch", raw, peer)
+            self._bad = Outcome.MISMATCH
+            return
+        self.last_response = msg
+        final = self._txn.on_response(msg.status, now)
+        if not final:
+            return
+        rtt = now - self.sent_ns
+        status = msg.status
+        if status in (401, 407) and self.settings.username and self._auth_header is None:
+            if self._try_authenticate(msg):
+                return
+            self._finish(Outcome.AUTH, status=msg, rtt_ns=rtt, detail="unusable challenge")
+            return
+        if status in (401, 407) and self._auth_header is not None:
+            self._finish(Outcome.AUTH, status=msg, rtt_ns=rtt, detail="credentials refused")
+            return
+        outcome = Outcome.OK if status in self.settings.alive_codes else Outcome.SIP_ERROR
+        self._finish(outcome, status=msg, rtt_ns=rtt)
+
+    def _try_authenticate(self, msg: SipResponse) -> bool:
+        name = "WWW-Authenticate" if msg.status == 401 else "Proxy-Authenticate"
+        header = msg.headers.get(name)
+        if header is None or self.settings.password is None or self.settings.username is None:
+            return False
+        try:
+            challenge = parse_challenge(header)
+            value = authorization_header(
+                challenge,
+                method="OPTIONS",
+                uri=self.request_uri,
+                username=self.settings.username,
+                password=self.settings.password,
+            )
+        except (DigestError, SipParseError):
+            return False
+        auth_name = "Authorization" if msg.status == 401 else "Proxy-Authorization"
+        self._auth_header = f"{auth_name}: {value}"
+        self._send_new_request()
+        return True
+
+    def on_bad_packet(self, kind: str) -> None:
+        if self._txn is not None:
+            self._bad = Outcome.PARSE_ERROR if kind == "parse_error" else Outcome.MISMATCH
+
+    def on_transport_error(self, exc: Exception) -> None:
+        if self._on_done is None:
+            return
+        if isinstance(exc, ConnectionRefusedError):
+            self._finish(Outcome.REFUSED, detail="ICMP port unreachable")
+        else:
+            self._finish(Outcome.NETWORK, detail=_truncate(str(exc)))
+
+    def on_connection_lost(self, conn: StreamSipConnection, exc: Exception | None) -> None:
+        if self.conn is conn:
+            self.conn = None
+        if self._on_done is not None and self._txn is not None:
+            detail = "connection closed by peer" if exc is None else _truncate(str(exc))
+            self._finish(self._bad or Outcome.NETWORK, detail=detail)
+
+    # ---- completion -------------------------------------------------------------------
+
+    def _forget(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        if self.branch and self.transport_name == "udp" and self.addr is not None:
+            udp = self.udp_v6 if ":" in self.addr[0] else self.udp
+            if udp is not None:
+                udp.by_branch.pop(self.branch, None)
+                if udp.by_addr.get(self.addr) is self:
+                    del udp.by_addr[self.addr]
+        self._txn = None
+
+    def _result(
+        self,
+        outcome: Outcome,
+        *,
+        status: SipResponse | None = None,
+        rtt_ns: int | None = None,
+        detail: str | None = None,
+    ) -> ProbeResult:
+        return ProbeResult(
+            trunk=self.trunk,
+            probe=self.kind,
+            outcome=outcome,
+            sent_wall_ns=self.sent_wall_ns,
+            rtt_ns=rtt_ns,
+            duration_ns=time.perf_counter_ns() - self._started_ns,
+            status_code=status.status if status is not None else None,
+            reason=_truncate(status.reason) if status is not None else None,
+            detail=detail,
+        )
+
+    def _finish(
+        self,
+        outcome: Outcome,
+        *,
+        status: SipResponse | None = None,
+        rtt_ns: int | None = None,
+        detail: str | None = None,
+    ) -> None:
+        self._forget()
+        on_done = self._on_done
+        self._on_done = None
+        if on_done is not None:
+            on_done(self._result(outcome, status=status, rtt_ns=rtt_ns, detail=detail))
+
+
+def _local_address_towards(family: int, addr: Address) -> str | None:
+    """The local IP the kernel would use towards addr, for Via and Contact (no packet sent)."""
+    with socket.socket(family, socket.SOCK_DGRAM) as sock:
+        try:
+            sock.connect(addr)
+        except OSError:
+            return None
+        return str(sock.getsockname()[0])
+
+
+@dataclass(slots=True)
+class SharedUdp:
+    """The scheduler's UDP sockets: one per address family, shared by every UDP probe."""
+
+    v4: UdpSipTransport
+    v6: UdpSipTransport | None
+
+    @classmethod
+    async def open(cls, malformed: MalformedCounter, rcvbuf: int = DEFAULT_RCVBUF) -> SharedUdp:
+        v4 = await UdpSipTransport.open(socket.AF_INET, malformed, rcvbuf=rcvbuf)
+        try:
+            v6: UdpSipTransport | None = await UdpSipTransport.open(
+                socket.AF_INET6, malformed, rcvbuf=rcvbuf
+            )
+        except OSError:  # a host without IPv6 still probes IPv4 trunks
+            v6 = None
+        return cls(v4, v6)
+
+    def probe(self, settings: OptionsSettings) -> OptionsProbe:
+        return OptionsProbe(settings, udp=self.v4, udp_v6=self.v6, malformed=self.v4.malformed)
+
+    def close(self) -> None:
+        self.v4.close()
+        if self.v6 is not None:
+            self.v6.close()
+
+
+async def probe_options_once(
+    settings: OptionsSettings, malformed: MalformedCounter | None = None
+) -> tuple[ProbeResult, OptionsProbe]:
+    """One probe, as `trunkwatch probe options` runs it: a connected UDP socket sees refusals.
+
+    Returns the probe too, whose last_request/last_response the CLI prints.
+    """
+    malformed = malformed if malformed is not None else MalformedCounter()
+    probe = OptionsProbe(settings, malformed=malformed)
+    if probe.transport_name != "udp":
+        try:
+            return await run_once(probe), probe
+        finally:
+            await probe.close()
+    started = time.perf_counter_ns()
+    outcome, detail = await probe._resolve(started + int(settings.timeout * 1e9))
+    if outcome is not None:
+        return ProbeResult(
+            trunk=settings.trunk,
+            probe=probe.kind,
+            outcome=outcome,
+            sent_wall_ns=time.time_ns(),
+            duration_ns=time.perf_counter_ns() - started,
+            detail=detail,
+        ), probe
+    assert probe.addr is not None
+    family = socket.AF_INET6 if ":" in probe.addr[0] else socket.AF_INET
+    udp = await UdpSipTransport.open(family, malformed, remote=probe.addr)
+    if family == socket.AF_INET6:
+        probe.udp_v6 = udp
+    else:
+        probe.udp = udp
+    try:
+        return await run_once(probe), probe
+    finally:
+        await probe.close()
+        udp.close()
