@@ -1,0 +1,156 @@
+"""The whole monitor against a real Kamailio: outages open and close, restarts resume them."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import aiohttp
+from peers import Kamailio, Promtool, TlsFiles
+
+from monitor.app import Monitor
+from monitor.config import Config, config_from_text
+from monitor.health import TrunkState
+from monitor.store import Store
+
+INTERVAL = 0.2
+
+
+def kamailio_config(kam: Kamailio, tls: TlsFiles, db: Path, **overrides: object) -> Config:
+    text = f"""
+agent: e2e
+store: {{url: "sqlite:///{db}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+defaults: {{interval: {INTERVAL}, timeout: 0.15, down_after: 3, up_after: 2}}
+trunks:
+  - name: kam-udp
+    carrier: kam
+    uri: "{kam.uri("udp")}"
+  - name: kam-tcp
+    carrier: kam
+    uri: "{kam.uri("tcp")}"
+  - name: kam-tls
+    carrier: kam
+    uri: "{kam.uri("tls")}"
+    tls: {{ca_file: "{tls.ca}"}}
+"""
+    return config_from_text(text, source="<e2e>")
+
+
+async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.02)
+
+
+def states(monitor: Monitor) -> set[TrunkState]:
+    return {h.state for h in monitor.health.values()}
+
+
+async def scrape(monitor: Monitor, accept: str = "text/plain") -> str:
+    url = f"http://127.0.0.1:{monitor.bound_port}/metrics"
+    async with aiohttp.ClientSession() as session, session.get(url, headers={"Accept": accept}) as r:
+        assert r.status == 200
+        return await r.text()
+
+
+async def test_outage_opens_and_closes_with_kamailio(
+    kamailio: Kamailio, tls_ca: TlsFiles, tmp_path: Path, promtool: Promtool
+) -> None:
+    db = tmp_path / "tw.db"
+    monitor = Monitor(kamailio_config(kamailio, tls_ca, db))
+    await monitor.start()
+    try:
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "all trunks up")
+        metrics = await scrape(monitor)
+        for transport in ("udp", "tcp", "tls"):
+            assert f'trunkwatch_probe_success{{probe="options",trunk="kam-{transport}"}} 1.0' in metrics
+        rc, out = promtool.check_metrics(metrics)
+        assert rc == 0, out
+
+        stopped_at = datetime.now(UTC)
+        await asyncio.to_thread(kamailio.stop)
+        await wait_for(lambda: states(monitor) == {TrunkState.DOWN}, 5, "all trunks down")
+        metrics = await scrape(monitor)
+        assert 'trunkwatch_outage_open{trunk="kam-udp"} 1.0' in metrics
+        assert 'trunkwatch_trunk_state{state="down",trunk="kam-tls"} 1.0' in metrics
+
+        await asyncio.to_thread(kamailio.start)
+        started_at = datetime.now(UTC)
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 8, "all trunks up again")
+    finally:
+        await monitor.stop()
+
+    store = await Store.open(f"sqlite:///{db}", agent="e2e")
+    try:
+        outages = await store.outages()
+    finally:
+        await store.close()
+    assert sorted(o.trunk for o in outages) == ["kam-tcp", "kam-tls", "kam-udp"]
+    slack = timedelta(seconds=INTERVAL + 0.2)  # one interval, plus the stop/start call itself
+    for outage in outages:
+        assert outage.restored_at is not None and outage.closed_at is not None
+        assert stopped_at - slack <= outage.first_failure_at <= stopped_at + slack, outage
+        assert started_at - slack <= outage.restored_at <= started_at + slack, outage
+        assert outage.confirmed_at >= outage.first_failure_at
+        assert outage.closed_at >= outage.restored_at
+
+
+async def test_restart_mid_outage_resumes_the_same_outage(
+    kamailio: Kamailio, tls_ca: TlsFiles, tmp_path: Path
+) -> None:
+    db = tmp_path / "tw.db"
+    cfg = kamailio_config(kamailio, tls_ca, db)
+    await asyncio.to_thread(kamailio.stop)
+
+    first = Monitor(cfg)
+    await first.start()
+    try:
+        await wait_for(lambda: states(first) == {TrunkState.DOWN}, 5, "outage opened")
+        ids = {name: h.open_outage.id for name, h in first.health.items() if h.open_outage}
+    finally:
+        await first.stop()
+    assert len(ids) == 3
+    await asyncio.sleep(0.5)  # the monitor is not running: unknown time
+
+    second = Monitor(cfg)
+    await second.start()
+    try:
+        resumed = {n: h.open_outage.id for n, h in second.health.items() if h.open_outage}
+        assert resumed == ids
+        assert second.gaps_recorded == 1
+        await asyncio.to_thread(kamailio.start)
+        await wait_for(lambda: states(second) == {TrunkState.UP}, 8, "recovery")
+    finally:
+        await second.stop()
+
+    store = await Store.open(f"sqlite:///{db}", agent="e2e")
+    try:
+        outages = await store.outages()
+        gaps = await store.gaps()
+    finally:
+        await store.close()
+    assert {o.id for o in outages} == set(ids.values())  # no second outage
+    assert all(o.closed_at is not None for o in outages)
+    assert len(gaps) == 1
+    assert gaps[0].end - gaps[0].start >= timedelta(seconds=0.4)
+
+
+async def test_openmetrics_is_negotiated(
+    kamailio: Kamailio, tls_ca: TlsFiles, tmp_path: Path
+) -> None:
+    monitor = Monitor(kamailio_config(kamailio, tls_ca, tmp_path / "tw.db"))
+    await monitor.start()
+    try:
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "up")
+        text = await scrape(monitor, accept="application/openmetrics-text; version=1.0.0")
+    finally:
+        await monitor.stop()
+    assert text.rstrip().endswith("# EOF")
+    assert "# TYPE trunkwatch_probe_outcome counter" in text
+    assert 'trunkwatch_probe_outcome_total{trunk="kam-udp",probe="options",outcome="ok"}' in text

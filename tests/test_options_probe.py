@@ -1,0 +1,193 @@
+"""The OPTIONS probe against real peers: Kamailio on three transports, and the responder's
+misbehaviours (garbage, truncation, wrong ids, oversized datagrams, another source port)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from peers import Kamailio, TlsFiles, free_port
+from structlog.testing import capture_logs
+
+from monitor.app import Monitor
+from monitor.config import config_from_text
+from monitor.health import TrunkState
+from probes.options import MalformedCounter, OptionsSettings, SharedUdp, probe_options_once
+from probes.probe import run_once
+from probes.responder import ResponderMode, SipResponder
+from probes.result import Outcome
+
+
+def settings(uri: str, **kw: object) -> OptionsSettings:
+    return OptionsSettings(trunk="t", uri=uri, timeout=kw.pop("timeout", 1.0), **kw)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("transport", ["udp", "tcp", "tls"])
+async def test_options_over_each_transport(
+    kamailio: Kamailio, tls_ca: TlsFiles, transport: str
+) -> None:
+    result, probe = await probe_options_once(
+        settings(kamailio.uri(transport), tls_ca_file=tls_ca.ca)
+    )
+    assert result.outcome is Outcome.OK, result
+    assert result.status_code == 200
+    assert result.reason == "Keepalive"
+    assert result.rtt_ns is not None and 0 < result.rtt_ns < 500_000_000
+    request = probe.last_request.decode()
+    assert f"Via: SIP/2.0/{transport.upper()} 127.0.0.1:" in request
+    assert ";branch=z9hG4bK" in request and ";rport" in request
+    assert "Max-Forwards: 70" in request
+
+
+async def test_tls_is_verified_by_default(kamailio: Kamailio) -> None:
+    result, _ = await probe_options_once(settings(kamailio.uri("tls")))
+    assert result.outcome is Outcome.TLS
+    assert result.detail and "CERTIFICATE_VERIFY_FAILED" in result.detail
+
+
+async def test_tls_server_name_must_match(kamailio: Kamailio, tls_ca: TlsFiles) -> None:
+    result, _ = await probe_options_once(
+        settings(kamailio.uri("tls"), tls_ca_file=tls_ca.ca, tls_server_name="sbc.other.example")
+    )
+    assert result.outcome is Outcome.TLS
+
+
+async def test_udp_refusal_one_shot() -> None:
+    port = free_port("udp")
+    result, _ = await probe_options_once(settings(f"sip:127.0.0.1:{port}"))
+    assert result.outcome is Outcome.REFUSED
+
+
+async def test_tcp_refusal() -> None:
+    port = free_port("tcp")
+    result, _ = await probe_options_once(settings(f"sip:127.0.0.1:{port};transport=tcp"))
+    assert result.outcome is Outcome.REFUSED
+
+
+async def test_dns_failure() -> None:
+    result, _ = await probe_options_once(settings("sip:no-such-host.invalid", timeout=2.0))
+    assert result.outcome is Outcome.DNS
+
+
+@pytest.fixture
+async def responder() -> AsyncIterator[SipResponder]:
+    resp = SipResponder("127.0.0.1", 0)
+    await resp.start()
+    try:
+        yield resp
+    finally:
+        await resp.stop()
+
+
+@pytest.mark.parametrize(
+    ("status", "outcome"),
+    [
+        (200, Outcome.OK),
+        (404, Outcome.OK),  # the far end answered: alive by the default policy
+        (483, Outcome.OK),
+        (408, Outcome.SIP_ERROR),
+        (503, Outcome.SIP_ERROR),
+        (603, Outcome.SIP_ERROR),
+    ],
+)
+async def test_default_alive_policy(
+    responder: SipResponder, status: int, outcome: Outcome
+) -> None:
+    responder.mode = ResponderMode.STATUS
+    responder.status = status
+    result, _ = await probe_options_once(settings(f"sip:127.0.0.1:{responder.port}"))
+    assert result.outcome is outcome
+    assert result.status_code == status
+
+
+async def test_custom_alive_policy(responder: SipResponder) -> None:
+    responder.mode = ResponderMode.STATUS
+    responder.status = 404
+    strict = settings(f"sip:127.0.0.1:{responder.port}", alive_codes=frozenset(range(200, 300)))
+    result, _ = await probe_options_once(strict)
+    assert result.outcome is Outcome.SIP_ERROR
+
+
+async def test_timeout_and_retransmissions(responder: SipResponder) -> None:
+    responder.mode = ResponderMode.SILENT
+    result, _ = await probe_options_once(settings(f"sip:127.0.0.1:{responder.port}", timeout=1.6))
+    assert result.outcome is Outcome.TIMEOUT
+    # Timer E over UDP: sent at 0, 0.5, 1.5 s within a 1.6 s budget.
+    assert responder.received == 3
+
+
+@pytest.mark.parametrize(
+    ("mode", "outcome"),
+    [
+        (ResponderMode.GARBAGE, Outcome.PARSE_ERROR),
+        (ResponderMode.TRUNCATED, Outcome.PARSE_ERROR),
+        (ResponderMode.OVERSIZED, Outcome.PARSE_ERROR),
+        (ResponderMode.WRONG_BRANCH, Outcome.MISMATCH),
+        (ResponderMode.WRONG_CALL_ID, Outcome.MISMATCH),
+        (ResponderMode.OTHER_PORT, Outcome.MISMATCH),
+    ],
+)
+async def test_bad_answers_are_not_counted(
+    responder: SipResponder, mode: ResponderMode, outcome: Outcome
+) -> None:
+    """The shared-socket path the scheduler uses: bad answers fail the probe, loudly."""
+    responder.mode = mode
+    malformed = MalformedCounter()
+    udp = await SharedUdp.open(malformed)
+    try:
+        probe = udp.probe(settings(f"sip:127.0.0.1:{responder.port}", timeout=0.6))
+        result = await run_once(probe)
+    finally:
+        udp.close()
+    assert result.outcome is outcome
+    assert result.status_code is None
+    assert malformed.parse_errors + malformed.mismatches >= 1
+
+
+async def test_monitor_survives_garbage_and_logs_it_truncated(
+    responder: SipResponder, tmp_path: Path
+) -> None:
+    cfg = config_from_text(
+        f"""
+agent: t
+store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+defaults: {{interval: 0.1, timeout: 0.08, down_after: 2, up_after: 2}}
+trunks: [{{name: junk, uri: "sip:127.0.0.1:{responder.port}"}}]
+"""
+    )
+    monitor = Monitor(cfg)
+    with capture_logs() as logs:
+        await monitor.start()
+        try:
+            await asyncio.sleep(0.4)
+            assert monitor.health["junk"].state is TrunkState.UP
+            responder.mode = ResponderMode.OVERSIZED
+            await asyncio.sleep(0.5)
+            responder.mode = ResponderMode.GARBAGE
+            await asyncio.sleep(0.5)
+            assert monitor.health["junk"].state is TrunkState.DOWN
+            responder.mode = ResponderMode.NORMAL
+            await asyncio.sleep(0.5)
+            assert monitor.health["junk"].state is TrunkState.UP
+        finally:
+            await monitor.stop()
+    bad = [e for e in logs if e["event"] == "sip_malformed_packet"]
+    assert bad, "malformed packets were logged"
+    assert len(bad) <= 10  # rate-limited: at most 10 a minute
+    assert all(len(e["head"]) <= 120 for e in bad)
+    assert monitor.malformed.parse_errors >= 5
+    assert monitor.scheduler is not None and monitor.scheduler.errors == 0
+
+
+async def test_ipv6_loopback() -> None:
+    resp = SipResponder("::1", 0)
+    await resp.start()
+    try:
+        result, probe = await probe_options_once(settings(f"sip:[::1]:{resp.port}"))
+    finally:
+        await resp.stop()
+    assert result.outcome is Outcome.OK, result
+    assert "Via: SIP/2.0/UDP [::1]:" in probe.last_request.decode()
