@@ -1,0 +1,980 @@
+"""trunkwatch's one YAML config file: frozen pydantic models and a loader whose errors name
+file, line, field and problem (all problems at once, never a secret)."""
+
+from __future__ import annotations
+
+import difflib
+import importlib
+import ipaddress
+import os
+import re
+import socket
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Annotated, Any, Final, Union, get_args, get_origin
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+from pydantic_core import ErrorDetails, PydanticCustomError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq, TaggedScalar
+from ruamel.yaml.constructor import DuplicateKeyError
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.scalarbool import ScalarBoolean
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.exc import ArgumentError
+
+from monitor import __version__
+from monitor.durations import format_duration, parse_duration
+
+# --- limits and defaults, each with its reason -------------------------------------------
+
+# Trunk and agent names become Prometheus label values and URL path segments; this keeps
+# them safe in both and short enough for a dashboard legend.
+LABEL_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$")
+LABEL_RULE: Final = "1 to 64 letters, digits, '_', '.', ':' or '-', starting with a letter or digit"
+# RFC 3261 §7.2 / §21: a status code is three digits, classes 1xx to 6xx.
+SIP_STATUS_MIN: Final = 100
+SIP_STATUS_MAX: Final = 699
+DEFAULT_INTERVAL: Final = 5.0
+DEFAULT_TIMEOUT: Final = 4.0
+# When only an interval is given, the timeout leaves a fifth of it free so one probe's
+# timeout never runs into the next probe of the same trunk.
+IMPLICIT_TIMEOUT_FRACTION: Final = 0.8
+# Contracts count downtime in minutes; a trunk probed less often than hourly cannot be
+# measured to that resolution, so a larger value is a unit mistake ("5h" for "5s").
+MAX_INTERVAL: Final = 3600.0
+DEFAULT_DOWN_AFTER: Final = 3
+DEFAULT_UP_AFTER: Final = 2
+# Alive: any final answer from the far end's SIP stack, except 408 (a proxy timed out on
+# the way, so the far end did not answer).
+DEFAULT_ALIVE_CODES: Final = "2xx,4xx,!408"
+# RFC 3261 §8.1.1.6 recommends 70; the header allows up to 2**32-1 (§20.22) but anything
+# above 255 is a typo. 0 is allowed: OPTIONS with Max-Forwards 0 asks the first hop (§11).
+DEFAULT_MAX_FORWARDS: Final = 70
+MAX_MAX_FORWARDS: Final = 255
+# RFC 3261 §18.1.1: a request within 1300 bytes stays on UDP; a long User-Agent must not
+# push an OPTIONS over it.
+MAX_USER_AGENT_LENGTH: Final = 200
+# Carrier is a grouping label on dashboards and in reports.
+MAX_CARRIER_LENGTH: Final = 128
+DEFAULT_USER_AGENT: Final = f"trunkwatch/{__version__}"
+DEFAULT_STORE_URL: Final = "sqlite:///trunkwatch.db"
+DEFAULT_HTTP_LISTEN: Final = "127.0.0.1"
+# Registered for trunkwatch-style exporters on the Prometheus default port allocation wiki.
+DEFAULT_HTTP_PORT: Final = 9465
+DEFAULT_MAX_IN_FLIGHT: Final = 2000
+# Replies to a burst of thousands of OPTIONS arrive together; the kernel default (~200 KiB)
+# drops them before the loop reads, which would look like carrier timeouts.
+DEFAULT_UDP_RCVBUF: Final = 4 * 1024 * 1024
+# Thousands of trunks at ~250 bytes each fit many times over; a larger file is a mistake
+# (or a log pasted in) and is refused before parsing.
+MAX_CONFIG_BYTES: Final = 16 * 1024 * 1024
+# YAML aliases can expand a small file exponentially ("billion laughs"); conversion stops here.
+MAX_CONFIG_VALUES: Final = 1_000_000
+
+_HOSTNAME = re.compile(
+    r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
+)
+# Fallback check used only when probes.sip.uri is not importable: scheme, optional
+# userinfo, a host (name, IPv4 or [IPv6]), optional port, then params/headers (RFC 3261 §19.1.1).
+_SIP_URI_FALLBACK = re.compile(
+    r"^(?i:sips?):(?:[^@\s;?]+@)?"
+    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?)"
+    r"(?::(?P<port>\d{1,5}))?(?:;[^\s?]*)?(?:\?\S*)?$"
+)
+_SIP_SCHEME = re.compile(r"^(?i:sips?):")
+_ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Only names in the usual ALL_CAPS form are echoed in errors: anything else might be a
+# password pasted into the wrong key, and secrets never reach logs.
+_ECHOABLE_ENV_NAME = re.compile(r"^[A-Z_][A-Z0-9_]*$")
+_CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
+
+
+# --- errors --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ConfigProblem:
+    """One thing wrong with a config file, located as precisely as the YAML allows."""
+
+    file: str
+    line: int | None
+    field: str
+    problem: str
+
+    def __str__(self) -> str:
+        where = self.file if self.line is None else f"{self.file}:{self.line}"
+        return (
+            f"{where}: {self.field}: {self.problem}" if self.field else f"{where}: {self.problem}"
+        )
+
+
+class ConfigError(Exception):
+    """Every problem found in one config file; str() gives one line per problem."""
+
+    def __init__(self, problems: Sequence[ConfigProblem]) -> None:
+        self.problems: list[ConfigProblem] = list(problems)
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        return "\n".join(str(problem) for problem in self.problems)
+
+
+# --- value parsers -------------------------------------------------------------------------
+
+
+def _status_code(text: str, term: str) -> int:
+    if not text.isdigit() or len(text) != 3:
+        raise ValueError(
+            f"{term!r} is not a status code (200), class (4xx), range (400-499) or exclusion (!408)"
+        )
+    code = int(text)
+    if not SIP_STATUS_MIN <= code <= SIP_STATUS_MAX:
+        raise ValueError(
+            f"{term!r}: SIP status codes are {SIP_STATUS_MIN} to {SIP_STATUS_MAX} (RFC 3261 §7.2)"
+        )
+    return code
+
+
+def _codes_of_term(term: str) -> range:
+    body = term[1:].strip() if term.startswith("!") else term
+    lowered = body.lower()
+    if len(lowered) == 3 and lowered.endswith("xx") and lowered[0] in "123456":
+        start = int(lowered[0]) * 100
+        return range(start, start + 100)
+    if "-" in body:
+        low_text, _, high_text = body.partition("-")
+        low, high = _status_code(low_text.strip(), term), _status_code(high_text.strip(), term)
+        if low > high:
+            raise ValueError(f"{term!r}: range starts after it ends")
+        return range(low, high + 1)
+    code = _status_code(body, term)
+    return range(code, code + 1)
+
+
+def parse_alive_codes(spec: str | Iterable[str | int]) -> frozenset[int]:
+    """SIP codes counting as alive from "2xx,4xx,!408" or ["200", "400-499", "!408", 404].
+
+    Exclusions ("!x") apply after all inclusions, whatever their order."""
+    terms: list[str] = []
+    items: Iterable[str | int] = [spec] if isinstance(spec, str) else spec
+    if not isinstance(items, Iterable):
+        raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")
+    for item in items:
+        # bool is an int subclass; `- true` in a code list is a mistake, not status 1.
+        if isinstance(item, bool) or not isinstance(item, str | int):
+            raise ValueError(f"{item!r} is not a status code, class, range or exclusion")
+        if isinstance(item, int):
+            terms.append(str(item))
+        else:
+            terms.extend(part.strip() for part in item.split(","))
+    if not terms:
+        raise ValueError("no status codes given")
+    included: set[int] = set()
+    excluded: set[int] = set()
+    for term in terms:
+        if not term or term == "!":
+            raise ValueError("empty entry in the status code list")
+        (excluded if term.startswith("!") else included).update(_codes_of_term(term))
+    alive = frozenset(included - excluded)
+    if not alive:
+        raise ValueError("no status code is left counting as alive")
+    return alive
+
+
+def implicit_timeout(interval: float) -> float:
+    """The timeout used when a config gives an interval but no timeout."""
+    return min(DEFAULT_TIMEOUT, IMPLICIT_TIMEOUT_FRACTION * interval)
+
+
+def default_agent_name() -> str:
+    """This host's name made label-safe (see LABEL_PATTERN)."""
+    cleaned = re.sub(r"[^A-Za-z0-9_.:-]", "_", socket.gethostname())
+    cleaned = cleaned.lstrip("_.:-")[:64]
+    return cleaned or "trunkwatch"
+
+
+@cache
+def _sip_uri_parser() -> tuple[Callable[[str], object], tuple[type[Exception], ...]] | None:
+    # probes.sip.uri is written by another engineer; until it exists the fallback regex
+    # checks the shape, and once it exists its full RFC 3261 grammar is used.
+    try:
+        module = importlib.import_module("probes.sip.uri")
+    except ImportError:
+        return None
+    parse = getattr(getattr(module, "SipUri", None), "parse", None)
+    if not callable(parse):
+        return None
+    errors: list[type[Exception]] = [ValueError]
+    parse_error = getattr(module, "SipParseError", None)
+    if isinstance(parse_error, type) and issubclass(parse_error, Exception):
+        errors.append(parse_error)
+    return parse, tuple(errors)
+
+
+def check_sip_uri(value: str) -> str:
+    """value if it is a sip: or sips: URI, else ValueError saying why."""
+    if not _SIP_SCHEME.match(value):
+        raise ValueError("must be a sip: or sips: URI, e.g. sip:sbc1.carrier.example:5060")
+    parser = _sip_uri_parser()
+    if parser is not None:
+        parse, errors = parser
+        try:
+            parse(value)
+        except errors as exc:
+            raise ValueError(f"not a valid SIP URI: {exc}") from None
+        return value
+    match = _SIP_URI_FALLBACK.match(value)
+    if match is None:
+        raise ValueError("not a valid SIP URI (expected sip:[user@]host[:port][;params])")
+    port = match.group("port")
+    if port is not None and not 0 < int(port) <= 65535:
+        raise ValueError(f"port {port} is out of range 1-65535")
+    return value
+
+
+def _check_label(value: str) -> str:
+    if not LABEL_PATTERN.match(value):
+        raise ValueError(f"must be {LABEL_RULE}")
+    return value
+
+
+def _check_text(value: str) -> str:
+    # CR/LF in a header value would let config text inject SIP headers; other control
+    # characters corrupt logs and labels.
+    if _CONTROL_CHARS.search(value):
+        raise ValueError("must not contain control characters (line breaks, tabs, ...)")
+    return value
+
+
+def _check_host(value: str) -> str:
+    try:
+        ipaddress.ip_address(value)
+    except ValueError:
+        if not _HOSTNAME.match(value):
+            raise ValueError("must be an IP address or a host name") from None
+    return value
+
+
+def _duration(value: Any) -> float:
+    if isinstance(value, str | int | float):
+        return parse_duration(value)
+    raise ValueError("expected a duration, e.g. 5, '5s', '250ms', '1m30s'")
+
+
+def _alive_codes(value: Any) -> frozenset[int]:
+    if isinstance(value, str | list | tuple | set | frozenset):
+        return parse_alive_codes(value)
+    raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")
+
+
+def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
+    """Referenced files resolve against the config file's directory and must be readable."""
+    if value is None:
+        return None
+    path = _resolve(value, info)
+    if not path.exists():
+        raise ValueError(f"file not found: {path}")
+    if not path.is_file():
+        raise ValueError(f"not a regular file: {path}")
+    if not os.access(path, os.R_OK):
+        raise ValueError(f"file is not readable: {path}")
+    return path
+
+
+def _resolve(value: Path, info: ValidationInfo) -> Path:
+    path = value.expanduser()
+    base_dir = info.context.get("base_dir") if isinstance(info.context, dict) else None
+    if not path.is_absolute() and isinstance(base_dir, Path):
+        path = base_dir / path
+    return path
+
+
+Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=MAX_INTERVAL)]
+AliveCodes = Annotated[frozenset[int], BeforeValidator(_alive_codes)]
+Label = Annotated[str, AfterValidator(_check_label)]
+Text = Annotated[str, AfterValidator(_check_text)]
+SipUriText = Annotated[str, AfterValidator(check_sip_uri)]
+
+# frozen: config is shared by every task; extra=forbid: a typo is an error, not ignored;
+# numbers become strings where a string is expected (`name: 1234`); inputs stay out of
+# error texts because they may hold secrets.
+_MODEL_CONFIG = ConfigDict(
+    frozen=True, extra="forbid", coerce_numbers_to_str=True, hide_input_in_errors=True
+)
+
+
+# --- models --------------------------------------------------------------------------------
+
+
+class TlsSettings(BaseModel):
+    """TLS for sips: and transport=tls trunks."""
+
+    model_config = _MODEL_CONFIG
+
+    verify: bool = True
+    ca_file: Path | None = None
+    server_name: str | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+
+    @field_validator("ca_file", "cert_file", "key_file")
+    @classmethod
+    def _files_exist(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _existing_file(value, info)
+
+    @field_validator("server_name")
+    @classmethod
+    def _server_name_is_host(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host(value)
+
+    @field_validator("key_file")
+    @classmethod
+    def _key_needs_cert(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        # A certificate file may hold its key too, but a key alone identifies nothing.
+        if value is not None and info.data.get("cert_file") is None:
+            raise ValueError("key_file needs cert_file")
+        return value
+
+
+class AuthSettings(BaseModel):
+    """SIP digest credentials (RFC 3261 §22); the password never appears in repr or errors."""
+
+    model_config = _MODEL_CONFIG
+
+    username: Annotated[Text, Field(min_length=1)]
+    password: SecretStr
+    realm: Text | None = None
+
+
+class TrunkConfig(BaseModel):
+    """One monitored SIP trunk with its probe policy, after defaults were applied."""
+
+    model_config = _MODEL_CONFIG
+
+    name: Label
+    carrier: Annotated[Text, Field(max_length=MAX_CARRIER_LENGTH)] = ""
+    uri: SipUriText
+    interval: Seconds
+    timeout: Seconds
+    down_after: int = Field(ge=1)
+    up_after: int = Field(ge=1)
+    alive_codes: AliveCodes
+    from_uri: SipUriText | None = None
+    user_agent: Annotated[Text, Field(min_length=1, max_length=MAX_USER_AGENT_LENGTH)] = (
+        DEFAULT_USER_AGENT
+    )
+    max_forwards: int = Field(default=DEFAULT_MAX_FORWARDS, ge=0, le=MAX_MAX_FORWARDS)
+    auth: AuthSettings | None = None
+    tls: TlsSettings = Field(default_factory=TlsSettings)
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> TrunkConfig:
+        _require_timeout_below_interval(self.timeout, self.interval)
+        return self
+
+
+def _require_timeout_below_interval(timeout: float, interval: float) -> None:
+    # A probe still waiting when the next one is due would overlap its successor.
+    if timeout >= interval:
+        raise PydanticCustomError(
+            "timeout_not_below_interval",
+            "timeout ({timeout}) must be less than interval ({interval})",
+            {"timeout": format_duration(timeout), "interval": format_duration(interval)},
+        )
+
+
+class Defaults(BaseModel):
+    """Probe policy inherited by every trunk that does not set its own."""
+
+    model_config = _MODEL_CONFIG
+
+    interval: Seconds = DEFAULT_INTERVAL
+    timeout: Seconds = DEFAULT_TIMEOUT
+    down_after: int = Field(default=DEFAULT_DOWN_AFTER, ge=1)
+    up_after: int = Field(default=DEFAULT_UP_AFTER, ge=1)
+    alive_codes: AliveCodes = parse_alive_codes(DEFAULT_ALIVE_CODES)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _derive_timeout(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "interval" in data and "timeout" not in data:
+            try:
+                interval = _duration(data["interval"])
+            except ValueError:
+                return data  # the interval's own validation reports it
+            if interval > 0:
+                return {**data, "timeout": implicit_timeout(interval)}
+        return data
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> Defaults:
+        _require_timeout_below_interval(self.timeout, self.interval)
+        return self
+
+
+class StoreSettings(BaseModel):
+    """Where the event journal lives: sqlite:///path (default) or postgresql://..."""
+
+    model_config = _MODEL_CONFIG
+
+    url: str = DEFAULT_STORE_URL
+
+    @field_validator("url")
+    @classmethod
+    def _database_url(cls, value: str, info: ValidationInfo) -> str:
+        try:
+            url = make_url(value)
+        except ArgumentError:
+            raise ValueError(
+                "not a database URL (expected sqlite:///path or postgresql://host/db)"
+            ) from None
+        if url.get_backend_name() == "sqlite":
+            return _sqlite_url(url, info)
+        if url.get_backend_name() in ("postgresql", "postgres"):
+            if url.password is not None:
+                # The URL is config text that gets printed; the password goes in the
+                # environment (PGPASSWORD) or ~/.pgpass, which the drivers read themselves.
+                raise ValueError(
+                    "do not put the password in the URL; set PGPASSWORD or use a .pgpass file"
+                )
+            return value
+        raise ValueError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
+
+
+def _sqlite_url(url: URL, info: ValidationInfo) -> str:
+    database = url.database
+    if not database or database == ":memory:" or database.startswith("file:"):
+        return url.render_as_string(hide_password=False)
+    path = _resolve(Path(database), info)
+    if not path.parent.is_dir():
+        raise ValueError(f"directory for the database does not exist: {path.parent}")
+    return url.set(database=str(path)).render_as_string(hide_password=False)
+
+
+class HttpSettings(BaseModel):
+    """The API and /metrics listener."""
+
+    model_config = _MODEL_CONFIG
+
+    listen: str = DEFAULT_HTTP_LISTEN
+    port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+
+    @field_validator("listen")
+    @classmethod
+    def _listen_is_host(cls, value: str) -> str:
+        return _check_host(value)
+
+
+class SchedulerSettings(BaseModel):
+    """Hot-path knobs (see notes/hot-path.md)."""
+
+    model_config = _MODEL_CONFIG
+
+    max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
+    uvloop: bool = True
+    udp_rcvbuf: int = Field(default=DEFAULT_UDP_RCVBUF, ge=1)
+
+
+class Config(BaseModel):
+    """The whole validated configuration; `source` names the file it came from."""
+
+    model_config = _MODEL_CONFIG
+
+    agent: Label = Field(default_factory=default_agent_name)
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    http: HttpSettings = Field(default_factory=HttpSettings)
+    scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    defaults: Defaults = Field(default_factory=Defaults)
+    trunks: tuple[TrunkConfig, ...] = ()
+    source: str = "<memory>"
+
+    @model_validator(mode="after")
+    def _unique_trunk_names(self) -> Config:
+        seen: set[str] = set()
+        duplicates: list[str] = []
+        for trunk in self.trunks:
+            if trunk.name in seen:
+                duplicates.append(trunk.name)
+            seen.add(trunk.name)
+        if duplicates:
+            raise ValueError(f"duplicate trunk names: {', '.join(sorted(set(duplicates)))}")
+        return self
+
+
+# --- loading -------------------------------------------------------------------------------
+
+_SECTIONS: Final[dict[str, type[BaseModel]]] = {
+    "store": StoreSettings,
+    "http": HttpSettings,
+    "scheduler": SchedulerSettings,
+}
+_TOP_LEVEL_KEYS: Final = ("agent", "store", "http", "scheduler", "defaults", "trunks")
+_INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes")
+_AUTH_KEYS: Final = ("username", "password_env", "password_file", "realm")
+_PASSWORD_IN_FILE: Final = (
+    "passwords are not written in the config file: use password_env: VARIABLE "
+    "or password_file: PATH"
+)
+
+Path_ = tuple[str | int, ...]
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    """Read and validate a config file; ConfigError lists every problem found."""
+    source = str(path)
+    file_path = Path(path)
+    try:
+        with file_path.open("rb") as handle:
+            raw = handle.read(MAX_CONFIG_BYTES + 1)
+    except FileNotFoundError:
+        raise ConfigError([ConfigProblem(source, None, "", "file not found")]) from None
+    except OSError as exc:
+        problem = f"cannot read the file: {exc.strerror or exc}"
+        raise ConfigError([ConfigProblem(source, None, "", problem)]) from None
+    if len(raw) > MAX_CONFIG_BYTES:
+        problem = f"file is larger than {MAX_CONFIG_BYTES} bytes"
+        raise ConfigError([ConfigProblem(source, None, "", problem)])
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        problem = f"not valid UTF-8 (byte {exc.start})"
+        raise ConfigError([ConfigProblem(source, line, "", problem)]) from None
+    return config_from_text(text, source=source, base_dir=file_path.resolve().parent, env=env)
+
+
+def config_from_text(
+    text: str,
+    *,
+    source: str = "<memory>",
+    base_dir: Path | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Config:
+    """Validate config YAML given as text; relative paths resolve against base_dir (or cwd)."""
+    if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
+        problem = f"file is larger than {MAX_CONFIG_BYTES} bytes"
+        raise ConfigError([ConfigProblem(source, None, "", problem)])
+    root = _parse_yaml(text, source)
+    loader = _Loader(
+        source=source,
+        root=root,
+        base_dir=(base_dir or Path.cwd()).absolute(),
+        env=os.environ if env is None else env,
+    )
+    return loader.build()
+
+
+def _parse_yaml(text: str, source: str) -> Any:
+    yaml = YAML(typ="rt")  # round-trip: keeps line numbers; YAML 1.2 unless the file says otherwise
+    try:
+        return yaml.load(text)
+    except DuplicateKeyError as exc:
+        raise ConfigError([_duplicate_key_problem(exc, source)]) from None
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = None if mark is None else mark.line + 1
+        detail = " ".join(part for part in (exc.problem, exc.context) if part)
+        problem = f"YAML syntax error: {detail}" if detail else "YAML syntax error"
+        raise ConfigError([ConfigProblem(source, line, "", problem)]) from None
+    except YAMLError as exc:
+        raise ConfigError([ConfigProblem(source, None, "", f"YAML error: {exc}")]) from None
+
+
+def _duplicate_key_problem(exc: DuplicateKeyError, source: str) -> ConfigProblem:
+    # ruamel's own message quotes both values, which may be secrets: keep only the key.
+    match = re.search(r'duplicate key "(.*?)" with value', exc.problem or "")
+    key = f" {match.group(1)!r}" if match else ""
+    first = exc.context_mark
+    where = "" if first is None else f" (first at line {first.line + 1})"
+    line = None if exc.problem_mark is None else exc.problem_mark.line + 1
+    return ConfigProblem(source, line, "", f"duplicate key{key}{where}")
+
+
+def _field_text(path: Path_) -> str:
+    text = ""
+    for part in path:
+        if isinstance(part, int):
+            text += f"[{part}]"
+        else:
+            text += f".{part}" if text else str(part)
+    return text
+
+
+def _unknown_field(key: object, allowed: Iterable[str]) -> str:
+    candidates = list(allowed)
+    close = difflib.get_close_matches(str(key), candidates, n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean {close[0]!r}?"
+    return f"unknown field; expected one of: {', '.join(candidates)}"
+
+
+def _model_at(model: type[BaseModel], loc: Sequence[str | int]) -> type[BaseModel] | None:
+    """The model class whose fields are valid keys at loc inside model."""
+    current: type[BaseModel] = model
+    for part in loc:
+        field = current.model_fields.get(str(part))
+        if field is None:
+            return None
+        nested = _model_in(field.annotation)
+        if nested is None:
+            return None
+        current = nested
+    return current
+
+
+def _model_in(annotation: Any) -> type[BaseModel] | None:
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return annotation
+    if get_origin(annotation) in (Union, type(int | None)):
+        for arg in get_args(annotation):
+            found = _model_in(arg)
+            if found is not None:
+                return found
+    return None
+
+
+class _TooManyValues(Exception):
+    pass
+
+
+class _Loader:
+    """Walks the YAML tree once, validating each part and collecting every problem."""
+
+    __slots__ = ("_problem_fields", "_problems", "_values", "base_dir", "env", "root", "source")
+
+    def __init__(self, *, source: str, root: Any, base_dir: Path, env: Mapping[str, str]) -> None:
+        self.source = source
+        self.root = root
+        self.base_dir = base_dir
+        self.env = env
+        self._problems: list[ConfigProblem] = []
+        self._problem_fields: set[str] = set()
+        self._values = 0
+
+    @property
+    def _context(self) -> dict[str, Any]:
+        return {"base_dir": self.base_dir}
+
+    def add(self, path: Path_, problem: str) -> None:
+        field = _field_text(path)
+        # One problem per field: a value that failed one check would only repeat itself.
+        if field in self._problem_fields:
+            return
+        self._problem_fields.add(field)
+        self._problems.append(ConfigProblem(self.source, self._line(path), field, problem))
+
+    def _line(self, path: Path_) -> int | None:
+        node, line = self.root, None
+        for part in path:
+            if isinstance(node, CommentedMap) and not isinstance(part, int) and part in node:
+                line = _position(node.lc.key, part, line)
+                node = node[part]
+            elif isinstance(node, CommentedSeq) and isinstance(part, int) and part < len(node):
+                line = _position(node.lc.item, part, line)
+                node = node[part]
+            else:
+                break
+        return line
+
+    def build(self) -> Config:
+        root = CommentedMap() if self.root is None else self.root
+        if not isinstance(root, CommentedMap):
+            self._problems.append(
+                ConfigProblem(
+                    self.source,
+                    1,
+                    "",
+                    "the file must be a mapping of sections: " + ", ".join(_TOP_LEVEL_KEYS),
+                )
+            )
+            raise ConfigError(self._problems)
+        self.root = root
+        try:
+            plain = self._plain(root, ())
+        except _TooManyValues:
+            problem = f"more than {MAX_CONFIG_VALUES} values (runaway YAML aliases?)"
+            raise ConfigError([ConfigProblem(self.source, None, "", problem)]) from None
+        assert isinstance(plain, dict)
+        for key in plain:
+            if key not in _TOP_LEVEL_KEYS:
+                self.add((str(key),), _unknown_field(key, _TOP_LEVEL_KEYS))
+
+        built: dict[str, Any] = {}
+        if "agent" in plain:
+            agent = self._validate(Config, {"agent": plain["agent"]}, ())
+            if agent is not None:
+                built["agent"] = agent.agent
+        for name, model in _SECTIONS.items():
+            # Validated even when absent: the default store URL resolves against base_dir.
+            section = self._validate(model, _section(plain.get(name)), (name,))
+            if section is not None:
+                built[name] = section
+        defaults_data = _section(plain.get("defaults"))
+        defaults = self._validate(Defaults, defaults_data, ("defaults",))
+        defaults_ok = defaults is not None
+        if defaults is None:
+            defaults = Defaults()
+        else:
+            built["defaults"] = defaults
+        timeout_explicit = isinstance(defaults_data, dict) and "timeout" in defaults_data
+
+        trunks = self._trunks(plain.get("trunks"), defaults, defaults_ok, timeout_explicit)
+        if self._problems:
+            raise ConfigError(_by_line(self._problems))
+        return Config(**built, trunks=tuple(trunks), source=self.source)
+
+    def _plain(self, node: Any, path: Path_) -> Any:
+        """Plain Python values from ruamel's node types, problems for YAML-only ones."""
+        self._values += 1
+        if self._values > MAX_CONFIG_VALUES:
+            raise _TooManyValues
+        if isinstance(node, dict):
+            return {key: self._plain(value, (*path, str(key))) for key, value in node.items()}
+        if isinstance(node, list):
+            return [self._plain(item, (*path, index)) for index, item in enumerate(node)]
+        if isinstance(node, bool | ScalarBoolean):
+            return bool(node)
+        if isinstance(node, int):
+            return int(node)
+        if isinstance(node, float):
+            return float(node)
+        if isinstance(node, str):
+            return str(node)
+        if isinstance(node, TaggedScalar):
+            self.add(path, f"YAML tag {node.tag.value} is not supported here")
+            return None
+        return node  # dates, sets, binary: pydantic says what type was expected
+
+    def _validate(
+        self,
+        model: type[BaseModel],
+        data: Any,
+        prefix: Path_,
+        *,
+        explicit: set[str] | None = None,
+        inherited_invalid: bool = False,
+    ) -> Any:
+        try:
+            return model.model_validate(data, context=self._context)
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+        for error in errors:
+            self._report(model, error, prefix, explicit, inherited_invalid)
+        return None
+
+    def _report(
+        self,
+        model: type[BaseModel],
+        error: ErrorDetails,
+        prefix: Path_,
+        explicit: set[str] | None,
+        inherited_invalid: bool,
+    ) -> None:
+        loc = tuple(error["loc"])
+        kind = error["type"]
+        message = error["msg"]
+        ctx = error.get("ctx") or {}
+        if kind == "timeout_not_below_interval":
+            self._report_timing(prefix, ctx, explicit, inherited_invalid)
+            return
+        if (
+            inherited_invalid
+            and explicit is not None
+            and loc
+            and loc[0] in _INHERITED
+            and loc[0] not in explicit
+        ):
+            return  # the broken default was reported under defaults
+        if kind == "extra_forbidden":
+            owner = _model_at(model, loc[:-1])
+            fields = [] if owner is None else list(owner.model_fields)
+            message = _unknown_field(loc[-1], fields)
+        elif kind == "missing":
+            message = "required field is missing"
+        elif kind in ("model_type", "dict_type", "model_attributes_type"):
+            message = "must be a mapping of fields (key: value)"
+        elif kind == "value_error":
+            message = message.removeprefix("Value error, ")
+        self.add((*prefix, *loc), message)
+
+    def _report_timing(
+        self,
+        prefix: Path_,
+        ctx: dict[str, Any],
+        explicit: set[str] | None,
+        inherited_invalid: bool,
+    ) -> None:
+        if explicit is None:  # the defaults section itself
+            self.add((*prefix, "timeout"), f"must be less than interval ({ctx['interval']})")
+            return
+        if inherited_invalid and not {"interval", "timeout"} <= explicit:
+            return
+        if "interval" in explicit and "timeout" not in explicit:
+            self.add((*prefix, "interval"), f"must be greater than timeout ({ctx['timeout']})")
+        else:
+            self.add((*prefix, "timeout"), f"must be less than interval ({ctx['interval']})")
+
+    def _trunks(
+        self, raw: Any, defaults: Defaults, defaults_ok: bool, timeout_explicit: bool
+    ) -> list[TrunkConfig]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.add(("trunks",), "must be a list of trunks (lines starting with '- ')")
+            return []
+        first_line_of: dict[str, int | None] = {}
+        trunks: list[TrunkConfig] = []
+        for index, item in enumerate(raw):
+            prefix: Path_ = ("trunks", index)
+            if not isinstance(item, dict):
+                self.add(prefix, "must be a mapping of trunk fields (name, uri, ...)")
+                continue
+            name = item.get("name")
+            if isinstance(name, str):
+                if name in first_line_of:
+                    first = first_line_of[name]
+                    where = "" if first is None else f"; first defined at line {first}"
+                    self.add((*prefix, "name"), f"duplicate trunk name {name!r}{where}")
+                else:
+                    first_line_of[name] = self._line((*prefix, "name"))
+            trunk = self._trunk(item, prefix, defaults, defaults_ok, timeout_explicit)
+            if trunk is not None:
+                trunks.append(trunk)
+        return trunks
+
+    def _trunk(
+        self,
+        item: dict[str, Any],
+        prefix: Path_,
+        defaults: Defaults,
+        defaults_ok: bool,
+        timeout_explicit: bool,
+    ) -> TrunkConfig | None:
+        data = dict(item)
+        explicit = {str(key) for key in data}
+        if "auth" in data:
+            data["auth"] = self._auth(data["auth"], (*prefix, "auth"))
+            if data["auth"] is None:
+                del data["auth"]
+                explicit.discard("auth")
+        for field in _INHERITED:
+            if field not in data:
+                data[field] = getattr(defaults, field)
+        if "interval" in explicit and "timeout" not in explicit and not timeout_explicit:
+            try:
+                interval = _duration(data["interval"])
+            except ValueError:
+                interval = 0.0
+            if interval > 0:
+                data["timeout"] = implicit_timeout(interval)
+        trunk = self._validate(
+            TrunkConfig,
+            data,
+            prefix,
+            explicit=explicit,
+            inherited_invalid=not defaults_ok,
+        )
+        return trunk if isinstance(trunk, TrunkConfig) else None
+
+    def _auth(self, raw: Any, prefix: Path_) -> AuthSettings | None:
+        """AuthSettings from YAML's password_env / password_file; never a password in YAML."""
+        if not isinstance(raw, dict):
+            self.add(prefix, "must be a mapping with username and password_env or password_file")
+            return None
+        problems_before = len(self._problems)
+        for key in raw:
+            if key == "password":
+                self.add((*prefix, "password"), _PASSWORD_IN_FILE)
+            elif key not in _AUTH_KEYS:
+                self.add((*prefix, str(key)), _unknown_field(key, _AUTH_KEYS))
+        data = {key: raw[key] for key in ("username", "realm") if key in raw}
+        sources = [key for key in ("password_env", "password_file") if key in raw]
+        password: str | None = None
+        if len(sources) == 2:
+            self.add((*prefix, "password_file"), "give password_env or password_file, not both")
+        elif not sources:
+            if "password" not in raw:
+                self.add(prefix, "needs password_env or password_file")
+        elif sources[0] == "password_env":
+            password = self._password_from_env(raw["password_env"], (*prefix, "password_env"))
+        else:
+            password = self._password_from_file(raw["password_file"], (*prefix, "password_file"))
+        # A placeholder keeps the username/realm checks running; with a problem recorded
+        # no Config is returned, so it never escapes.
+        data["password"] = password if password is not None else ""
+        auth = self._validate(AuthSettings, data, prefix)
+        if len(self._problems) != problems_before:
+            return None
+        return auth if isinstance(auth, AuthSettings) else None
+
+    def _password_from_env(self, name: Any, path: Path_) -> str | None:
+        if not isinstance(name, str) or not _ENV_NAME.match(name):
+            self.add(path, "must be an environment variable name (letters, digits, '_')")
+            return None
+        shown = name if _ECHOABLE_ENV_NAME.match(name) else "named here"
+        value = self.env.get(name)
+        if value is None:
+            self.add(path, f"environment variable {shown} is not set")
+            return None
+        if not value:
+            self.add(path, f"environment variable {shown} is empty")
+            return None
+        return value
+
+    def _password_from_file(self, name: Any, path: Path_) -> str | None:
+        if not isinstance(name, str) or not name:
+            self.add(path, "must be a file path")
+            return None
+        file_path = Path(name).expanduser()
+        if not file_path.is_absolute():
+            file_path = self.base_dir / file_path
+        # Echo only what looks like a path: a bare word here may be a pasted password.
+        shown = str(file_path) if ("/" in name or "." in name) else "named here"
+        try:
+            text = file_path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            self.add(path, f"file not found: {shown}")
+            return None
+        except (OSError, UnicodeDecodeError) as exc:
+            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+            self.add(path, f"cannot read the password file {shown}: {reason}")
+            return None
+        password = text.strip()
+        if not password:
+            self.add(path, f"password file {shown} is empty")
+            return None
+        return password
+
+
+def _position(get: Callable[[Any], Any], key: str | int, fallback: int | None) -> int | None:
+    # Keys merged in from a YAML alias (<<: *x) carry no position of their own; the
+    # enclosing key's line is then the nearest true answer.
+    try:
+        position = get(key)
+    except (KeyError, AttributeError, IndexError, TypeError):
+        return fallback
+    return int(position[0]) + 1
+
+
+def _section(value: Any) -> Any:
+    # An emptied section (`http:` with every line commented out) means "all defaults".
+    return {} if value is None else value
+
+
+def _by_line(problems: list[ConfigProblem]) -> list[ConfigProblem]:
+    return sorted(problems, key=lambda p: -1 if p.line is None else p.line)
