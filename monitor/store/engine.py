@@ -36,15 +36,17 @@ def async_url(url: str) -> str:
             f"database URL scheme {parsed.drivername!r} is not supported: use sqlite:// "
             "or postgresql://"
         )
-    if driver is not None:
-        parsed = parsed.set(drivername=driver)
     if backend == "sqlite":
         database = parsed.database
         if database and database != ":memory:" and not database.startswith("file:"):
             parent = Path(database).expanduser().parent
             if not parent.is_dir():
                 raise ValueError(f"database directory {str(parent)!r} does not exist")
-    return parsed.render_as_string(hide_password=False)
+    if driver is None:
+        return url
+    # Swap the scheme textually: re-rendering the parsed URL would percent-encode the rest.
+    _scheme, _, rest = url.partition("://")
+    return f"{driver}://{rest}"
 
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:

@@ -50,6 +50,11 @@ class Store:
             raise
         return cls(engine, agent)
 
+    @property
+    def engine(self) -> AsyncEngine:
+        """For modules that keep their own tables in this database (maintenance, SLA)."""
+        return self._engine
+
     async def close(self) -> None:
         await self._engine.dispose()
 
@@ -155,6 +160,7 @@ class Store:
 
     async def heartbeat(self, now: datetime) -> None:
         """Record that this agent is alive at ``now`` (every ~10 s, never per probe)."""
+        now = as_utc(now, "heartbeat")
         async with self._engine.begin() as conn:
             # Update-then-insert is portable; one agent name is one process, so no race.
             result = await conn.execute(
