@@ -13,6 +13,7 @@ from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal, localcontext
 from enum import StrEnum
 from fractions import Fraction
+from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from monitor.intervals import (
@@ -57,6 +58,7 @@ __all__ = [
     "carry_credits",
     "compose",
     "credit_for",
+    "display_pct",
     "month_of",
     "month_period",
     "rolling_period",
@@ -121,6 +123,17 @@ class NotCounted(StrEnum):
     OVERLAP = "overlap"  # already counted under an earlier overlapping outage
 
 
+_E = TypeVar("_E", bound=StrEnum)
+
+
+def _enum(cls: type[_E], value: str, name: str) -> _E:
+    try:
+        return cls(value)
+    except ValueError as exc:
+        allowed = ", ".join(m.value for m in cls)
+        raise SlaInputError(f"{name} {value!r} is not one of: {allowed}") from exc
+
+
 def _zone(tz: str) -> ZoneInfo:
     try:
         return ZoneInfo(tz)
@@ -157,7 +170,7 @@ class Period:
             raise SlaInputError(f"period {self.label!r} must end after it starts")
         object.__setattr__(self, "start_utc", start)
         object.__setattr__(self, "end_utc", end)
-        object.__setattr__(self, "kind", PeriodKind(self.kind))
+        object.__setattr__(self, "kind", _enum(PeriodKind, self.kind, "period kind"))
 
     @property
     def length(self) -> timedelta:
@@ -221,8 +234,8 @@ class ContractTerms:
         _zone(self.tz)
         if not self.monthly_fee.is_finite() or self.monthly_fee < 0:
             raise SlaInputError("monthly fee must be a non-negative amount")
-        object.__setattr__(self, "basis", Basis(self.basis))
-        object.__setattr__(self, "clock", DowntimeClock(self.clock))
+        object.__setattr__(self, "basis", _enum(Basis, self.basis, "basis"))
+        object.__setattr__(self, "clock", _enum(DowntimeClock, self.clock, "clock"))
         object.__setattr__(self, "acceptance", utc_instant(self.acceptance, "acceptance"))
         object.__setattr__(self, "credit_tiers", tuple(self.credit_tiers))
 
@@ -244,7 +257,7 @@ class Exclusion:
     revoked_reason: str | None = None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "kind", ExclusionKind(self.kind))
+        object.__setattr__(self, "kind", _enum(ExclusionKind, self.kind, "exclusion kind"))
         _text(self.by, "exclusion author")
         _text(self.reason, "exclusion reason")
         at = utc_instant(self.at, "exclusion time")
@@ -292,7 +305,7 @@ class OutageRecord:
             if restored < first:
                 raise SlaInputError(f"outage {self.id}: restored before its first failure")
             object.__setattr__(self, "restored_at", restored)
-        object.__setattr__(self, "kind", OutageKind(self.kind))
+        object.__setattr__(self, "kind", _enum(OutageKind, self.kind, "outage kind"))
         object.__setattr__(self, "exclusions", tuple(self.exclusions))
 
     def exclusion_at(self, now: datetime) -> Exclusion | None:
@@ -599,7 +612,7 @@ def compose(rule: CompositionRule, parts: Mapping[str, Iterable[Interval]]) -> I
     if not parts:
         raise SlaInputError("a composed service needs at least one required part")
     groups = [tuple(p) for p in parts.values()]
-    if CompositionRule(rule) is CompositionRule.ALL:
+    if _enum(CompositionRule, rule, "composition rule") is CompositionRule.ALL:
         return intersection_all(groups)
     return union(*groups)
 
