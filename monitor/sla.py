@@ -383,7 +383,7 @@ def _hours(duration: timedelta) -> str:
     with localcontext() as ctx:
         ctx.prec = _DECIMAL_PRECISION
         hours = (Decimal(us) / _US_PER_HOUR).quantize(Decimal("0.0001"), ROUND_HALF_UP)
-    return f"{hours} h ({Decimal(us).scaleb(-6)} s)"
+    return f"{hours} h ({Decimal(us).scaleb(-6).normalize():f} s)"
 
 
 def _ttotal(
@@ -516,6 +516,8 @@ def availability(
       removes the whole outage. Exclusions apply as of now (made by then, not revoked by then).
     - Clock ticket: counted from the ticket opening; detection → ticket (or the whole outage when
       no ticket was opened) is unclaimed. Clock detection: counted from the first failure.
+    - The credit is a share of terms.monthly_fee as given (pass a prorated fee for a partial
+      month if the contract prorates it).
     - Availability is floored at 0 (Tnodisp can exceed 720 h in a 31-day month); tiers and target
       compare the exact value, the 4-decimal figure is for display.
     """
