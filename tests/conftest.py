@@ -1,0 +1,32 @@
+"""Shared fixtures: real peers on loopback (see tests/peers.py and notes/test-peers.md)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers import Kamailio, Promtool, TlsFiles, make_tls_ca, require_binary, running_kamailio
+
+
+@pytest.fixture(scope="session")
+def tls_ca(tmp_path_factory: pytest.TempPathFactory) -> TlsFiles:
+    """A throwaway CA with a server cert (IP:127.0.0.1, DNS:localhost) and a client cert."""
+    return make_tls_ca(tmp_path_factory.mktemp("tls-ca"))
+
+
+@pytest.fixture
+def kamailio(tmp_path: Path, tls_ca: TlsFiles) -> Iterator[Kamailio]:
+    """A running Kamailio: OPTIONS → 200 on UDP+TCP (`udp_port`) and TLS (`tls_port`)."""
+    with running_kamailio(tmp_path / "kamailio", tls_ca) as kam:
+        yield kam
+
+
+@pytest.fixture(scope="session")
+def promtool_path() -> str:
+    return require_binary("promtool")
+
+
+@pytest.fixture(scope="session")
+def promtool(promtool_path: str) -> Promtool:
+    return Promtool(promtool_path)
