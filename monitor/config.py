@@ -92,7 +92,7 @@ _HOSTNAME = re.compile(
 # Fallback check used only when probes.sip.uri is not importable: scheme, optional
 # userinfo, a host (name, IPv4 or [IPv6]), optional port, then params/headers (RFC 3261 §19.1.1).
 _SIP_URI_FALLBACK = re.compile(
-    r"^(?i:sips?):(?:[^@\s;?]+@)?"
+    r"^(?i:sips?):(?:(?P<userinfo>[^@\s;?]+)@)?"
     r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?)"
     r"(?::(?P<port>\d{1,5}))?(?:;[^\s?]*)?(?:\?\S*)?$"
 )
@@ -227,23 +227,30 @@ def _sip_uri_parser() -> tuple[Callable[[str], object], tuple[type[Exception], .
 
 
 def check_sip_uri(value: str) -> str:
-    """value if it is a sip: or sips: URI, else ValueError saying why."""
+    """value if it is a sip: or sips: URI without a password, else ValueError saying why."""
+    # Messages never quote the URI: a bad one may still hold user:password@.
     if not _SIP_SCHEME.match(value):
         raise ValueError("must be a sip: or sips: URI, e.g. sip:sbc1.carrier.example:5060")
     parser = _sip_uri_parser()
     if parser is not None:
         parse, errors = parser
         try:
-            parse(value)
+            parsed = parse(value)
         except errors as exc:
-            raise ValueError(f"not a valid SIP URI: {exc}") from None
-        return value
-    match = _SIP_URI_FALLBACK.match(value)
-    if match is None:
-        raise ValueError("not a valid SIP URI (expected sip:[user@]host[:port][;params])")
-    port = match.group("port")
-    if port is not None and not 0 < int(port) <= 65535:
-        raise ValueError(f"port {port} is out of range 1-65535")
+            reason = getattr(exc, "reason", None) or "malformed"
+            raise ValueError(f"not a valid SIP URI ({reason})") from None
+        has_password = getattr(parsed, "password", None) is not None
+    else:
+        match = _SIP_URI_FALLBACK.match(value)
+        if match is None:
+            raise ValueError("not a valid SIP URI (expected sip:[user@]host[:port][;params])")
+        port = match.group("port")
+        if port is not None and not 0 < int(port) <= 65535:
+            raise ValueError(f"port {port} is out of range 1-65535")
+        has_password = ":" in (match.group("userinfo") or "")
+    if has_password:
+        # RFC 3261 §19.1.1 advises against passwords in URIs; this one would be logged.
+        raise ValueError("must not carry a password (user:password@): use auth with password_env")
     return value
 
 
@@ -432,7 +439,8 @@ class StoreSettings(BaseModel):
 
     model_config = _MODEL_CONFIG
 
-    url: str = DEFAULT_STORE_URL
+    # validate_default: the default relative path resolves against the config's directory too.
+    url: str = Field(default=DEFAULT_STORE_URL, validate_default=True)
 
     @field_validator("url")
     @classmethod
@@ -444,7 +452,7 @@ class StoreSettings(BaseModel):
                 "not a database URL (expected sqlite:///path or postgresql://host/db)"
             ) from None
         if url.get_backend_name() == "sqlite":
-            return _sqlite_url(url, info)
+            return _sqlite_url(value, url, info)
         if url.get_backend_name() in ("postgresql", "postgres"):
             if url.password is not None:
                 # The URL is config text that gets printed; the password goes in the
@@ -456,14 +464,16 @@ class StoreSettings(BaseModel):
         raise ValueError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
 
 
-def _sqlite_url(url: URL, info: ValidationInfo) -> str:
+def _sqlite_url(value: str, url: URL, info: ValidationInfo) -> str:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
-        return url.render_as_string(hide_password=False)
+        return value
     path = _resolve(Path(database), info)
     if not path.parent.is_dir():
         raise ValueError(f"directory for the database does not exist: {path.parent}")
-    return url.set(database=str(path)).render_as_string(hide_password=False)
+    # Rebuilt by hand: render_as_string would percent-encode ':' and such in the path.
+    _, query_mark, query = value.partition("?")
+    return f"{url.drivername}:///{path}{query_mark}{query}"
 
 
 class HttpSettings(BaseModel):
@@ -584,25 +594,46 @@ def _parse_yaml(text: str, source: str) -> Any:
     try:
         return yaml.load(text)
     except DuplicateKeyError as exc:
-        raise ConfigError([_duplicate_key_problem(exc, source)]) from None
+        raise ConfigError([_duplicate_key_problem(exc, text, source)]) from None
     except MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         line = None if mark is None else mark.line + 1
-        detail = " ".join(part for part in (exc.problem, exc.context) if part)
-        problem = f"YAML syntax error: {detail}" if detail else "YAML syntax error"
+        problem = f"YAML syntax error: {exc.problem or 'not valid YAML'}"
+        if exc.context and exc.context_mark is not None:
+            # An unclosed bracket or quote is found far from where it was opened.
+            problem += f" ({exc.context} that started at line {exc.context_mark.line + 1})"
+        elif exc.context:
+            problem += f" ({exc.context})"
         raise ConfigError([ConfigProblem(source, line, "", problem)]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigProblem(source, None, "", f"YAML error: {exc}")]) from None
 
 
-def _duplicate_key_problem(exc: DuplicateKeyError, source: str) -> ConfigProblem:
+def _duplicate_key_problem(exc: DuplicateKeyError, text: str, source: str) -> ConfigProblem:
     # ruamel's own message quotes both values, which may be secrets: keep only the key.
     match = re.search(r'duplicate key "(.*?)" with value', exc.problem or "")
-    key = f" {match.group(1)!r}" if match else ""
-    first = exc.context_mark
-    where = "" if first is None else f" (first at line {first.line + 1})"
-    line = None if exc.problem_mark is None else exc.problem_mark.line + 1
-    return ConfigProblem(source, line, "", f"duplicate key{key}{where}")
+    mark = exc.problem_mark
+    line = None if mark is None else mark.line + 1
+    if match is None or mark is None:
+        return ConfigProblem(source, line, "", "duplicate key")
+    key = match.group(1)
+    first = _first_key_line(text, key, exc.context_mark, mark)
+    where = "" if first is None else f" (first at line {first})"
+    return ConfigProblem(source, line, "", f"duplicate key {key!r}{where}")
+
+
+def _first_key_line(text: str, key: str, mapping_start: Any, duplicate: Any) -> int | None:
+    """Line of the key's first occurrence in a block mapping (same column, same mapping)."""
+    if mapping_start is None:
+        return None
+    column = duplicate.column
+    key_at_column = re.compile(r"[\"']?" + re.escape(key) + r"[\"']?\s*:")
+    lines = text.splitlines()
+    for index in range(mapping_start.line, duplicate.line):
+        line = lines[index]
+        if line[:column].strip(" -") == "" and key_at_column.match(line, column):
+            return index + 1
+    return None
 
 
 def _field_text(path: Path_) -> str:
@@ -725,18 +756,40 @@ class _Loader:
             if section is not None:
                 built[name] = section
         defaults_data = _section(plain.get("defaults"))
-        defaults = self._validate(Defaults, defaults_data, ("defaults",))
-        defaults_ok = defaults is not None
-        if defaults is None:
-            defaults = Defaults()
-        else:
-            built["defaults"] = defaults
+        defaults, broken = self._defaults(defaults_data)
         timeout_explicit = isinstance(defaults_data, dict) and "timeout" in defaults_data
+        if not broken:
+            built["defaults"] = defaults
 
-        trunks = self._trunks(plain.get("trunks"), defaults, defaults_ok, timeout_explicit)
+        trunks = self._trunks(plain.get("trunks"), defaults, broken, timeout_explicit)
         if self._problems:
             raise ConfigError(_by_line(self._problems))
         return Config(**built, trunks=tuple(trunks), source=self.source)
+
+    def _defaults(self, data: Any) -> tuple[Defaults, frozenset[str]]:
+        """The defaults section, and the names of its fields that are broken; trunks then
+        inherit the built-in value for those, and problems they cause are not repeated."""
+        try:
+            return Defaults.model_validate(data, context=self._context), frozenset()
+        except ValidationError as exc:
+            errors = exc.errors(include_url=False, include_input=False)
+        broken: set[str] = set()
+        for error in errors:
+            self._report(Defaults, error, ("defaults",), None, frozenset())
+            if error["type"] == "timeout_not_below_interval":
+                broken.update(("interval", "timeout"))
+            elif error["loc"]:
+                broken.add(str(error["loc"][0]))
+            else:
+                broken.update(_INHERITED)
+        usable = (
+            {k: v for k, v in data.items() if k not in broken} if isinstance(data, dict) else {}
+        )
+        try:
+            fallback = Defaults.model_validate(usable, context=self._context)
+        except ValidationError:
+            fallback = Defaults()
+        return fallback, frozenset(broken)
 
     def _plain(self, node: Any, path: Path_) -> Any:
         """Plain Python values from ruamel's node types, problems for YAML-only ones."""
@@ -767,14 +820,14 @@ class _Loader:
         prefix: Path_,
         *,
         explicit: set[str] | None = None,
-        inherited_invalid: bool = False,
+        broken_defaults: frozenset[str] = frozenset(),
     ) -> Any:
         try:
             return model.model_validate(data, context=self._context)
         except ValidationError as exc:
             errors = exc.errors(include_url=False, include_input=False)
         for error in errors:
-            self._report(model, error, prefix, explicit, inherited_invalid)
+            self._report(model, error, prefix, explicit, broken_defaults)
         return None
 
     def _report(
@@ -783,22 +836,18 @@ class _Loader:
         error: ErrorDetails,
         prefix: Path_,
         explicit: set[str] | None,
-        inherited_invalid: bool,
+        broken_defaults: frozenset[str],
     ) -> None:
+        """Record one pydantic error in the config's words; explicit is the set of keys a
+        trunk wrote itself (None outside trunks)."""
         loc = tuple(error["loc"])
         kind = error["type"]
         message = error["msg"]
         ctx = error.get("ctx") or {}
         if kind == "timeout_not_below_interval":
-            self._report_timing(prefix, ctx, explicit, inherited_invalid)
+            self._report_timing(prefix, ctx, explicit, broken_defaults)
             return
-        if (
-            inherited_invalid
-            and explicit is not None
-            and loc
-            and loc[0] in _INHERITED
-            and loc[0] not in explicit
-        ):
+        if explicit is not None and loc and loc[0] in broken_defaults and loc[0] not in explicit:
             return  # the broken default was reported under defaults
         if kind == "extra_forbidden":
             owner = _model_at(model, loc[:-1])
@@ -817,12 +866,12 @@ class _Loader:
         prefix: Path_,
         ctx: dict[str, Any],
         explicit: set[str] | None,
-        inherited_invalid: bool,
+        broken_defaults: frozenset[str],
     ) -> None:
         if explicit is None:  # the defaults section itself
             self.add((*prefix, "timeout"), f"must be less than interval ({ctx['interval']})")
             return
-        if inherited_invalid and not {"interval", "timeout"} <= explicit:
+        if any(f in broken_defaults and f not in explicit for f in ("interval", "timeout")):
             return
         if "interval" in explicit and "timeout" not in explicit:
             self.add((*prefix, "interval"), f"must be greater than timeout ({ctx['timeout']})")
@@ -830,7 +879,11 @@ class _Loader:
             self.add((*prefix, "timeout"), f"must be less than interval ({ctx['interval']})")
 
     def _trunks(
-        self, raw: Any, defaults: Defaults, defaults_ok: bool, timeout_explicit: bool
+        self,
+        raw: Any,
+        defaults: Defaults,
+        broken_defaults: frozenset[str],
+        timeout_explicit: bool,
     ) -> list[TrunkConfig]:
         if raw is None:
             return []
@@ -852,7 +905,7 @@ class _Loader:
                     self.add((*prefix, "name"), f"duplicate trunk name {name!r}{where}")
                 else:
                     first_line_of[name] = self._line((*prefix, "name"))
-            trunk = self._trunk(item, prefix, defaults, defaults_ok, timeout_explicit)
+            trunk = self._trunk(item, prefix, defaults, broken_defaults, timeout_explicit)
             if trunk is not None:
                 trunks.append(trunk)
         return trunks
@@ -862,7 +915,7 @@ class _Loader:
         item: dict[str, Any],
         prefix: Path_,
         defaults: Defaults,
-        defaults_ok: bool,
+        broken_defaults: frozenset[str],
         timeout_explicit: bool,
     ) -> TrunkConfig | None:
         data = dict(item)
@@ -887,7 +940,7 @@ class _Loader:
             data,
             prefix,
             explicit=explicit,
-            inherited_invalid=not defaults_ok,
+            broken_defaults=broken_defaults,
         )
         return trunk if isinstance(trunk, TrunkConfig) else None
 
