@@ -284,6 +284,13 @@ def _duration(value: Any) -> float:
 
 
 def _alive_codes(value: Any) -> frozenset[int]:
+    # Fast path: a trunk inheriting the defaults' already-parsed set (thousands of trunks).
+    if (
+        isinstance(value, frozenset)
+        and value
+        and all(type(code) is int and SIP_STATUS_MIN <= code <= SIP_STATUS_MAX for code in value)
+    ):
+        return value
     if isinstance(value, str | list | tuple | set | frozenset):
         return parse_alive_codes(value)
     raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")
