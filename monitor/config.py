@@ -291,6 +291,8 @@ def _alive_codes(value: Any) -> frozenset[int]:
         and all(type(code) is int and SIP_STATUS_MIN <= code <= SIP_STATUS_MAX for code in value)
     ):
         return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return parse_alive_codes([value])  # `alive_codes: 200`
     if isinstance(value, str | list | tuple | set | frozenset):
         return parse_alive_codes(value)
     raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")

@@ -1017,6 +1017,20 @@ def test_parse_alive_codes_rejects(spec: str | list[str | int], message: str) ->
     assert str(caught.value).startswith(message)
 
 
+@pytest.mark.parametrize(
+    ("yaml_value", "expected"),
+    [
+        ("200", frozenset({200})),
+        ('"2xx"', frozenset(range(200, 300))),
+        ("[2xx, '!204']", frozenset(range(200, 300)) - {204}),
+        ("\n    - 200\n    - 486", frozenset({200, 486})),
+    ],
+)
+def test_alive_codes_yaml_forms(yaml_value: str, expected: frozenset[int]) -> None:
+    cfg = config_from_text(f"defaults:\n  alive_codes: {yaml_value}\n")
+    assert cfg.defaults.alive_codes == expected
+
+
 # --- secrets --------------------------------------------------------------------------------
 
 SECRET_TRUNK = """
