@@ -17,6 +17,7 @@ import re
 import socket
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import cast
 
 import structlog
 
@@ -40,7 +41,8 @@ class ResponderMode(StrEnum):
     WRONG_BRANCH = "wrong_branch"  # top Via branch changed: matches no client transaction
     WRONG_CALL_ID = "wrong_call_id"
     OVERSIZED = "oversized"  # a reply beyond the parser's limits (MAX_HEADER_BYTES, ...)
-    OTHER_PORT = "other_port"  # UDP: a correct reply from another source port
+    OTHER_PORT = "other_port"  # UDP: a correct reply from another source port (TCP: normal,
+    # since a stream reply can only travel its request's connection)
 
 
 SERVER_HEADER = "trunkwatch-responder"
@@ -60,6 +62,8 @@ GARBAGE_MAX_BYTES = 512
 UDP_RCVBUF = 4 * 1024 * 1024
 # Binding port 0 picks a UDP port; TCP may already have it taken: try a few times.
 BIND_ATTEMPTS = 50
+# stop() waits this long for sockets to close; they close on the next loop iteration.
+STOP_TIMEOUT_S = 2.0
 DEFAULT_SIP_PORT = 5060  # §18.2.2: sent-by without a port
 DEFAULT_SIPS_PORT = 5061
 # Header text is UTF-8 (§7.3.1); undecodable bytes survive as surrogate escapes, so a value
@@ -341,6 +345,7 @@ class SipResponder:
         self._other_udp: asyncio.DatagramTransport | None = None
         self._server: asyncio.Server | None = None
         self._streams: set[asyncio.Transport] = set()
+        self._open: set[asyncio.Future[None]] = set()  # one per transport until its socket closes
 
     # ---- configuration -----------------------------------------------------------------
 
@@ -483,17 +488,22 @@ class SipResponder:
     # ---- I/O ---------------------------------------------------------------------------
 
     async def start(self) -> None:
-        """Bind UDP and TCP on one port (port 0: one that is free for both) and serve."""
+        """Bind UDP and TCP on one port (port 0: one that is free for both) and serve.
+
+        After stop(), start() binds the same port again: a restart, as a real outage looks.
+        """
+        if self._udp is not None:
+            return
         loop = asyncio.get_running_loop()
         self._tag_prefix = new_tag().encode() + b"-"
         family = socket.AF_INET6 if ipaddress.ip_address(self.host).version == 6 else socket.AF_INET
-        udp, tcp = _bind_pair(family, self.host, self._requested_port)
+        udp, tcp = _bind_pair(family, self.host, self._port or self._requested_port)
         self._port = udp.getsockname()[1]
         self._udp, _ = await loop.create_datagram_endpoint(lambda: _UdpProtocol(self), sock=udp)
         other = socket.socket(family, socket.SOCK_DGRAM)
         other.bind((self.host, 0))
         self._other_udp, _ = await loop.create_datagram_endpoint(
-            asyncio.DatagramProtocol, sock=other
+            lambda: _SendOnlyProtocol(self), sock=other
         )
         self._server = await loop.create_server(lambda: _StreamProtocol(self), sock=tcp)
         log.info("responder_started", host=self.host, port=self._port)
@@ -509,6 +519,10 @@ class SipResponder:
             self._server.close()
             await self._server.wait_closed()
             self._server = None
+        # Transports close their sockets a loop iteration later: wait, so the port is really
+        # free (and a datagram sent now is refused) when stop() returns.
+        if self._open:
+            await asyncio.wait(list(self._open), timeout=STOP_TIMEOUT_S)
         log.info(
             "responder_stopped",
             port=self._port,
@@ -551,12 +565,25 @@ def _bind_pair(
     raise OSError(f"cannot bind UDP and TCP on {host}:{port}: {last}")
 
 
-class _UdpProtocol(asyncio.DatagramProtocol):
-    __slots__ = ("responder",)
+class _Tracked:
+    """Registers with the responder until connection_lost, so stop() can wait for the close."""
 
     def __init__(self, responder: SipResponder) -> None:
         self.responder = responder
+        self.closed: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        responder._open.add(self.closed)
 
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.responder._open.discard(self.closed)
+        if not self.closed.done():
+            self.closed.set_result(None)
+
+
+class _SendOnlyProtocol(_Tracked, asyncio.DatagramProtocol):
+    """The OTHER_PORT socket: it only sends."""
+
+
+class _UdpProtocol(_Tracked, asyncio.DatagramProtocol):
     def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
         host = str(addr[0])
         answer = self.responder.respond(data, host, addr[1], stream=False)
@@ -568,19 +595,19 @@ class _UdpProtocol(asyncio.DatagramProtocol):
         log.debug("responder_udp_error", error=str(exc))
 
 
-class _StreamProtocol(asyncio.Protocol):
+class _StreamProtocol(_Tracked, asyncio.Protocol):
     def __init__(self, responder: SipResponder) -> None:
-        self.responder = responder
+        super().__init__(responder)
         self.framer = StreamFramer()
         self.transport: asyncio.Transport | None = None
         self.peer: tuple[str, int] = ("", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A cast, not an isinstance check: uvloop's TCPTransport is no asyncio.Transport subclass.
+        self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = (str(peer[0]), int(peer[1]))
-        self.responder._streams.add(transport)
+        self.responder._streams.add(self.transport)
 
     def data_received(self, data: bytes) -> None:
         transport = self.transport
@@ -607,6 +634,7 @@ class _StreamProtocol(asyncio.Protocol):
         if self.transport is not None:
             self.responder._streams.discard(self.transport)
         self.transport = None
+        super().connection_lost(exc)
 
 
 async def run_responder(host: str, port: int, stop_event: asyncio.Event) -> None:

@@ -545,6 +545,23 @@ async def test_stop_releases_the_port() -> None:
     assert not bind_fails(socket.SOCK_DGRAM, port)
 
 
+async def test_stop_then_start_is_a_restart_on_the_same_port(
+    responder: SipResponder, udp: socket.socket
+) -> None:
+    port = responder.port
+    await responder.stop()
+    loop = asyncio.get_running_loop()
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as connected:
+        connected.setblocking(False)
+        connected.connect((HOST, port))  # a connected socket reports the ICMP refusal
+        await loop.sock_sendall(connected, request(port_of(connected)).data)
+        with pytest.raises(ConnectionRefusedError):
+            await asyncio.wait_for(loop.sock_recv(connected, 70_000), REPLY_WAIT_S)
+    await responder.start()
+    assert responder.port == port
+    assert await reply_to(udp, request(port_of(udp)), responder) is not None
+
+
 async def test_ipv6_loopback() -> None:
     if not socket.has_ipv6 or bind_fails(socket.SOCK_DGRAM, 0, socket.AF_INET6, "::1"):
         pytest.skip("no IPv6 loopback")
@@ -562,6 +579,40 @@ async def test_ipv6_loopback() -> None:
     finally:
         await resp.stop()
     assert header_values(reply, "via")[0].endswith(f";rport={local_port};received=::1")
+
+
+def test_under_uvloop() -> None:
+    """`trunkwatch demo`/`responder` run on uvloop, whose transports are not asyncio's classes."""
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[bytes, bytes]:
+        resp = SipResponder(HOST, 0)
+        await resp.start()
+        loop = asyncio.get_running_loop()
+        reply: asyncio.Future[bytes] = loop.create_future()
+
+        class Client(asyncio.DatagramProtocol):  # uvloop has no loop.sock_sendto/recvfrom
+            def datagram_received(self, data: bytes, addr: tuple[str | object, int]) -> None:
+                if not reply.done():
+                    reply.set_result(data)
+
+        try:
+            transport, _ = await loop.create_datagram_endpoint(
+                Client, local_addr=(HOST, 0), remote_addr=(HOST, resp.port)
+            )
+            try:
+                transport.sendto(request(transport.get_extra_info("sockname")[1]).data)
+                udp = await asyncio.wait_for(reply, REPLY_WAIT_S)
+            finally:
+                transport.close()
+            [tcp] = await tcp_replies(resp.port, request(9, transport="TCP").data, 1)
+        finally:
+            await resp.stop()
+        return udp, tcp
+
+    udp_reply, tcp_reply = uvloop.run(main())
+    assert udp_reply.startswith(b"SIP/2.0 200 OK\r\n")
+    assert tcp_reply.startswith(b"SIP/2.0 200 OK\r\n")
 
 
 async def test_run_responder_serves_until_stopped(udp: socket.socket) -> None:
