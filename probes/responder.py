@@ -2,9 +2,9 @@
 
 It is the far end for `trunkwatch demo`, for tests of bad input and for the benchmark. The UDP
 hot path answers a well-formed OPTIONS by copying the request's header lines byte for byte
-(§8.2.6.2) instead of a full parse and serialize; anything unusual (folded lines, compact
-forms inside lists, odd Via syntax, other methods) takes the full parser. Input that is not
-SIP is dropped silently and counted in `malformed`.
+(§8.2.6.2) instead of a full parse and serialize; anything unusual (folded lines, several
+via-parms on one line, odd Via syntax, other methods) takes the full parser. Input that is
+not SIP is dropped silently and counted in `malformed`.
 """
 
 from __future__ import annotations
@@ -50,8 +50,8 @@ ALLOW = b"OPTIONS"  # all we implement; every other method gets 405 with this Al
 ACCEPT = b"application/sdp"  # §11.2: what an OPTIONS answer advertises
 # The largest UDP payload over IPv4 (65535 − 8 UDP − 20 IP header bytes); IPv6 allows 20 more.
 MAX_UDP_PAYLOAD = 65_507
-# An OVERSIZED reply over UDP fills a whole datagram, so its header block is twice the parser's
-# MAX_HEADER_BYTES; over TCP it also exceeds MAX_MESSAGE_BYTES, which UDP cannot carry.
+# An OVERSIZED reply over UDP fills a whole datagram, so its header block is about twice the
+# parser's MAX_HEADER_BYTES; over TCP it also exceeds MAX_MESSAGE_BYTES, which UDP cannot carry.
 OVERSIZED_UDP_BYTES = MAX_UDP_PAYLOAD
 OVERSIZED_TCP_BYTES = MAX_MESSAGE_BYTES + 4_096
 # Padding header lines stay well under MAX_HEADER_LINE: the only limit broken is the total size.
