@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
@@ -380,3 +381,17 @@ async def test_resume_with_the_clock_behind_records_no_gap(store: Store) -> None
     await store.heartbeat(T0)
     await resume(store, T0 - timedelta(seconds=1))
     assert await store.gaps() == []
+
+
+async def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
+    # daemon and a CLI command starting together on a fresh file: both must come up
+    stores = await asyncio.gather(*(Store.open(db_url, agent=f"agent-{i}") for i in range(3)))
+    try:
+        for i, s in enumerate(stores):
+            await s.heartbeat(T0 + timedelta(seconds=i))
+        assert [await s.last_heartbeat() for s in stores] == [
+            T0 + timedelta(seconds=i) for i in range(3)
+        ]
+    finally:
+        for s in stores:
+            await s.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 # Plain scheme → the async driver trunkwatch uses for it.
@@ -18,6 +18,10 @@ ASYNC_DRIVERS = {
 # A CLI command (outages, sla report) may read while the daemon writes; under WAL readers never
 # block, and a writer waits this long for another writer instead of failing at once.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
+# Execution option for connections that will write: on SQLite their transaction takes the
+# write lock at BEGIN (IMMEDIATE), so two writers queue on busy_timeout instead of one
+# failing at once when both started by reading (e.g. two processes migrating a new file).
+WRITE = "trunkwatch_write"
 
 
 def async_url(url: str) -> str:
@@ -49,7 +53,10 @@ def async_url(url: str) -> str:
     return f"{driver}://{rest}"
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # The driver's own transaction handling issues no BEGIN before DDL, so a migration
+    # would not be atomic: turn it off and let _sqlite_begin start every transaction.
+    dbapi_connection.isolation_level = None
     cursor = dbapi_connection.cursor()
     try:
         # WAL: readers (reports, API) do not block the writer; NORMAL is durable across
@@ -62,8 +69,14 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def _sqlite_begin(conn: Connection) -> None:
+    write = conn.get_execution_options().get(WRITE, False)
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
 def create_engine(url: str) -> AsyncEngine:
     engine = create_async_engine(async_url(url))
     if engine.dialect.name == "sqlite":
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
+        event.listen(engine.sync_engine, "connect", _sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _sqlite_begin)
     return engine

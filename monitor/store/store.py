@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
@@ -20,7 +21,7 @@ from monitor.events import (
     as_utc,
     from_json,
 )
-from monitor.store.engine import create_engine
+from monitor.store.engine import WRITE, create_engine
 from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
 
@@ -43,7 +44,7 @@ class Store:
             raise ValueError("agent name must not be empty")
         engine = create_engine(url)
         try:
-            async with engine.begin() as conn:
+            async with _writing(engine) as conn:
                 await conn.run_sync(upgrade_to_head)
         except BaseException:
             await engine.dispose()
@@ -72,7 +73,7 @@ class Store:
             }
             for e in events
         ]
-        async with self._engine.begin() as conn:
+        async with _writing(self._engine) as conn:
             await conn.execute(insert(journal), rows)
             for e in events:
                 if isinstance(e, OutageOpened):
@@ -161,7 +162,7 @@ class Store:
     async def heartbeat(self, now: datetime) -> None:
         """Record that this agent is alive at ``now`` (every ~10 s, never per probe)."""
         now = as_utc(now, "heartbeat")
-        async with self._engine.begin() as conn:
+        async with _writing(self._engine) as conn:
             # Update-then-insert is portable; one agent name is one process, so no race.
             result = await conn.execute(
                 update(heartbeats).where(heartbeats.c.agent == self.agent).values(last_seen_at=now)
@@ -191,6 +192,15 @@ class Store:
         return [
             MonitorGap(agent=r.agent, start=r.start_at, end=r.end_at, reason=r.reason) for r in rows
         ]
+
+
+@asynccontextmanager
+async def _writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction (takes SQLite's write lock at BEGIN); commits on success."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            yield conn
 
 
 def _outage_from_row(row: Row[Any]) -> Outage:
