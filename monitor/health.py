@@ -126,12 +126,15 @@ def reduce(
 
 def _open(health: TrunkHealth, now: datetime, new_id: Callable[[], str]) -> tuple[Event, ...]:
     assert health.streak_started_at is not None and health.streak_outcome is not None
+    first_failure_at = health.streak_started_at
     outage = Outage(
         id=new_id(),
         trunk=health.trunk,
         kind=OutageKind.OUTAGE,
-        first_failure_at=health.streak_started_at,
-        confirmed_at=now,
+        first_failure_at=first_failure_at,
+        # The wall clock can step back (NTP) between a send and a later arrival; an outage
+        # must still open, so its instants are kept in order rather than refused.
+        confirmed_at=max(now, first_failure_at),
         first_outcome=health.streak_outcome,
         detail=health.streak_detail,
     )
@@ -148,7 +151,9 @@ def _close(health: TrunkHealth, now: datetime, outcome: Outcome) -> tuple[Event,
         TrunkStateChanged(health.trunk, now, TrunkState.DOWN, TrunkState.UP, outcome.value),
     )
     if health.open_outage is not None:  # DOWN always has one; replay guarantees it too
-        closed = health.open_outage.closed(restored_at=health.streak_started_at, closed_at=now)
+        outage = health.open_outage
+        restored_at = max(health.streak_started_at, outage.first_failure_at)  # clock steps
+        closed = outage.closed(restored_at=restored_at, closed_at=max(now, restored_at))
         events += (OutageClosed(closed),)
     health.state = TrunkState.UP
     health.open_outage = None

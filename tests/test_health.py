@@ -464,3 +464,20 @@ def test_probe_send_time_resolution_survives() -> None:
     (_, opened) = reduce(health, probe, T0 + timedelta(seconds=1), HealthPolicy(1, 1))
     assert isinstance(opened, OutageOpened)
     assert opened.outage.first_failure_at == T0 + timedelta(microseconds=123_457)
+
+
+def test_a_wall_clock_step_back_still_opens_and_closes_in_order() -> None:
+    # results sent at 20:00:00..02 but the wall clock was stepped back 1 h before they arrived
+    health = TrunkHealth(TRUNK)
+    back = -timedelta(hours=1)
+    events = [
+        e
+        for step, code in enumerate("fffoo")
+        for e in reduce(health, result(step, OUTCOME_CODES[code]), sent_at(step) + back,
+                        HealthPolicy(3, 2))
+    ]  # fmt: skip
+    (opened,) = [e.outage for e in events if isinstance(e, OutageOpened)]
+    (closed,) = [e.outage for e in events if isinstance(e, OutageClosed)]
+    assert opened.confirmed_at == opened.first_failure_at == sent_at(0)
+    assert closed.restored_at == sent_at(3)
+    assert closed.closed_at == sent_at(3)
