@@ -204,6 +204,13 @@ async def test_outage_row_is_inserted_open_and_updated_on_close(store: Store) ->
     assert await store.outages() == [closed]
 
 
+async def test_close_whose_open_is_not_here_is_kept(store: Store) -> None:
+    # e.g. a journal imported from another database: the closed outage must not be lost
+    closed = outage("o-9", "carrier-a", T0, restored=T0 + timedelta(minutes=3))
+    await store.append([OutageClosed(closed)])
+    assert await store.outages() == [closed]
+
+
 async def test_append_is_all_or_nothing(store: Store) -> None:
     first = outage("o-1", "carrier-a", T0)
     await store.append([OutageOpened(first)])
