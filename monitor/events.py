@@ -126,22 +126,22 @@ class TrunkStateChanged:
     kind: ClassVar[str] = "trunk_state"
     trunk: str
     at: datetime
-    previous: TrunkState
-    state: TrunkState
+    old: TrunkState
+    new: TrunkState
     cause: str  # the outcome that tipped it ("timeout", "ok"...) or why it became unknown
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "at", as_utc(self.at, "at"))
-        object.__setattr__(self, "previous", TrunkState(self.previous))
-        object.__setattr__(self, "state", TrunkState(self.state))
+        object.__setattr__(self, "old", TrunkState(self.old))
+        object.__setattr__(self, "new", TrunkState(self.new))
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "trunk": self.trunk,
             "at": self.at.isoformat(),
-            "previous": self.previous.value,
-            "state": self.state.value,
+            "old": self.old.value,
+            "new": self.new.value,
             "cause": self.cause,
         }
 
@@ -150,8 +150,8 @@ class TrunkStateChanged:
         return cls(
             trunk=_str(d, "trunk"),
             at=_instant(d, "at"),
-            previous=_state(d, "previous"),
-            state=_state(d, "state"),
+            old=_state(d, "old"),
+            new=_state(d, "new"),
             cause=_str(d, "cause"),
         )
 

@@ -194,7 +194,7 @@ def replay(events: Iterable[Event]) -> dict[str, TrunkHealth]:
         if health is None:
             health = healths[trunk] = TrunkHealth(trunk)
         if isinstance(event, TrunkStateChanged):
-            health.state = event.state
+            health.state = event.new
         elif isinstance(event, OutageOpened):
             if health.open_outage is not None:
                 raise ReplayError(

@@ -146,13 +146,13 @@ def test_transitions(
     assert [(step, e.kind) for step, e in events] == kinds
     for _, event in events:
         if isinstance(event, TrunkStateChanged):
-            assert event.previous is not event.state
+            assert event.old is not event.new
 
 
 def test_state_change_events_say_from_what_to_what_and_why() -> None:
     _, _, events = run("offfoo", HealthPolicy(3, 2))
     changes = [e for _, e in events if isinstance(e, TrunkStateChanged)]
-    assert [(c.previous, c.state, c.cause) for c in changes] == [
+    assert [(c.old, c.new, c.cause) for c in changes] == [
         (Q, U, "ok"),
         (U, D, "timeout"),
         (D, U, "ok"),
@@ -357,7 +357,7 @@ def test_mark_unknown_keeps_down_trunks_and_resets_streaks() -> None:
         "unknown": TrunkHealth("unknown"),
     }
     events = mark_unknown(healths, T0 + timedelta(hours=1), "monitor_not_running")
-    assert [(e.trunk, e.previous, e.state, e.cause) for e in events] == [
+    assert [(e.trunk, e.old, e.new, e.cause) for e in events] == [
         ("up", U, Q, "monitor_not_running")
     ]
     assert healths["up"].state is Q and healths["down"].state is D
@@ -430,17 +430,17 @@ def test_outage_and_gap_invariants() -> None:
         ('{"kind": "trunk_state", "trunk": "a"}', "'at'"),
         (
             '{"kind":"trunk_state","trunk":"a","at":"2026-10-03T14:00:00",'
-            '"previous":"up","state":"down","cause":"timeout"}',
+            '"old":"up","new":"down","cause":"timeout"}',
             "without a UTC offset",
         ),
         (
             '{"kind":"trunk_state","trunk":"a","at":"yesterday",'
-            '"previous":"up","state":"down","cause":"timeout"}',
+            '"old":"up","new":"down","cause":"timeout"}',
             "not an ISO 8601",
         ),
         (
             '{"kind":"trunk_state","trunk":"a","at":"2026-10-03T14:00:00Z",'
-            '"previous":"up","state":"sideways","cause":"timeout"}',
+            '"old":"up","new":"sideways","cause":"timeout"}',
             "unknown trunk state",
         ),
         ('{"kind": "outage_opened", "outage": 3}', "expected a JSON object"),

@@ -381,7 +381,7 @@ async def test_resume_uses_the_latest_sign_of_life(store: Store) -> None:
     assert [e.kind for e in journal_after] == ["trunk_state", "monitor_gap", "trunk_state"]
     assert isinstance(journal_after[1], MonitorGap)
     last = journal_after[2]
-    assert isinstance(last, TrunkStateChanged) and last.state is TrunkState.UNKNOWN
+    assert isinstance(last, TrunkStateChanged) and last.new is TrunkState.UNKNOWN
 
 
 async def test_resume_with_the_clock_behind_records_no_gap(store: Store) -> None:
