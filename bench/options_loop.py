@@ -131,7 +131,9 @@ def config_text(n: int, port: int, interval: float, db: Path, timeout: float) ->
     return "\n".join(lines) + "\n"
 
 
-async def run_loop(n: int, port: int, seconds: float, interval: float, workdir: Path) -> dict[str, float]:
+async def run_loop(
+    n: int, port: int, seconds: float, interval: float, workdir: Path
+) -> dict[str, float]:
     from monitor.app import Monitor
     from monitor.config import config_from_text
 
@@ -146,13 +148,19 @@ async def run_loop(n: int, port: int, seconds: float, interval: float, workdir: 
     samples: array[float] = array("d")
     sched.lag.samples = samples
     started0 = sched.started
-    outcomes0 = {k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()}
+    outcomes0 = {
+        k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()
+    }
     cpu0, t0 = cpu_s(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, t1 = cpu_s(), time.perf_counter()
     sched.lag.samples = None
-    outcomes1 = {k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()}
-    done = {k.value: outcomes1[k] - outcomes0[k] for k in _outcomes() if outcomes1[k] - outcomes0[k]}
+    outcomes1 = {
+        k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()
+    }
+    done = {
+        k.value: outcomes1[k] - outcomes0[k] for k in _outcomes() if outcomes1[k] - outcomes0[k]
+    }
     started = sched.started - started0
     await monitor.stop()
     samples_sorted = array("d", sorted(samples))
@@ -202,18 +210,26 @@ def sipp_rate(port: int, seconds: float, workdir: Path) -> float:
     wall = time.perf_counter() - t0
     rows = [line.split(";") for line in stats.read_text().splitlines() if line.strip()]
     if len(rows) < 2:
-        raise SystemExit(f"sipp produced no statistics (rc {proc.returncode}): {proc.stderr[-800:]}")
+        raise SystemExit(
+            f"sipp produced no statistics (rc {proc.returncode}): {proc.stderr[-800:]}"
+        )
     header, last = rows[0], rows[-1]
     ok = int(last[header.index("SuccessfulCall(C)")])
     elapsed = wall
     if "ElapsedTime(C)" in header:
         h, m, s = last[header.index("ElapsedTime(C)")].split(":")[:3]
-        elapsed = int(h) * 3600 + int(m) * 60 + float(s.split(".")[0] + "." + (s.split(".")[1] if "." in s else "0"))
+        elapsed = (
+            int(h) * 3600
+            + int(m) * 60
+            + float(s.split(".")[0] + "." + (s.split(".")[1] if "." in s else "0"))
+        )
     return ok / max(elapsed, 1e-9)
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--targets", type=int, nargs="+", default=[1000, 10000])
     parser.add_argument("--seconds", type=float, default=60.0)
     parser.add_argument("--max-rate-seconds", type=float, default=10.0)

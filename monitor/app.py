@@ -10,7 +10,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-import structlog
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.gc_collector import GCCollector
@@ -21,15 +20,16 @@ from monitor.config import Config, TrunkConfig
 from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
 from monitor.exporter import ExportSources, TrunkInfo, TrunkwatchCollector, loop_name
 from monitor.health import HealthPolicy, TrunkHealth, reduce
+from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
 from monitor.scheduler import Scheduler
 from monitor.server import make_app, serve
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
-from probes.options import MalformedCounter, OptionsProbe, OptionsSettings, SharedUdp
+from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import Probe
 from probes.result import ProbeResult
 
-log = structlog.get_logger("trunkwatch")
+log = get_logger("trunkwatch")
 
 # How often this agent tells the store it is alive: the bound on how much of a crash's
 # unknown time is attributed to "monitor not running" rather than known state.
@@ -90,7 +90,8 @@ class Monitor:
         self._writer = _Writer()
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
-        self._malformed_log_window = (0, 0)
+        # A flood of garbage must not flood the log: 10 lines a minute per kind.
+        self._malformed_log = RateLimitedLog(log)
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -228,9 +229,7 @@ class Monitor:
         sources = ExportSources(
             agent=cfg.agent,
             loop_name=loop_name(),
-            trunks=[
-                TrunkInfo(t.name, t.carrier, _transport_of(t.uri)) for t in cfg.trunks
-            ],
+            trunks=[TrunkInfo(t.name, t.carrier, _transport_of(t.uri)) for t in cfg.trunks],
             stats=list(self.stats.values()),
             health=self.health,
             scheduler=self.scheduler,
@@ -246,30 +245,21 @@ class Monitor:
         GCCollector(registry=self.registry)
 
     def _log_malformed(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
-        # A flood of garbage must not flood the log: at most 10 lines a minute.
-        minute = time.monotonic_ns() // 60_000_000_000
-        window, count = self._malformed_log_window
-        count = count + 1 if window == minute else 1
-        self._malformed_log_window = (minute, count)
-        if count <= 10:
-            log.warning(
-                "sip_malformed_packet",
-                kind=kind,
-                peer=f"{addr[0]}:{addr[1]}" if addr else None,
-                size=len(data),
-                head=_untrusted(data),
-            )
+        self._malformed_log.warning(
+            "sip_malformed_packet",
+            now_ns=time.monotonic_ns(),
+            key=kind,
+            kind=kind,
+            peer=f"{addr[0]}:{addr[1]}" if addr else None,
+            size=len(data),
+            head=truncate_untrusted(data),
+        )
 
 
 def _transport_of(uri: str) -> str:
     from probes.sip.uri import SipUri
 
     return SipUri.parse(uri).transport
-
-
-def _untrusted(data: bytes, limit: int = 80) -> str:
-    text = data[:limit].decode("latin-1").encode("unicode_escape").decode("ascii")
-    return text + ("…" if len(data) > limit else "")
 
 
 def _log_event(event: Event) -> None:

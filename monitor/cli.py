@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import sys
 from collections.abc import Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
@@ -37,7 +36,7 @@ def _run(coro: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
         try:
             import uvloop
 
-            return uvloop.run(coro)  # type: ignore[no-any-return]
+            return uvloop.run(coro)
         except ImportError:
             pass  # the stock loop is a supported fallback
     return asyncio.run(coro)
@@ -212,9 +211,9 @@ def probe_options(
         typer.echo(f"detail: {result.detail}")
     if response is not None:
         for name in ("Server", "User-Agent", "Allow", "Supported", "Accept", "Contact"):
-            value = response.headers.get(name)
-            if value is not None:
-                typer.echo(f"{name.lower()}: {value}")
+            header = response.headers.get(name)
+            if header is not None:
+                typer.echo(f"{name.lower()}: {header}")
     raise typer.Exit(0 if result.ok else 1)
 
 
@@ -239,11 +238,7 @@ def sip_lint(
             invalid += 1
             typer.echo(f"{path}: invalid: {exc}")
             continue
-        what = (
-            f"request {msg.method}"
-            if isinstance(msg, SipRequest)
-            else f"response {msg.status}"
-        )
+        what = f"request {msg.method}" if isinstance(msg, SipRequest) else f"response {msg.status}"
         typer.echo(f"{path}: valid: {what}")
     raise typer.Exit(1 if invalid else 0)
 
@@ -253,4 +248,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -7,13 +7,12 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-import structlog
-
 from monitor.app import Monitor
 from monitor.config import config_from_text
+from monitor.log import get_logger
 from probes.responder import ResponderMode, SipResponder
 
-log = structlog.get_logger("trunkwatch.demo")
+log = get_logger("trunkwatch.demo")
 
 
 @dataclass(slots=True, frozen=True)

@@ -81,9 +81,7 @@ class TrunkwatchCollector(Collector):
             "trunkwatch version and runtime; always 1.",
             labels=["version", "python", "loop", "agent"],
         )
-        build.add_metric(
-            [__version__, platform.python_version(), src.loop_name, src.agent], 1.0
-        )
+        build.add_metric([__version__, platform.python_version(), src.loop_name, src.agent], 1.0)
         yield build
 
         info = GaugeMetricFamily(
@@ -159,9 +157,7 @@ class TrunkwatchCollector(Collector):
         )
         for name, health in self.src.health.items():
             for candidate in TrunkState:
-                state.add_metric(
-                    [name, candidate.value], 1.0 if health.state is candidate else 0.0
-                )
+                state.add_metric([name, candidate.value], 1.0 if health.state is candidate else 0.0)
             open_.add_metric([name], 1.0 if health.open_outage is not None else 0.0)
             opened.add_metric([name], float(self.src.outages_opened.get(name, 0)))
         yield from (state, open_, opened)

@@ -15,17 +15,14 @@ from bisect import bisect_left
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
-import structlog
-
+from monitor.log import RateLimitedLog, get_logger
 from probes.probe import Probe
 from probes.result import Outcome, ProbeResult
 
-log = structlog.get_logger("trunkwatch.scheduler")
+log = get_logger("trunkwatch.scheduler")
 
 # Lateness buckets (seconds): the goal is p99 < 5 ms at 10k targets per second.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-# Exceptions from probes are bugs; log at most this many tracebacks per minute.
-ERROR_LOG_PER_MINUTE = 10
 
 
 @dataclass(slots=True)
@@ -80,7 +77,7 @@ class Scheduler:
         self.errors = 0  # exceptions raised by probe code or result handling (bugs)
         self.started = 0
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._error_window = (0, 0)  # (minute, count) for rate-limited error logs
+        self._error_log = RateLimitedLog(log)  # a bug firing per probe must not flood logs
         self._running = False
 
     def start(self) -> None:
@@ -157,9 +154,10 @@ class Scheduler:
 
     def _bug(self, event: str, item: Scheduled) -> None:
         self.errors += 1
-        minute = time.monotonic_ns() // 60_000_000_000
-        window_minute, count = self._error_window
-        count = count + 1 if window_minute == minute else 1
-        self._error_window = (minute, count)
-        if count <= ERROR_LOG_PER_MINUTE:
-            log.exception(event, trunk=item.probe.trunk, probe=item.probe.kind)
+        self._error_log.error(
+            event,
+            now_ns=time.monotonic_ns(),
+            trunk=item.probe.trunk,
+            probe=item.probe.kind,
+            exc_info=True,
+        )

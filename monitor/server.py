@@ -9,7 +9,8 @@ from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
-READY_KEY = web.AppKey("ready", Callable[[], bool])
+ReadyCheck = Callable[[], bool]
+READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 
 
 async def metrics(request: web.Request) -> web.Response:
@@ -44,8 +45,8 @@ async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunn
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()
-    server = site._server
     bound = port
-    if server is not None and server.sockets:
-        bound = server.sockets[0].getsockname()[1]
+    for address in runner.addresses:  # the real port when 0 asked for any
+        bound = int(address[1])
+        break
     return runner, bound

@@ -16,7 +16,7 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """perf_counter_ns for durations (the loop's cached clock can run early), time_ns for instants."""
+    """perf_counter_ns for durations (the loop's cached clock runs early), time_ns for instants."""
 
     __slots__ = ()
 

@@ -15,10 +15,11 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import cast
 
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
-from probes.sip.digest import DigestError, authorization_header, parse_challenge
+from probes.sip.digest import DigestError, authorization_header, select_challenge
 from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
 from probes.sip.ids import new_branch, new_call_id, new_tag
@@ -120,8 +121,8 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         return proto
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # uvloop's and asyncio's UDP transports do not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
 
@@ -177,8 +178,7 @@ class StreamSipConnection(asyncio.Protocol):
         self.peer: Address = ("0.0.0.0", 0)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        self.transport = cast(asyncio.Transport, transport)
         sockname = transport.get_extra_info("sockname")
         peername = transport.get_extra_info("peername")
         self.local = (sockname[0], sockname[1])
@@ -260,12 +260,12 @@ class OptionsProbe:
         "_timer",
         "_txn",
         "addr",
-        "last_request",
-        "last_response",
         "branch",
         "call_id",
         "conn",
         "from_tag",
+        "last_request",
+        "last_response",
         "loop",
         "malformed",
         "request_uri",
@@ -350,7 +350,9 @@ class OptionsProbe:
         needs_dns = self.addr is None or (
             self._started_ns - self._resolved_at > DNS_TTL_NS and not _is_ip(self.uri.host)
         )
-        needs_connect = self.transport_name != "udp" and (self.conn is None or not self.conn.is_open)
+        needs_connect = self.transport_name != "udp" and (
+            self.conn is None or not self.conn.is_open
+        )
         if needs_dns or needs_connect:
             # Rare path (first probe, DNS refresh, reconnect): a task is acceptable here.
             task = self.loop.create_task(self._prepare_and_send(needs_dns))
@@ -359,12 +361,11 @@ class OptionsProbe:
             self._send_new_request()
 
     async def close(self) -> None:
-        if self._timer is not None:
-            self._timer.cancel()
         if self.conn is not None:
             self.conn.abort()
             self.conn = None
         self._forget()
+        self._unregister_branch()
         if self._on_done is not None:
             self._finish(Outcome.PROBE_CRASHED, detail="probe closed")
 
@@ -492,6 +493,7 @@ class OptionsProbe:
 
     def _send_new_request(self) -> None:
         self._forget()
+        self._unregister_branch()
         self.branch = new_branch()
         self._cseq += 1
         data = self._build_request()
@@ -554,8 +556,10 @@ class OptionsProbe:
         now = time.perf_counter_ns()
         if self._txn is None or key[0] != self.branch:
             return
-        if key[1] != "OPTIONS" or key[2] != self.call_id or (
-            self.transport_name == "udp" and peer != self.addr
+        if (
+            key[1] != "OPTIONS"
+            or key[2] != self.call_id
+            or (self.transport_name == "udp" and peer != self.addr)
         ):
             self.malformed.report("mismatch", raw, peer)
             self._bad = Outcome.MISMATCH
@@ -579,11 +583,11 @@ class OptionsProbe:
 
     def _try_authenticate(self, msg: SipResponse) -> bool:
         name = "WWW-Authenticate" if msg.status == 401 else "Proxy-Authenticate"
-        header = msg.headers.get(name)
-        if header is None or self.settings.password is None or self.settings.username is None:
+        challenges = msg.headers.get_all(name)
+        if not challenges or self.settings.password is None or self.settings.username is None:
             return False
         try:
-            challenge = parse_challenge(header)
+            challenge = select_challenge(challenges)
             value = authorization_header(
                 challenge,
                 method="OPTIONS",
@@ -620,16 +624,23 @@ class OptionsProbe:
     # ---- completion -------------------------------------------------------------------
 
     def _forget(self) -> None:
+        # The finished branch stays registered until the next request: answers to our
+        # own retransmissions that arrive late are absorbed, not counted as mismatches
+        # (what Timer K does for a UDP client transaction, RFC 3261 §17.1.2.2).
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self.transport_name == "udp" and self.addr is not None:
+            udp = self.udp_v6 if ":" in self.addr[0] else self.udp
+            if udp is not None and udp.by_addr.get(self.addr) is self:
+                del udp.by_addr[self.addr]
+        self._txn = None
+
+    def _unregister_branch(self) -> None:
         if self.branch and self.transport_name == "udp" and self.addr is not None:
             udp = self.udp_v6 if ":" in self.addr[0] else self.udp
-            if udp is not None:
-                udp.by_branch.pop(self.branch, None)
-                if udp.by_addr.get(self.addr) is self:
-                    del udp.by_addr[self.addr]
-        self._txn = None
+            if udp is not None and udp.by_branch.get(self.branch) is self:
+                del udp.by_branch[self.branch]
 
     def _result(
         self,

@@ -28,5 +28,10 @@ async def run_once(probe: Probe) -> ProbeResult:
     """Run one probe and await its result: the coroutine form of `start` (one-shot CLI, tests)."""
     loop = asyncio.get_running_loop()
     done: asyncio.Future[ProbeResult] = loop.create_future()
-    probe.start(lambda result: done.done() or done.set_result(result))
+
+    def on_done(result: ProbeResult) -> None:
+        if not done.done():
+            done.set_result(result)
+
+    probe.start(on_done)
     return await done

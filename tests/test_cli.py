@@ -18,7 +18,9 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "rfc4475"
 TRUNKWATCH = str(Path(sys.executable).parent / "trunkwatch")
 
 
-def tw(*args: str, timeout: float = 60, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+def tw(
+    *args: str, timeout: float = 60, env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [TRUNKWATCH, "--log-format", "json", *args],
         capture_output=True, text=True, timeout=timeout, check=False,
@@ -82,7 +84,9 @@ def test_check_config(tmp_path: Path) -> None:
     assert "1 trunk" in r.stdout
 
     bad = tmp_path / "bad.yaml"
-    bad.write_text('trunks:\n  - name: a\n    uri: "sip:127.0.0.1:5060"\n    interval: 2s\n    timeout: 5s\n')
+    bad.write_text(
+        'trunks:\n  - name: a\n    uri: "sip:127.0.0.1:5060"\n    interval: 2s\n    timeout: 5s\n'
+    )
     r = tw("check-config", "-c", str(bad))
     assert r.returncode == 2
     assert "bad.yaml:5" in r.stderr and "timeout" in r.stderr
@@ -90,7 +94,7 @@ def test_check_config(tmp_path: Path) -> None:
 
 def test_example_config_checks(tmp_path: Path) -> None:
     r = tw("check-config", "-c", str(REPO / "docs" / "trunkwatch.example.yaml"),
-           env={"CARRIER_A_SIP_PASSWORD": "not-a-real-secret"})  # fmt: skip
+           env={"TRUNKWATCH_CARRIER_B_PASSWORD": "not-a-real-secret"})  # fmt: skip
     assert r.returncode == 0, r.stderr
     assert "not-a-real-secret" not in r.stdout + r.stderr
 

@@ -40,8 +40,8 @@ trunks:
     return config_from_text(text, source="<e2e>")
 
 
-async def wait_for(predicate: Callable[[], bool], timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
+async def wait_for(predicate: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
     while not predicate():
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
@@ -54,7 +54,10 @@ def states(monitor: Monitor) -> set[TrunkState]:
 
 async def scrape(monitor: Monitor, accept: str = "text/plain") -> str:
     url = f"http://127.0.0.1:{monitor.bound_port}/metrics"
-    async with aiohttp.ClientSession() as session, session.get(url, headers={"Accept": accept}) as r:
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get(url, headers={"Accept": accept}) as r,
+    ):
         assert r.status == 200
         return await r.text()
 
@@ -69,7 +72,10 @@ async def test_outage_opens_and_closes_with_kamailio(
         await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "all trunks up")
         metrics = await scrape(monitor)
         for transport in ("udp", "tcp", "tls"):
-            assert f'trunkwatch_probe_success{{probe="options",trunk="kam-{transport}"}} 1.0' in metrics
+            assert (
+                f'trunkwatch_probe_success{{probe="options",trunk="kam-{transport}"}} 1.0'
+                in metrics
+            )
         rc, out = promtool.check_metrics(metrics)
         assert rc == 0, out
 
@@ -153,4 +159,4 @@ async def test_openmetrics_is_negotiated(
         await monitor.stop()
     assert text.rstrip().endswith("# EOF")
     assert "# TYPE trunkwatch_probe_outcome counter" in text
-    assert 'trunkwatch_probe_outcome_total{trunk="kam-udp",probe="options",outcome="ok"}' in text
+    assert 'trunkwatch_probe_outcome_total{outcome="ok",probe="options",trunk="kam-udp"}' in text

@@ -72,7 +72,7 @@ async def test_lateness_is_measured() -> None:
     scheduler = Scheduler([(probe, 0.02)], lambda r: None)
     scheduler.start()
     await asyncio.sleep(0.1)
-    time.sleep(0.06)  # block the loop: the next fires are late by tens of ms
+    time.sleep(0.06)  # noqa: ASYNC251 - block the loop on purpose: the next fires are late
     await asyncio.sleep(0.05)
     scheduler.stop()
     assert scheduler.lag.n >= 5
