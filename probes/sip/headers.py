@@ -9,12 +9,13 @@ from dataclasses import dataclass, field
 from probes.sip.errors import SipParseError
 from probes.sip.grammar import (
     ADDRESS_RE,
-    CONTACT_LIST_RE,
+    CHECK_ADDRESS_RE,
+    CHECK_CONTACT_RE,
+    CHECK_ROUTE_RE,
+    CHECK_VIA_RE,
     CSEQ_RE,
     DATE_RE,
     PARAM_ITEM_RE,
-    ROUTE_LIST_RE,
-    VIA_LIST_RE,
     VIA_PARM_RE,
     is_token,
     split_list,
@@ -336,12 +337,13 @@ def parse_content_length(value: str) -> int:
 # What parse_message checks eagerly, as (fullmatch, reason): the headers the RFC 4475 §3.1.2
 # messages break and a transaction needs. CSeq and Content-Length are checked by the parser
 # itself (it needs their values); everything else stays unparsed text until someone asks.
+# The patterns allow the SWS around a raw value, so the parser need not strip it first.
 PATTERN_CHECKS: dict[str, tuple[Callable[[str], object], str]] = {
-    "via": (VIA_LIST_RE.fullmatch, "malformed Via"),
-    "from": (ADDRESS_RE.fullmatch, "malformed From/To"),
-    "to": (ADDRESS_RE.fullmatch, "malformed From/To"),
-    "contact": (CONTACT_LIST_RE.fullmatch, "malformed Contact"),
-    "route": (ROUTE_LIST_RE.fullmatch, "malformed Route/Record-Route"),
-    "record-route": (ROUTE_LIST_RE.fullmatch, "malformed Route/Record-Route"),
+    "via": (CHECK_VIA_RE.fullmatch, "malformed Via"),
+    "from": (CHECK_ADDRESS_RE.fullmatch, "malformed From/To"),
+    "to": (CHECK_ADDRESS_RE.fullmatch, "malformed From/To"),
+    "contact": (CHECK_CONTACT_RE.fullmatch, "malformed Contact"),
+    "route": (CHECK_ROUTE_RE.fullmatch, "malformed Route/Record-Route"),
+    "record-route": (CHECK_ROUTE_RE.fullmatch, "malformed Route/Record-Route"),
     "date": (DATE_RE.fullmatch, "malformed Date"),
 }

@@ -23,7 +23,7 @@ from probes.sip.limits import (
     MAX_MESSAGE_BYTES,
     MAX_START_LINE,
 )
-from probes.sip.uri import check_sip_uri
+from probes.sip.uri import PLAIN_SIP_URI_RE, check_sip_uri
 
 SIP_VERSION = "SIP/2.0"
 # Header text is UTF-8 (§7.3.1 TEXT-UTF8); bytes that are not decode to surrogate escapes, so
@@ -108,19 +108,21 @@ def _parse_request_line(line: str) -> tuple[str, str, str]:
     # Request-Line = Method SP Request-URI SP SIP-Version CRLF (§7.1): exactly one SP between
     # the elements, none around (RFC 4475 §3.1.2.8-§3.1.2.10, and a missing version).
     parts = line.split(" ")
-    if len(parts) != 3 or not all(parts):
+    if len(parts) != 3 or "" in parts:
         raise SipParseError("malformed Request-Line", line)
     method, uri, version = parts
     if method not in _COMMON_METHODS and not is_token(method):
         raise SipParseError("invalid method", line)
-    _check_request_uri(uri, line)
+    if PLAIN_SIP_URI_RE.fullmatch(uri) is None:
+        _check_request_uri(uri, line)
     if version != SIP_VERSION:
         version = _check_version(version, line)
     return method, uri, version
 
 
 def _fields_slow(lines: list[str]) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """Header lines the fast path declined: folding, odd spacing, or an error to name."""
+    """(keys, (name, ":", raw value) parts) of header lines the fast path declined: folding,
+    odd spacing, overlong lines, or an error to name (§7.3)."""
     keys: list[str] = []
     parts: list[tuple[str, str, str]] = []
     for line in lines:
@@ -143,23 +145,6 @@ def _fields_slow(lines: list[str]) -> tuple[list[str], list[tuple[str, str, str]
         name = raw.rstrip(" \t")  # HCOLON = *( SP / HTAB ) ":" SWS
         keys.append(wire_key(name))
         parts.append((name, colon, value))
-    return keys, parts
-
-
-def _fields(lines: list[str], size: int) -> tuple[list[str], list[tuple[str, str, str]]]:
-    """(keys, (name, ":", raw value) parts) of the header lines (§7.3); `size` bounds them."""
-    if size > MAX_HEADER_LINE:
-        return _fields_slow(lines)  # some line may be too long: the slow path measures each
-    # Fast path for plain "Name: value" lines, one C-level pass per step. A line that is folded,
-    # spaced before its colon or broken makes the keys come up short: the slow path decides.
-    parts = [line.partition(":") for line in lines]
-    get = _KEY_CACHE.get
-    try:
-        keys = [get(name) or wire_key(name) for name, colon, _ in parts if colon]
-    except SipParseError:
-        return _fields_slow(lines)
-    if len(keys) != len(lines):
-        return _fields_slow(lines)
     return keys, parts
 
 
@@ -192,11 +177,13 @@ def parse_message(data: bytes) -> SipMessage:
         raise SipParseError("no empty line after the header fields")
     if head_end - start > MAX_HEADER_BYTES:
         raise SipParseError("header block too large")
-    text = data[start:head_end].decode(_ENCODING, _ERRORS)
+    head = data[start:head_end]
+    text = head.decode(_ENCODING, _ERRORS)
     lines = text.split("\r\n")
-    # Lines end in CRLF only (§7): a CR or LF anywhere else is malformed.
+    # Lines end in CRLF only (§7): a CR or LF anywhere else is malformed. Each CRLF holds one
+    # of each, so any other CR or LF shows in the total (one pass, cheaper than two counts).
     crlfs = len(lines) - 1
-    if text.count("\n") != crlfs or text.count("\r") != crlfs:
+    if len(head) - len(head.translate(None, b"\r\n")) != 2 * crlfs:
         raise _bare_cr_lf(lines)
     start_line = lines[0]
     if not start_line or start_line[0] in " \t":
@@ -221,32 +208,41 @@ def parse_message(data: bytes) -> SipMessage:
     else:
         version, status, reason = _parse_status_line(start_line)
 
-    if crlfs:
-        del lines[0]
-        keys, parts = _fields(lines, len(text))
-        if len(keys) > MAX_HEADERS:
-            raise SipParseError("too many header fields")
+    del lines[0]
+    if len(text) > MAX_HEADER_LINE:
+        keys, parts = _fields_slow(lines)  # some line may be too long: measure each
     else:
-        keys = []
-        parts = []
+        # Fast path for plain "Name: value" lines, one C-level pass per step. A line that is
+        # folded, spaced before its colon or broken makes the keys come up short (or raises):
+        # the slow path then decides.
+        parts = [line.partition(":") for line in lines]
+        get = _KEY_CACHE.get
+        try:
+            keys = [get(name) or wire_key(name) for name, colon, _ in parts if colon]
+        except SipParseError:
+            keys = []
+        if len(keys) != crlfs:
+            keys, parts = _fields_slow(lines)
+    if len(keys) > MAX_HEADERS:
+        raise SipParseError("too many header fields")
 
     content_length = -1
     special = _SPECIAL_KEYS
-    for i, key in enumerate(keys):
+    for key, part in zip(keys, parts):  # noqa: B905 (equal lengths by construction)
         if key not in special:
             continue
-        value = parts[i][2].strip(" \t")
+        value = part[2]
         if key == "content-length":
-            if value.isdigit() and len(value) < 10 and value.isascii():
-                length = int(value)
+            if value[1:].isdigit() and value[0] == " " and len(value) < 11 and value.isascii():
+                length = int(value)  # the usual " 123"
             else:
                 length = parse_content_length(value)
             # RFC 4475 §3.3.9: several values parse; the first one frames the body.
             if content_length < 0:
                 content_length = length
         elif key == "cseq":
-            seq, _, cseq_method = value.partition(" ")
-            if not (
+            seq, _, cseq_method = value[1:].partition(" ")
+            if value[:1] != " " or not (
                 seq.isdigit() and len(seq) < 10 and seq.isascii() and cseq_method in _COMMON_METHODS
             ):
                 cseq_method = parse_cseq(value)[1]

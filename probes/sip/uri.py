@@ -42,6 +42,18 @@ _SIP_URI_RE = re.compile(
     rf"(?:\?(?P<headers>{_HEADER}(?:&{_HEADER})*+))?"
 )
 
+# The usual shape (no escapes, no IPv6, no URI headers), a strict subset of _SIP_URI_RE whose
+# host pattern also enforces _check_hostname's rules, so a match needs no further checks.
+_LABEL = r"[A-Za-z0-9]++(?:-++[A-Za-z0-9]++)*+"
+PLAIN_SIP_URI_RE = re.compile(
+    r"[Ss][Ii][Pp][Ss]?:"
+    rf"(?:[{_UNRESERVED}&=+$,;?/]++(?::[{_UNRESERVED}&=+$,]*+)?@)?"
+    rf"{_LABEL}(?:\.{_LABEL})*+\.?"
+    r"(?::(?:6553[0-5]|655[0-2][0-9]|65[0-4][0-9]{2}|6[0-4][0-9]{3}|[1-5][0-9]{4}|[0-9]{1,4})"
+    r"(?![0-9]))?"
+    rf"(?:;[{_UNRESERVED}\[\]/:&+$]++(?:=[{_UNRESERVED}\[\]/:&+$]++)?)*+"
+)
+
 # Characters each part may carry unescaped when serialized (the grammar's sets above, minus
 # the alphanumerics and "_.-~" that urllib.parse.quote never escapes).
 _USER_SAFE = "!*'()&=+$,;?/"
@@ -83,6 +95,8 @@ def _match(text: str) -> re.Match[str]:
 
 def check_sip_uri(text: str) -> str | None:
     """Validate a sip:/sips: URI without building it; return its raw headers part, if any."""
+    if PLAIN_SIP_URI_RE.fullmatch(text):
+        return None
     headers: str | None = _match(text)["headers"]
     return headers
 
