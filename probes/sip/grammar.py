@@ -77,8 +77,9 @@ VIA_LIST_RE = re.compile(rf"{_VIA_NOGROUP}(?:{COMMA}{_VIA_NOGROUP})*+")
 # Fast alternatives for the shapes almost every peer sends, each a strict subset of the grammar
 # it precedes in an alternation: when one matches the full pattern would too, so the verdict is
 # the grammar's, and the simple character runs are cheaper for the regex engine to walk.
-_FAST_PARAMS = rf"(?:;{TOKEN}(?:={TOKEN})?)*+"  # ;name=token with no spaces (a value cannot
-# be followed by ":" here, so GEN_VALUE's (?!:) holds)
+# ";name=token" params without spaces; nothing here can follow a value with ":", so the full
+# GEN_VALUE's (?!:) always holds.
+_FAST_PARAMS = rf"(?:;{TOKEN}(?:={TOKEN})?)*+"
 _FAST_ADDRESS = rf"<[Ss][Ii][Pp][Ss]?:[{_URIC}]++>{_FAST_PARAMS}"
 _FAST_VIA = rf"SIP/2\.0/(?:UDP|TCP|TLS|SCTP|WSS?) {HOSTNAME}(?::{PORT}(?![0-9]))?{_FAST_PARAMS}"
 

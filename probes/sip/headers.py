@@ -89,19 +89,34 @@ LIST_HEADERS = frozenset(
     }
 )
 
-# Header names seen on the wire → lookup key. Peers repeat the same dozen names, so the hot
-# path skips lower-casing and token checks; bounded because a peer chooses the names.
-_KEY_CACHE: dict[str, str] = {}
-MAX_KEY_CACHE = 1_024
-
-
 _WS = " \t"
+
+
+def _canonical_key(name: str) -> str:
+    lname = name.lower()
+    return COMPACT_FORMS.get(lname, lname)
+
+
+# Header names (all tokens) → lookup key. Peers repeat the same dozen names, so the hot path
+# skips lower-casing and token checks; bounded because a peer chooses the names. Seeded with
+# the usual spellings so lookups by name hit it too.
+MAX_KEY_CACHE = 1_024
+_WELL_KNOWN = (
+    "Via From To Call-ID CSeq Contact Content-Length Content-Type Max-Forwards Route "
+    "Record-Route Allow Supported Require Accept User-Agent Server Expires Date Subject "
+    "WWW-Authenticate Authorization Proxy-Authenticate Proxy-Authorization Content-Encoding "
+    "Event Refer-To Session-Expires Allow-Events"
+).split()
+_KEY_CACHE: dict[str, str] = {
+    spelling: _canonical_key(spelling)
+    for name in (*_WELL_KNOWN, *COMPACT_FORMS)
+    for spelling in (name, name.lower(), name.upper())
+}
 
 
 def header_key(name: str) -> str:
     """The lookup key of a header name: lower case, compact form expanded."""
-    lname = name.lower()
-    return COMPACT_FORMS.get(lname, lname)
+    return _KEY_CACHE.get(name) or _canonical_key(name)
 
 
 def wire_key(name: str) -> str:
@@ -111,7 +126,7 @@ def wire_key(name: str) -> str:
         return key
     if not is_token(name):
         raise SipParseError("invalid header name", name)
-    key = header_key(name)
+    key = _canonical_key(name)
     if len(_KEY_CACHE) < MAX_KEY_CACHE:
         _KEY_CACHE[name] = key
     return key

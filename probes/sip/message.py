@@ -74,12 +74,9 @@ def _check_version(version: str, line: str) -> str:
 
 
 def _parse_status_line(line: str) -> tuple[str, int, str]:
+    # (parse_message checks the usual "SIP/2.0 200 OK" inline; this is everything else.)
     # Status-Line = SIP-Version SP Status-Code SP Reason-Phrase CRLF (§7.2, §25.1). A missing
     # SP before an empty Reason-Phrase is tolerated: it changes nothing a reader needs.
-    if line.startswith("SIP/2.0 ") and line[8:11].isdigit() and line[11:12] in (" ", ""):
-        code = line[8:11]  # the usual case, checked without splitting
-        if "1" <= code[0] <= "6" and code.isascii():
-            return SIP_VERSION, int(code), line[12:]
     parts = line.split(" ", 2)
     version = _check_version(parts[0], line)
     code = parts[1] if len(parts) > 1 else ""
@@ -128,7 +125,7 @@ def _fields_slow(lines: list[str]) -> tuple[list[str], list[tuple[str, str, str]
     for line in lines:
         if len(line) > MAX_HEADER_LINE:
             raise SipParseError("header line too long", line)
-        if line[0] in " \t":
+        if line[:1] in (" ", "\t"):
             # §7.3.1: a line starting with SP/HTAB continues the previous one; the line break
             # and the whitespace around it are equivalent to one SP.
             if not parts:
