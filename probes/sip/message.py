@@ -122,6 +122,16 @@ def _fields_slow(lines: list[str]) -> tuple[list[str], list[tuple[str, str, str]
     odd spacing, overlong lines, or an error to name (§7.3)."""
     keys: list[str] = []
     parts: list[tuple[str, str, str]] = []
+    folded: list[str] = []  # the continuation lines of the last field, joined once at its end
+
+    def unfold() -> None:
+        name, colon, value = parts[-1]
+        value = " ".join([value.strip(" \t"), *folded]).strip(" \t")
+        if len(value) > MAX_HEADER_LINE:
+            raise SipParseError("folded header value too long", value)
+        parts[-1] = (name, colon, value)
+        folded.clear()
+
     for line in lines:
         if len(line) > MAX_HEADER_LINE:
             raise SipParseError("header line too long", line)
@@ -132,16 +142,18 @@ def _fields_slow(lines: list[str]) -> tuple[list[str], list[tuple[str, str, str]
                 raise SipParseError("continuation line before any header field", line)
             more = line.strip(" \t")
             if more:
-                name, colon, value = parts[-1]
-                value = value.strip(" \t")
-                parts[-1] = (name, colon, f"{value} {more}" if value else more)
+                folded.append(more)
             continue
+        if folded:
+            unfold()
         raw, colon, value = line.partition(":")
         if not colon:
             raise SipParseError("header line without a colon", line)
         name = raw.rstrip(" \t")  # HCOLON = *( SP / HTAB ) ":" SWS
         keys.append(wire_key(name))
         parts.append((name, colon, value))
+    if folded:
+        unfold()
     return keys, parts
 
 

@@ -233,6 +233,9 @@ def test_limits() -> None:
     long_line = b"X-Long: " + b"a" * MAX_HEADER_LINE + b"\r\n"
     with pytest.raises(SipParseError, match="header line too long"):
         parse_message(OK_200.replace(b"CSeq:", long_line + b"CSeq:"))
+    folded = b"X-Folded: a\r\n" + b" bcdefgh\r\n" * (MAX_HEADER_LINE // 8 + 1)
+    with pytest.raises(SipParseError, match="folded header value too long"):
+        parse_message(OK_200.replace(b"CSeq:", folded + b"CSeq:"))
     many = b"".join(b"X-H%d: v\r\n" % i for i in range(MAX_HEADERS))
     with pytest.raises(SipParseError, match="too many header fields"):
         parse_message(OK_200.replace(b"CSeq:", many + b"CSeq:"))
