@@ -32,7 +32,6 @@ KAMAILIO_CFG = """#!KAMAILIO
 debug=1
 log_stderror=yes
 children={children}
-udp_receiver_mode=0
 listen=udp:127.0.0.1:{port}
 mpath="{mpath}"
 loadmodule "sl.so"

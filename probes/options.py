@@ -22,7 +22,7 @@ from probes.result import Outcome, ProbeResult
 from probes.sip.digest import DigestError, authorization_header, select_challenge
 from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
-from probes.sip.ids import new_branch, new_call_id, new_tag
+from probes.sip.ids import new_branch_and_call_id_word, new_call_id, new_tag
 from probes.sip.message import SipResponse, parse_message, transaction_key
 from probes.sip.transaction import NonInviteClientTransaction
 from probes.sip.uri import SipUri, default_port
@@ -76,6 +76,18 @@ class MalformedCounter:
         self.last_error = kind
         if self.on_malformed is not None:
             self.on_malformed(kind, data, addr)
+
+
+@dataclass(slots=True, frozen=True)
+class _RequestTemplate:
+    """An OPTIONS request cut where the per-probe values go (branch, Call-ID, CSeq)."""
+
+    local: Address
+    before_branch: bytes
+    before_call_id: bytes
+    before_cseq: bytes
+    after_cseq: bytes
+    call_id_suffix: str
 
 
 def _truncate(text: str) -> str:
@@ -254,9 +266,11 @@ class OptionsProbe:
         "_cseq",
         "_local_host",
         "_on_done",
+        "_reason_cache",
         "_resolved_at",
         "_ssl",
         "_started_ns",
+        "_template",
         "_timer",
         "_txn",
         "addr",
@@ -314,6 +328,8 @@ class OptionsProbe:
         self._local_host: str | None = None
         self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
         self.conn: StreamSipConnection | None = None
+        self._template: _RequestTemplate | None = None
+        self._reason_cache: tuple[str, str] | None = None
         self.from_tag = new_tag()
         self.branch = ""
         self.call_id = ""
@@ -329,6 +345,13 @@ class OptionsProbe:
         # Kept for the one-shot CLI's verbose print; references, no copies.
         self.last_request = b""
         self.last_response: SipResponse | None = None
+        if _is_ip(self.uri.host):
+            # An address literal needs no resolver (and no executor thread per trunk).
+            port = self.uri.port or default_port(self.transport_name)
+            self.addr = (self.uri.host, port)
+            self._resolved_at = _NEVER_STALE
+            family = socket.AF_INET6 if ":" in self.uri.host else socket.AF_INET
+            self._local_host = _local_address_towards(family, self.addr)
 
     # ---- the Probe interface -------------------------------------------------------
 
@@ -346,10 +369,7 @@ class OptionsProbe:
         self._bad = None
         self._auth_header = None
         self._cseq = 0
-        self.call_id = new_call_id(self._local_host or "trunkwatch.invalid")
-        needs_dns = self.addr is None or (
-            self._started_ns - self._resolved_at > DNS_TTL_NS and not _is_ip(self.uri.host)
-        )
+        needs_dns = self.addr is None or (self._started_ns - self._resolved_at > DNS_TTL_NS)
         needs_connect = self.transport_name != "udp" and (
             self.conn is None or not self.conn.is_open
         )
@@ -469,34 +489,59 @@ class OptionsProbe:
             raise RuntimeError("no UDP socket for this address family")
         return transport
 
-    def _build_request(self) -> bytes:
-        host, port = self._local()
+    def _template_for(self, local: Address) -> _RequestTemplate:
+        """The request's fixed parts for this local address, built once, reused per probe."""
+        template = self._template
+        if template is not None and template.local == local:
+            return template
+        host, port = local
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         proto = self.transport_name.upper()
         from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
-        lines = [
-            f"OPTIONS {self.request_uri} SIP/2.0",
-            f"Via: SIP/2.0/{proto} {hostport};branch={self.branch};rport",
-            f"Max-Forwards: {self.settings.max_forwards}",
-            f"From: <{from_uri}>;tag={self.from_tag}",
-            f"To: <{self.request_uri}>",
-            f"Call-ID: {self.call_id}",
-            f"CSeq: {self._cseq} OPTIONS",
-            f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>",
-            "Accept: application/sdp",
-            f"User-Agent: {self.settings.user_agent}",
-        ]
-        if self._auth_header is not None:
-            lines.append(self._auth_header)
-        lines.append("Content-Length: 0")
-        return ("\r\n".join(lines) + "\r\n\r\n").encode()
+        # Validates the host as a Call-ID word once (RFC 3261 §25.1), not per probe.
+        call_id_suffix = new_call_id(host if ":" not in host else f"[{host}]")
+        call_id_suffix = call_id_suffix[call_id_suffix.index("@") :]
+        template = _RequestTemplate(
+            local=local,
+            before_branch=f"OPTIONS {self.request_uri} SIP/2.0\r\n"
+            f"Via: SIP/2.0/{proto} {hostport};branch=".encode(),
+            before_call_id=f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
+            f"From: <{from_uri}>;tag={self.from_tag}\r\n"
+            f"To: <{self.request_uri}>\r\nCall-ID: ".encode(),
+            before_cseq=b"\r\nCSeq: ",
+            after_cseq=f" OPTIONS\r\n"
+            f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>\r\n"
+            f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode(),
+            call_id_suffix=call_id_suffix,
+        )
+        self._template = template
+        return template
+
+    def _build_request(self, template: _RequestTemplate) -> bytes:
+        auth = b"" if self._auth_header is None else self._auth_header.encode() + b"\r\n"
+        return b"".join(
+            (
+                template.before_branch,
+                self.branch.encode(),
+                template.before_call_id,
+                self.call_id.encode(),
+                template.before_cseq,
+                str(self._cseq).encode(),
+                template.after_cseq,
+                auth,
+                b"Content-Length: 0\r\n\r\n",
+            )
+        )
 
     def _send_new_request(self) -> None:
         self._forget()
         self._unregister_branch()
-        self.branch = new_branch()
+        template = self._template_for(self._local())
+        self.branch, call_id_word = new_branch_and_call_id_word()
+        if self._cseq == 0:  # a new call per probe; the auth retry stays in it (§22.2)
+            self.call_id = call_id_word + template.call_id_suffix
         self._cseq += 1
-        data = self._build_request()
+        data = self._build_request(template)
         self.last_request = data
         now = time.perf_counter_ns()
         budget = self._started_ns + int(self.settings.timeout * 1e9) - now
@@ -658,9 +703,17 @@ class OptionsProbe:
             rtt_ns=rtt_ns,
             duration_ns=time.perf_counter_ns() - self._started_ns,
             status_code=status.status if status is not None else None,
-            reason=_truncate(status.reason) if status is not None else None,
+            reason=self._reason(status.reason) if status is not None else None,
             detail=detail,
         )
+
+    def _reason(self, reason: str) -> str:
+        # The same server sends the same phrase every time: escape it once.
+        cached = self._reason_cache
+        if cached is not None and cached[0] == reason:
+            return cached[1]
+        self._reason_cache = (reason, _truncate(reason))
+        return self._reason_cache[1]
 
     def _finish(
         self,
@@ -677,14 +730,23 @@ class OptionsProbe:
             on_done(self._result(outcome, status=status, rtt_ns=rtt_ns, detail=detail))
 
 
+_local_addresses: dict[str, str | None] = {}
+# The resolution time of an address literal: it never needs resolving again.
+_NEVER_STALE = 2**62
+
+
 def _local_address_towards(family: int, addr: Address) -> str | None:
     """The local IP the kernel would use towards addr, for Via and Contact (no packet sent)."""
+    if addr[0] in _local_addresses:  # thousands of trunks often share a few SBCs
+        return _local_addresses[addr[0]]
     with socket.socket(family, socket.SOCK_DGRAM) as sock:
         try:
             sock.connect(addr)
+            local: str | None = str(sock.getsockname()[0])
         except OSError:
-            return None
-        return str(sock.getsockname()[0])
+            local = None
+    _local_addresses[addr[0]] = local
+    return local
 
 
 @dataclass(slots=True)
