@@ -664,7 +664,10 @@ class OptionsProbe:
             self.conn = None
         if self._on_done is not None and self._txn is not None:
             detail = "connection closed by peer" if exc is None else _truncate(str(exc))
-            self._finish(self._bad or Outcome.NETWORK, detail=detail)
+            # TLS 1.3 rejects a client certificate only after the handshake: the alert
+            # arrives as the connection's end, and it is a TLS failure, not the network's.
+            outcome = Outcome.TLS if isinstance(exc, ssl.SSLError) else Outcome.NETWORK
+            self._finish(self._bad or outcome, detail=detail)
 
     # ---- completion -------------------------------------------------------------------
 

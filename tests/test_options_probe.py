@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from peers import Kamailio, TlsFiles, free_port
+from peers import Kamailio, TlsFiles, free_port, running_kamailio
 from structlog.testing import capture_logs
 
 from monitor.app import Monitor
@@ -189,3 +189,20 @@ async def test_ipv6_loopback() -> None:
         await resp.stop()
     assert result.outcome is Outcome.OK, result
     assert "Via: SIP/2.0/UDP [::1]:" in probe.last_request.decode()
+
+
+async def test_tls_client_certificate(tmp_path: Path, tls_ca: TlsFiles) -> None:
+    """A trunk that demands mutual TLS: refused without our certificate, up with it."""
+    with running_kamailio(tmp_path / "mtls", tls_ca, require_client_cert=True) as kam:
+        without, _ = await probe_options_once(settings(kam.uri("tls"), tls_ca_file=tls_ca.ca))
+        with_cert, _ = await probe_options_once(
+            settings(
+                kam.uri("tls"),
+                tls_ca_file=tls_ca.ca,
+                tls_cert_file=tls_ca.client_cert,
+                tls_key_file=tls_ca.client_key,
+            )
+        )
+    assert without.outcome is Outcome.TLS, without
+    assert without.detail and "CERTIFICATE_REQUIRED" in without.detail
+    assert with_cert.outcome is Outcome.OK, with_cert
