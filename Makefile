@@ -5,7 +5,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_DEBS := kamailio kamailio-tls-modules sip-tester prometheus openssl ca-certificates
+TEST_DEBS := kamailio kamailio-tls-modules sip-tester prometheus openssl ca-certificates \
+	docker-compose systemd
 
 .PHONY: run test test-deps venv lint typecheck bench clean
 
@@ -26,6 +27,9 @@ test-deps: $(BIN)/python
 	  echo "installing Debian packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
 	fi
+	@# kubectl (for `kubectl kustomize`): the image may carry one; Debian's otherwise.
+	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends kubernetes-client; }
 	$(BIN)/pip install -q -e '.[speed,dev]'
 
 lint: test-deps
