@@ -108,11 +108,23 @@ def _schema(conn: Connection) -> dict[str, Any]:
     }
 
 
+def _head_revision() -> str:
+    from alembic.script import ScriptDirectory
+
+    from monitor.store.migrations import alembic_config
+
+    head = ScriptDirectory.from_config(alembic_config()).get_current_head()
+    assert head is not None
+    return head
+
+
 async def test_migrations_create_the_schema(store: Store) -> None:
     async with store.engine.connect() as conn:
         schema = await conn.run_sync(_schema)
     assert schema["tables"] >= {"journal", "outages", "monitor_gaps", "heartbeats"}
-    assert schema["columns"]["journal"] == {"seq", "ts", "agent", "trunk", "kind", "payload"}
+    assert schema["columns"]["journal"] == {
+        "seq", "ts", "agent", "trunk", "kind", "payload", "prev_hash", "hash",
+    }  # fmt: skip
     assert schema["columns"]["outages"] == {
         "id", "trunk", "kind", "first_failure_at", "confirmed_at", "restored_at",
         "closed_at", "first_outcome", "detail", "agent",
@@ -120,7 +132,7 @@ async def test_migrations_create_the_schema(store: Store) -> None:
     assert schema["columns"]["monitor_gaps"] == {"id", "agent", "start_at", "end_at", "reason"}
     assert schema["columns"]["heartbeats"] == {"agent", "last_seen_at"}
     assert schema["diff"] == []  # the migration builds exactly what schema.py declares
-    assert schema["version"] == "0001"
+    assert schema["version"] == _head_revision()
     # WAL, synchronous=NORMAL (1), foreign keys on
     assert schema["pragmas"] == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1}
 

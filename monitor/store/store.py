@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
@@ -21,6 +22,7 @@ from monitor.events import (
     as_utc,
     from_json,
 )
+from monitor.journal_chain import GENESIS, chain_rows
 from monitor.store.engine import WRITE, create_engine
 from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
@@ -36,6 +38,7 @@ class Store:
     def __init__(self, engine: AsyncEngine, agent: str) -> None:
         self._engine = engine
         self.agent = agent
+        self._chain_lock = asyncio.Lock()
 
     @classmethod
     async def open(cls, url: str, *, agent: str) -> Store:
@@ -73,7 +76,18 @@ class Store:
             }
             for e in events
         ]
-        async with _writing(self._engine) as conn:
+        # One appender at a time per agent, so two batches never chain to the same head.
+        async with self._chain_lock, _writing(self._engine) as conn:
+            head = await self._chain_head(conn)
+            links = chain_rows(
+                (
+                    (e.at, self.agent, e.trunk, e.kind, str(r["payload"]))
+                    for e, r in zip(events, rows, strict=True)
+                ),
+                head,
+            )
+            for row, (prev_hash, digest) in zip(rows, links, strict=True):
+                row["prev_hash"], row["hash"] = prev_hash, digest
             await conn.execute(insert(journal), rows)
             for e in events:
                 if isinstance(e, OutageOpened):
@@ -86,6 +100,16 @@ class Store:
                             agent=e.agent, start_at=e.start, end_at=e.end, reason=e.reason
                         )
                     )
+
+    async def _chain_head(self, conn: AsyncConnection) -> str:
+        query = (
+            select(journal.c.hash)
+            .where(journal.c.agent == self.agent, journal.c.hash.is_not(None))
+            .order_by(journal.c.seq.desc())
+            .limit(1)
+        )
+        head: str | None = (await conn.execute(query)).scalar_one_or_none()
+        return head or GENESIS
 
     async def _close_outage(self, conn: AsyncConnection, outage: Outage) -> None:
         result = await conn.execute(
