@@ -117,6 +117,7 @@ exclusions = Table(
     metadata,
     Column("id", String(UUID_LENGTH), primary_key=True),
     Column("outage_id", String(NAME_LENGTH), nullable=False),
+    Column("service", String(NAME_LENGTH), nullable=False),
     Column("kind", String(KIND_LENGTH), nullable=False),
     Column("reason", Text(), nullable=False),
     Column("reference", Text(), nullable=False),

@@ -100,6 +100,7 @@ def upgrade() -> None:
         "exclusions",
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("outage_id", sa.String(200), nullable=False),
+        sa.Column("service", sa.String(200), nullable=False),
         sa.Column("kind", sa.String(32), nullable=False),
         sa.Column("reason", sa.Text(), nullable=False),
         sa.Column("reference", sa.Text(), nullable=False),

@@ -1,0 +1,56 @@
+"""Report assembly with the store: this period's SLA plus the credit carried from earlier months."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Final
+
+from monitor.reports.model import Report, build_report
+from monitor.service_sla import ServiceSla, SlaContext
+from monitor.sla import (
+    CreditBalance,
+    CreditMonth,
+    PeriodKind,
+    carry_credits,
+    month_of,
+    month_period,
+)
+
+__all__ = ["MAX_CREDIT_MONTHS", "credit_history", "make_report"]
+
+# Credits carry over until applied; two contract years bound the months recomputed per report.
+MAX_CREDIT_MONTHS: Final = 24
+
+
+async def credit_history(
+    ctx: SlaContext, service: str, sla: ServiceSla, now: datetime
+) -> tuple[CreditBalance, ...]:
+    """Credit earned in each month since acceptance (the last MAX_CREDIT_MONTHS), up to this one."""
+    contract = sla.inputs.contract
+    period = sla.result.period
+    if period.kind is not PeriodKind.MONTH:
+        return ()
+    first = month_of(contract.acceptance_utc, contract.tz)
+    year, month = (int(p) for p in period.label.split("-"))
+    index = year * 12 + month - 1
+    first_index = max(
+        index - MAX_CREDIT_MONTHS + 1,
+        int(first.label[:4]) * 12 + int(first.label[5:]) - 1,
+    )
+    months: list[CreditMonth] = []
+    for i in range(first_index, index + 1):
+        p = month_period(i // 12, i % 12 + 1, contract.tz)
+        result = sla.result if i == index else (await ctx.sla(service, p, now)).result
+        months.append(CreditMonth(p.label, result.credit))
+    return carry_credits(Decimal(0), months)
+
+
+async def make_report(
+    ctx: SlaContext, service: str, period_label: str, now: datetime, *, lang: str = "es"
+) -> Report:
+    """The report of service for month period_label ("2026-10") as of now, with credit history."""
+    period = ctx.month(service, period_label)
+    sla = await ctx.sla(service, period, now)
+    history = await credit_history(ctx, service, sla, now)
+    return build_report(sla, lang=lang, generated_at=now, credit_history=history)

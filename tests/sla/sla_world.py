@@ -1,0 +1,132 @@
+"""The DESIGN.md §2 worked example as stored records: journal outages, tickets, a maintenance
+window and an exclusion, in a real SQLite store (shared by the tests/sla tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from monitor.contracts import ContractsSettings
+from monitor.events import Outage, OutageClosed, OutageKind, OutageOpened, TrunkState
+from monitor.events import TrunkStateChanged as Changed
+from monitor.maintenance import MaintenanceWindow, Origin
+from monitor.service_sla import SlaContext, TicketRecord
+from monitor.store import Store
+
+MX = ZoneInfo("America/Mexico_City")
+SERVICE = "voice-mx"
+TRUNK = "sbc-mx-1"
+# After the end of October 2026 in Mexico City (UTC−6 all year since 2022).
+NOW = datetime(2026, 11, 1, 6, 0, tzinfo=UTC)
+ACTOR = "noc@example.com"
+
+
+def mx(month: int, day: int, hour: int, minute: int = 0, second: int = 0) -> datetime:
+    return datetime(2026, month, day, hour, minute, second, tzinfo=MX)
+
+
+def settings_dict(**contract: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "name": "carrierx-2026",
+        "carrier": "CarrierX",
+        "services": [SERVICE],
+        "target_pct": "99.5",
+        "basis": "thirty_day",
+        "clock": "ticket",
+        "tz": "America/Mexico_City",
+        "acceptance": "2026-09-01",
+        "monthly_fee": "10000.00",
+        "currency": "MXN",
+        "credit_tiers": [{"below_pct": "99.7", "credit_pct": "5"}],
+    }
+    base.update(contract)
+    return {
+        "services": [{"name": SERVICE, "rule": "all", "parts": [TRUNK]}],
+        "contracts": [base],
+    }
+
+
+def settings(tmp_path: Path, **contract: Any) -> ContractsSettings:
+    return ContractsSettings.model_validate(
+        {"signing_key_file": str(tmp_path / "evidence.key"), **settings_dict(**contract)}
+    )
+
+
+def outage(
+    ident: str, first: datetime, restored: datetime, trunk: str = TRUNK
+) -> tuple[OutageOpened, OutageClosed]:
+    opened = Outage(
+        id=ident,
+        trunk=trunk,
+        kind=OutageKind.OUTAGE,
+        first_failure_at=first,
+        confirmed_at=first + timedelta(seconds=30),
+        first_outcome="timeout",
+    )
+    return OutageOpened(opened), OutageClosed(
+        opened.closed(restored_at=restored, closed_at=restored + timedelta(seconds=10))
+    )
+
+
+@dataclass
+class Tickets:
+    """The tickets callable the API and SLA take (the tickets module's stand-in here)."""
+
+    records: list[TicketRecord]
+
+    async def __call__(self) -> Sequence[TicketRecord]:
+        return list(self.records)
+
+
+async def worked_example(tmp_path: Path, *, url: str | None = None) -> tuple[Store, SlaContext]:
+    """October 2026: 90 min + 60 min counted, 30 min excluded, 2 min unclaimed."""
+    store = await Store.open(url or f"sqlite:///{tmp_path / 'tw.db'}", agent="agent-1")
+    # Watching since before the month (no unknown time in October).
+    await store.append([Changed(TRUNK, mx(9, 30, 0), TrunkState.UNKNOWN, TrunkState.UP, "ok")])
+    o1 = outage("o1", mx(10, 3, 14), mx(10, 3, 15, 32))
+    o2 = outage("o2", mx(10, 20, 1), mx(10, 20, 3))
+    o3 = outage("o3", mx(10, 25, 9), mx(10, 25, 9, 30))
+    await store.append([o1[0]])
+    await store.append([o1[1]])
+    await store.append([o2[0]])
+    await store.append([o2[1]])
+    await store.append([o3[0]])
+    await store.append([o3[1]])
+    await store.heartbeat(NOW)
+    tickets = Tickets(
+        [
+            TicketRecord("t1", "o1", mx(10, 3, 14, 2), mx(10, 3, 14, 5), "CX-1001", "closed"),
+            # No ticket inside the window; the outage still down at its end gets one then.
+            TicketRecord("t2", "o2", mx(10, 20, 2), mx(10, 20, 2, 4), "CX-1002", "closed"),
+            TicketRecord("t3", "o3", mx(10, 25, 9, 1), None, "CX-1003", "closed"),
+        ]
+    )
+    ctx = SlaContext(store, settings(tmp_path), tickets)
+    await ctx.ledger.add_window(
+        MaintenanceWindow(
+            id="w1",
+            title="Carrier core upgrade",
+            services=(SERVICE,),
+            origin=Origin.CARRIER,
+            start=mx(10, 20, 0),
+            end=mx(10, 20, 2),
+            tz="America/Mexico_City",
+            notice_ref="CX-NOTICE-77",
+        ),
+        by=ACTOR,
+        at=mx(10, 10, 9),
+    )
+    await ctx.ledger.add_exclusion(
+        outage_id="o3",
+        service=SERVICE,
+        kind="customer_equipment",
+        reason="customer's own router rebooted",
+        reference="INC-5521",
+        by=ACTOR,
+        at=mx(10, 25, 12),
+    )
+    return store, ctx
