@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from probes.media.thresholds import Violation
+
 
 class Outcome(StrEnum):
     OK = "ok"
@@ -18,6 +20,16 @@ class Outcome(StrEnum):
     MISMATCH = "mismatch"  # only answers that did not belong to our transaction
     NETWORK = "network"  # any other socket error (unreachable network, reset...)
     PROBE_CRASHED = "probe_crashed"  # the prober itself failed; never counted against a trunk
+    # Test calls (probes/call.py). The trunk answered SIP but the call did not work:
+    BUSY = "busy"  # 486 Busy Here, 600 Busy Everywhere
+    NOT_FOUND = "not_found"  # 404 Not Found, 604 Does Not Exist Anywhere
+    SERVICE_UNAVAILABLE = "service_unavailable"  # 503
+    NO_ANSWER = "no_answer"  # it rang (or answered provisionally) but never answered in time
+    CODEC_MISMATCH = "codec_mismatch"  # no common G.711 codec (488/606 or an answer without one)
+    BAD_SDP = "bad_sdp"  # the far end's SDP could not be parsed or negotiated otherwise
+    NO_AUDIO = "no_audio"  # answered, but no RTP arrived and the far end reports none of ours
+    ONE_WAY_AUDIO = "one_way_audio"  # RTP in one direction only, or it carries no reference tone
+    DROPPED = "dropped"  # the far end hung up before the test call's planned end
 
 
 # Outcomes that say nothing about the trunk (the monitor's own fault): health ignores them.
@@ -37,7 +49,68 @@ class ProbeResult:
     status_code: int | None = None
     reason: str | None = None  # reason phrase, truncated untrusted text
     detail: str | None = None  # short human-readable cause for failures
+    call: CallMeasurements | None = None  # test calls only
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+
+class Disconnect(StrEnum):
+    """How a test call ended."""
+
+    LOCAL = "local"  # we hung up at the planned end (max_call_s): the normal end
+    REMOTE = "remote"  # the far end sent BYE
+    CANCELLED = "cancelled"  # we cancelled it unanswered (answer timeout)
+    REJECTED = "rejected"  # a final non-2xx answer to the INVITE
+    TIMEOUT = "timeout"  # no answer to the INVITE at all
+    ERROR = "error"  # failed locally: media negotiation, transport error, the call was never placed
+
+
+@dataclass(slots=True, frozen=True)
+class MediaDirection:
+    """One direction of a test call's RTP; every figure is None when not known.
+
+    `rx` is measured here from 10 Hz samples of the receive statistics (windowed figures
+    included); `tx` is what the far end reported back in RTCP receiver reports (cumulative only).
+    Jitter is RFC 3550 inter-arrival jitter: `jitter_s` its running value at the end of the call,
+    `jitter_mean_s` the mean over the call, `jitter_worst_s` the worst window mean.
+    """
+
+    packets: int | None = None  # packets the receiver of this direction got
+    lost: int | None = None
+    loss_ratio: float | None = None  # whole call, 0..1
+    worst_loss_ratio: float | None = None  # worst loss window (profile loss_window_s)
+    burst_loss_ratio: float | None = None  # worst burst window (profile burst_window_s)
+    jitter_s: float | None = None
+    jitter_mean_s: float | None = None
+    jitter_worst_s: float | None = None  # worst window (profile jitter_window_s)
+    reorder_ratio: float | None = None
+    duplicates: int | None = None
+    r_factor: float | None = None  # ITU-T G.107 E-model
+    mos: float | None = None
+    tone_found: bool | None = None  # the reference tone was heard by this direction's receiver
+    tone_coverage: float | None = None  # fraction of 100 ms blocks in which it was found
+
+
+@dataclass(slots=True, frozen=True)
+class CallMeasurements:
+    """What one test call measured (ProbeResult.call). Times in seconds, ratios 0..1."""
+
+    disconnect: Disconnect
+    srd_s: float | None = None  # INVITE -> first non-100 response (RFC 6076 §4.3)
+    pdd_s: float | None = None  # INVITE -> first 18x (post-dial delay)
+    setup_s: float | None = None  # INVITE -> 200 OK
+    duration_s: float | None = None  # 200 OK -> end of the call
+    disconnect_status: int | None = None  # SIP status of the ending (BYE 200, 487, ...)
+    disconnect_reason: str | None = None
+    codec: str | None = None  # "PCMU" / "PCMA"
+    rx: MediaDirection | None = None  # far end -> us
+    tx: MediaDirection | None = None  # us -> far end
+    rtt_s: float | None = None  # RTCP round-trip time, mean of its samples
+    rtt_samples: int = 0
+    one_way_latency_s: float | None = None  # rtt_s / 2: RTCP cannot see the asymmetry
+    mos: float | None = None  # the worse direction known
+    r_factor: float | None = None
+    profile: str | None = None  # threshold profile the violations were judged against
+    violations: tuple[Violation, ...] = ()
