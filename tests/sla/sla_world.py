@@ -130,3 +130,12 @@ async def worked_example(tmp_path: Path, *, url: str | None = None) -> tuple[Sto
         at=mx(10, 25, 12),
     )
     return store, ctx
+
+
+def pdf_text(path: Path) -> str:
+    """The PDF's text as pdftotext (poppler-utils) extracts it, pages split by form feeds."""
+    import subprocess
+
+    return subprocess.run(
+        ["pdftotext", "-layout", str(path), "-"], check=True, capture_output=True, text=True
+    ).stdout

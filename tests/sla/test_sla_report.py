@@ -6,12 +6,11 @@ import csv
 import io
 import json
 import shutil
-import subprocess
 from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sla_world import ACTOR, NOW, SERVICE, mx, worked_example
+from sla_world import ACTOR, NOW, SERVICE, mx, pdf_text, worked_example
 
 from monitor.reports import make_report, render_csv, render_html, render_json, render_pdf
 
@@ -141,9 +140,7 @@ async def test_pdf_text(tmp_path: Path, lang: str, words: list[str]) -> None:
         await store.close()
     pdf = tmp_path / "r.pdf"
     pdf.write_bytes(render_pdf(report))
-    text = subprocess.run(
-        ["pdftotext", "-layout", str(pdf), "-"], check=True, capture_output=True, text=True
-    ).stdout
+    text = pdf_text(pdf)
     pages = text.split("\f")
     for word in words:
         assert word in pages[0], word  # the one-page summary has every headline figure
