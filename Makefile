@@ -4,33 +4,44 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# Debian libraries the monitor itself needs (WeasyPrint renders the PDF reports).
+RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-core
 # Debian packages the tests talk to (real peers, never mocks).
-TEST_DEBS := kamailio kamailio-tls-modules sip-tester prometheus openssl ca-certificates \
-	docker-compose systemd
+TEST_DEBS := $(RUN_DEBS) kamailio kamailio-tls-modules sip-tester prometheus openssl \
+	ca-certificates docker-compose systemd baresip-core poppler-utils dovecot-imapd \
+	request-tracker5 rt5-db-sqlite rt5-clients
 
-.PHONY: run test test-deps venv lint typecheck bench clean
+.PHONY: run test test-deps run-deps venv lint typecheck bench clean
+
+# Installs whichever of the named Debian packages are missing (nothing when all are there).
+define apt_install
+	@missing=""; for p in $(1); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
+	fi
+endef
 
 $(BIN)/python:
 	@$(PYTHON) -c 'import venv, ensurepip' 2>/dev/null || { $(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq python3-venv; }
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-venv: $(BIN)/python
-	$(BIN)/pip install -q -e '.[speed]'
+run-deps:
+	$(call apt_install,$(RUN_DEBS))
+
+venv: $(BIN)/python run-deps
+	$(BIN)/pip install -q -e '.[speed,calls]'
 
 run: venv
 	$(BIN)/trunkwatch demo
 
 test-deps: $(BIN)/python
-	@missing=""; for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
-	if [ -n "$$missing" ]; then \
-	  echo "installing Debian packages:$$missing"; \
-	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing; \
-	fi
+	$(call apt_install,$(TEST_DEBS))
 	@# kubectl (for `kubectl kustomize`): the image may carry one; Debian's otherwise.
 	@command -v kubectl >/dev/null || { $(SUDO) apt-get update -qq && \
 	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends kubernetes-client; }
-	$(BIN)/pip install -q -e '.[speed,dev]'
+	$(BIN)/pip install -q -e '.[speed,calls,dev]'
 
 lint: test-deps
 	$(BIN)/ruff check probes monitor tests bench
