@@ -1,0 +1,118 @@
+"""SLA gauges for /metrics, computed by the same ``SlaContext.sla`` as the reports and the API.
+
+The database work happens in ``SlaMetrics.refresh`` (a background task every
+REFRESH_INTERVAL); a scrape only reads ``samples()``, the last consistent snapshot.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from fractions import Fraction
+from typing import Final
+
+from monitor.intervals import microseconds
+from monitor.log import get_logger
+from monitor.service_sla import ServiceSla, SlaContext
+from monitor.sla import SlaInputError
+
+__all__ = ["METRICS", "REFRESH_INTERVAL_S", "SlaMetrics", "SlaSample", "compute_samples"]
+
+log = get_logger("trunkwatch.sla")
+
+# Availability moves by minutes; recomputing a month per service every 30 s keeps the gauges
+# current without putting month-long queries on every scrape.
+REFRESH_INTERVAL_S: Final = 30.0
+
+# name → (type, help); every one is a gauge.
+METRICS: Final[dict[str, str]] = {
+    "trunkwatch_availability_ratio": (
+        "Contract availability (0-1) per service: window=month (calendar month so far, "
+        "contract time zone) or rolling (last 30 days)."
+    ),
+    "trunkwatch_sla_budget_remaining_seconds": (
+        "Downtime the service can still have this month before missing its target "
+        "(negative: target already missed)."
+    ),
+    "trunkwatch_monitoring_coverage_ratio": (
+        "Share (0-1) of this month so far that the monitor was watching."
+    ),
+    "trunkwatch_sla_target_ratio": "The contract's availability target (0-1).",
+    "trunkwatch_sla_credit_ratio": (
+        "Credit due this month so far as a share (0-1) of the monthly fee."
+    ),
+}
+
+
+@dataclass(frozen=True, slots=True)
+class SlaSample:
+    name: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
+
+
+def _ratio(pct: Fraction) -> float:
+    return float(pct / 100)
+
+
+def _month_samples(service: str, sla: ServiceSla) -> list[SlaSample]:
+    r = sla.result
+    target = Fraction(r.target_pct) / 100
+    # Allowed downtime is (1 − target) × Ttotal; what is left is that minus Tnodisp so far.
+    allowed_us = (1 - target) * microseconds(r.ttotal)
+    budget_s = float((allowed_us - microseconds(r.tnodisp)) / 1_000_000)
+    credit = 0.0 if r.tier is None else float(r.tier.credit_pct / 100)
+    coverage = 1.0 if r.coverage_exact is None else _ratio(r.coverage_exact)
+    svc = (("service", service),)
+    return [
+        SlaSample(
+            "trunkwatch_availability_ratio",
+            (("service", service), ("window", "month")),
+            _ratio(r.availability_exact),
+        ),
+        SlaSample("trunkwatch_sla_budget_remaining_seconds", svc, budget_s),
+        SlaSample("trunkwatch_monitoring_coverage_ratio", svc, coverage),
+        SlaSample("trunkwatch_sla_target_ratio", svc, float(target)),
+        SlaSample("trunkwatch_sla_credit_ratio", svc, credit),
+    ]
+
+
+async def compute_samples(ctx: SlaContext, now: datetime) -> list[SlaSample]:
+    """Every SLA gauge for every service with a contract, as of now."""
+    out: list[SlaSample] = []
+    for service in ctx.settings.covered_services():
+        try:
+            month = await ctx.sla(service, ctx.current_month(service, now), now)
+            rolling = await ctx.rolling(service, now)
+        except SlaInputError as exc:
+            # Not accepted yet (acceptance in the future): no figures, rather than wrong ones.
+            log.info("sla_metrics_skipped", service=service, reason=str(exc)[:200])
+            continue
+        out.extend(_month_samples(service, month))
+        out.append(
+            SlaSample(
+                "trunkwatch_availability_ratio",
+                (("service", service), ("window", "rolling")),
+                _ratio(rolling.result.availability_exact),
+            )
+        )
+    return out
+
+
+class SlaMetrics:
+    """The last computed samples; ``refresh`` replaces them whole (scrapes see one snapshot)."""
+
+    def __init__(self, ctx: SlaContext) -> None:
+        self._ctx = ctx
+        self._samples: tuple[SlaSample, ...] = ()
+        self.errors = 0
+
+    async def refresh(self, now: datetime) -> None:
+        try:
+            self._samples = tuple(await compute_samples(self._ctx, now))
+        except Exception as exc:  # a failed refresh keeps the last snapshot; counted and logged
+            self.errors += 1
+            log.error("sla_metrics_refresh_failed", error=repr(exc)[:200])
+
+    def samples(self) -> tuple[SlaSample, ...]:
+        return self._samples
