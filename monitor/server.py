@@ -1,19 +1,105 @@
-"""The monitor's HTTP side: /metrics (OpenMetrics negotiated), /healthz and /readyz."""
+"""The monitor's HTTP side: /metrics (OpenMetrics and gzip negotiated), /healthz and /readyz.
+
+A scrape never holds the event loop for long: the snapshot is copied in slices
+(exporter.SNAPSHOT_SLICE trunks, ~0.5 ms each) and the text is written and gzipped a piece
+at a time (exporter.PIECE_LINES lines, ~1 ms each), yielding to the loop between steps.
+
+Why in the loop and not on a worker thread: writing the text is pure Python and holds the
+GIL, so a render thread still competes with the probe loop, which then waits for the GIL
+up to the 5 ms switch interval each time it wakes. Measured with 10,000 probes/s and back
+to back scrapes of 10,000 trunks (bench/metrics_scrape.py): scheduler lag p99 3.5–6 ms,
+max 6–11 ms with a thread; 2.5 ms, max 4.6 ms yielding per piece in the loop (2.0 ms and
+3.6 ms with no scrape), for ~10 % longer scrapes (~0.27 s instead of ~0.25 s).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import asyncio
+import zlib
+from collections.abc import AsyncIterator, Callable
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
+from monitor.exporter import Exporter, ExpositionFormat, Snapshot, negotiate
+
+EXPORTER_KEY = web.AppKey("exporter", Exporter)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 
+# gzip level for /metrics: level 1 already shrinks the exposition ~10x (it is repetitive
+# text) in about a quarter of level 6's time; higher levels gain little for the CPU.
+GZIP_LEVEL = 1
+# zlib window bits for a gzip container (16 + 15) rather than a raw zlib stream.
+GZIP_WBITS = 31
 
-async def metrics(request: web.Request) -> web.Response:
+
+async def metrics(request: web.Request) -> web.StreamResponse:
+    exporter = request.app.get(EXPORTER_KEY)
+    if exporter is None:
+        return _legacy_metrics(request)
+    fmt = negotiate(request.headers.get("Accept", ""))
+    gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    snap = await exporter.snapshot_sliced()
+    headers = {"Content-Type": fmt.content_type, "Vary": "Accept, Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    # Streamed (chunked) as it is written: joining 20 MB of uncompressed text into one
+    # body would itself hold the loop ~13 ms here.
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    async for chunk in exposition_chunks(exporter, snap, fmt, gzip):
+        await response.write(chunk)
+    await response.write_eof()
+    return response
+
+
+async def exposition_chunks(
+    exporter: Exporter, snap: Snapshot, fmt: ExpositionFormat, gzip: bool
+) -> AsyncIterator[bytes]:
+    """The body's bytes, written (and gzipped) a piece at a time, yielding between pieces."""
+    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS) if gzip else None
+    for piece in exporter.render(snap, fmt):
+        data = piece.encode()
+        if packer is not None:
+            data = packer.compress(data)  # b"" while zlib buffers
+        if data:
+            yield data
+        # A write does not yield unless the socket is full: let the probe loop run.
+        await asyncio.sleep(0)
+    if packer is not None:
+        yield packer.flush()
+
+
+def accepts_gzip(accept_encoding: str) -> bool:
+    """Whether an Accept-Encoding header allows gzip (RFC 9110 §12.5.3: q=0 refuses)."""
+    gzip_q: float | None = None
+    any_q: float | None = None
+    for entry in accept_encoding.split(","):
+        coding, *params = entry.split(";")
+        coding = coding.strip().lower()
+        if coding not in ("gzip", "x-gzip", "*"):
+            continue
+        q = 1.0
+        for param in params:
+            key, _, value = param.strip().partition("=")
+            if key.strip().lower() == "q":
+                try:
+                    q = float(value)
+                except ValueError:
+                    q = 0.0  # an unreadable weight is not a promise to accept it
+        if coding == "*":
+            any_q = q
+        else:
+            gzip_q = q
+    chosen = gzip_q if gzip_q is not None else any_q
+    return chosen is not None and chosen > 0
+
+
+def _legacy_metrics(request: web.Request) -> web.Response:
+    # A plain CollectorRegistry (make_app's older signature): rendered in the loop.
     encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
     body = encoder(request.app[REGISTRY_KEY])
     return web.Response(body=body, headers={"Content-Type": content_type})
@@ -29,9 +115,14 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "starting"}, status=503)
 
 
-def make_app(registry: CollectorRegistry, ready: Callable[[], bool]) -> web.Application:
+def make_app(metrics_source: Exporter | CollectorRegistry, ready: ReadyCheck) -> web.Application:
+    """The HTTP app. Pass an `Exporter`; a CollectorRegistry still works but renders in the
+    event loop (the old path, seconds per scrape with thousands of trunks)."""
     app = web.Application()
-    app[REGISTRY_KEY] = registry
+    if isinstance(metrics_source, Exporter):
+        app[EXPORTER_KEY] = metrics_source
+    else:
+        app[REGISTRY_KEY] = metrics_source
     app[READY_KEY] = ready
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)

@@ -1,0 +1,679 @@
+"""The direct /metrics writer: byte-for-byte what the prometheus_client families wrote,
+valid for promtool and both prometheus_client parsers, one snapshot, gzip negotiated.
+
+The reference is the previous exporter (TrunkwatchCollector building CounterMetricFamily,
+GaugeMetricFamily and HistogramMetricFamily objects, rendered by prometheus_client),
+kept here verbatim in `ReferenceCollector` as the oracle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gzip
+import math
+import re
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from peers import Promtool
+from prometheus_client import CollectorRegistry
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.exposition import choose_encoder, generate_latest
+from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
+from prometheus_client.openmetrics.parser import (
+    text_string_to_metric_families as parse_openmetrics,
+)
+from prometheus_client.parser import text_string_to_metric_families as parse_text
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString as _float_to_go_string
+
+from monitor import __version__
+from monitor.events import Outage, OutageKind, TrunkState
+from monitor.exporter import (
+    SNAPSHOT_SLICE,
+    Exporter,
+    ExportSources,
+    ExpositionFormat,
+    TrunkInfo,
+    TrunkwatchCollector,
+    count_text,
+    escape_label_value,
+    go_float,
+    negotiate,
+    runtime_registry,
+)
+from monitor.health import TrunkHealth
+from monitor.scheduler import Scheduler
+from monitor.server import accepts_gzip, make_app
+from monitor.stats import RTT_BUCKETS, ProbeStats
+from probes.options import MalformedCounter
+from probes.result import Outcome, ProbeResult
+
+TEXT = ExpositionFormat.TEXT
+OPENMETRICS = ExpositionFormat.OPENMETRICS
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[..., Awaitable[Client]]
+NOW = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+# Carrier names with every character the exposition formats escape, and more.
+ODD_CARRIERS = ('quote"carrier', "back\\slash", "new\nline", "Ünïcode ☎ carrier", "", "a,b=c}")
+
+
+# ---- the reference: the previous exporter's collector, verbatim -------------------------
+
+
+def _buckets(bounds: Iterable[float], counts: list[int]) -> list[tuple[str, float]]:
+    out: list[tuple[str, float]] = []
+    running = 0
+    for bound, count in zip(bounds, counts, strict=False):
+        running += count
+        out.append((repr(float(bound)), float(running)))
+    running += counts[-1]
+    out.append(("+Inf", float(running)))
+    return out
+
+
+class ReferenceCollector(Collector):
+    """The exporter before issue 6: prometheus_client metric families, built per scrape."""
+
+    def __init__(self, sources: ExportSources, python: str) -> None:
+        self.src = sources
+        self.python = python
+
+    def collect(self) -> Iterator[Metric]:
+        src = self.src
+        build = GaugeMetricFamily(
+            "trunkwatch_build_info",
+            "trunkwatch version and runtime; always 1.",
+            labels=["version", "python", "loop", "agent"],
+        )
+        build.add_metric([__version__, self.python, src.loop_name, src.agent], 1.0)
+        yield build
+        info = GaugeMetricFamily(
+            "trunkwatch_trunk_info",
+            "Configured trunks with their carrier and transport; always 1.",
+            labels=["trunk", "carrier", "transport"],
+        )
+        for trunk in src.trunks:
+            info.add_metric([trunk.trunk, trunk.carrier, trunk.transport], 1.0)
+        yield info
+        yield from self._probe_families()
+        yield from self._health_families()
+        yield from self._monitor_families()
+
+    def _probe_families(self) -> Iterator[Metric]:
+        labels = ["trunk", "probe"]
+        success = GaugeMetricFamily(
+            "trunkwatch_probe_success",
+            "1 if the last probe found the trunk alive, 0 if not.",
+            labels=labels,
+        )
+        duration = GaugeMetricFamily(
+            "trunkwatch_probe_duration_seconds",
+            "How long the last probe took (DNS, connect and authentication included).",
+            labels=labels,
+        )
+        status = GaugeMetricFamily(
+            "trunkwatch_sip_last_status_code",
+            "SIP status code of the last answer; 0 when the last probe got none.",
+            labels=labels,
+        )
+        outcomes = CounterMetricFamily(
+            "trunkwatch_probe_outcome", "Probe results by outcome.", labels=[*labels, "outcome"]
+        )
+        rtt = HistogramMetricFamily(
+            "trunkwatch_sip_options_rtt_seconds",
+            "Round-trip time of SIP OPTIONS, request sent to final response.",
+            labels=["trunk"],
+        )
+        for s in self.src.stats:
+            key = [s.trunk, s.probe]
+            for outcome, count in s.outcome_counts.items():
+                outcomes.add_metric([*key, outcome.value], float(count))
+            if s.last_success < 0:
+                continue
+            success.add_metric(key, float(s.last_success))
+            duration.add_metric(key, s.last_duration_s)
+            status.add_metric(key, float(s.last_status))
+            if s.probe == "options":
+                rtt.add_metric([s.trunk], _buckets(RTT_BUCKETS, s.rtt_counts), sum_value=s.rtt_sum)
+        yield from (success, duration, status, outcomes, rtt)
+
+    def _health_families(self) -> Iterator[Metric]:
+        state = GaugeMetricFamily(
+            "trunkwatch_trunk_state",
+            "1 for the trunk's current state, 0 for the others.",
+            labels=["trunk", "state"],
+        )
+        open_ = GaugeMetricFamily(
+            "trunkwatch_outage_open", "1 while the trunk has an open outage.", labels=["trunk"]
+        )
+        opened = CounterMetricFamily(
+            "trunkwatch_outages_opened",
+            "Outages opened by this process since it started.",
+            labels=["trunk"],
+        )
+        for name, health in self.src.health.items():
+            for candidate in TrunkState:
+                state.add_metric([name, candidate.value], 1.0 if health.state is candidate else 0.0)
+            open_.add_metric([name], 1.0 if health.open_outage is not None else 0.0)
+            opened.add_metric([name], float(self.src.outages_opened.get(name, 0)))
+        yield from (state, open_, opened)
+
+    def _monitor_families(self) -> Iterator[Metric]:
+        src = self.src
+        malformed = CounterMetricFamily(
+            "trunkwatch_sip_malformed_packets",
+            "Packets received that were not a valid answer to a probe.",
+            labels=["kind"],
+        )
+        malformed.add_metric(["parse_error"], float(src.malformed.parse_errors))
+        malformed.add_metric(["mismatch"], float(src.malformed.mismatches))
+        yield malformed
+        pending = GaugeMetricFamily(
+            "trunkwatch_store_pending_events", "Journal events waiting to be written."
+        )
+        pending.add_metric([], float(src.store_pending()))
+        yield pending
+        errors = CounterMetricFamily(
+            "trunkwatch_store_write_errors", "Failed journal writes (retried)."
+        )
+        errors.add_metric([], float(src.store_errors()))
+        yield errors
+        gaps = CounterMetricFamily(
+            "trunkwatch_monitor_gaps", "Monitoring gaps (unknown time) recorded at start-up."
+        )
+        gaps.add_metric([], float(src.gaps_recorded()))
+        yield gaps
+        sched = src.scheduler
+        if sched is None:
+            return
+        lag = HistogramMetricFamily(
+            "trunkwatch_scheduler_lag_seconds",
+            "Probe send lateness: actual minus planned start time.",
+        )
+        lag.add_metric([], _buckets(sched.lag.bounds, sched.lag.counts), sum_value=sched.lag.total)
+        yield lag
+        in_flight = GaugeMetricFamily(
+            "trunkwatch_scheduler_in_flight", "Probes started and not yet finished."
+        )
+        in_flight.add_metric([], float(sched.in_flight))
+        yield in_flight
+        skipped = CounterMetricFamily(
+            "trunkwatch_scheduler_skipped_probes",
+            "Probes not started because the previous one was still running or the cap was hit.",
+        )
+        skipped.add_metric([], float(sched.skipped))
+        yield skipped
+        errs = CounterMetricFamily(
+            "trunkwatch_scheduler_errors", "Exceptions raised by probe code (bugs), caught."
+        )
+        errs.add_metric([], float(sched.errors))
+        yield errs
+        targets = GaugeMetricFamily("trunkwatch_scheduler_targets", "Probes on the schedule.")
+        targets.add_metric([], float(len(sched.items)))
+        yield targets
+
+
+def reference(sources: ExportSources, fmt: ExpositionFormat) -> bytes:
+    import platform
+
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ReferenceCollector(sources, platform.python_version()))
+    if fmt is TEXT:
+        return generate_latest(registry)
+    body: bytes = generate_openmetrics(registry)  # type: ignore[no-untyped-call]
+    return body
+
+
+# ---- sources ------------------------------------------------------------------------------
+
+
+def result(trunk: str, outcome: Outcome, rtt_s: float | None, status: int | None) -> ProbeResult:
+    rtt_ns = None if rtt_s is None else round(rtt_s * 1e9)
+    return ProbeResult(
+        trunk, "options", outcome, 0, rtt_ns=rtt_ns, duration_ns=rtt_ns, status_code=status
+    )
+
+
+def outage(trunk: str) -> Outage:
+    return Outage(
+        id=f"o-{trunk}",
+        trunk=trunk,
+        kind=OutageKind.OUTAGE,
+        first_failure_at=NOW - timedelta(minutes=2),
+        confirmed_at=NOW,
+        first_outcome="timeout",
+    )
+
+
+def make_sources(
+    trunks: list[tuple[str, str, str]], *, scheduler: Scheduler | None = None
+) -> ExportSources:
+    return ExportSources(
+        agent="agent-1",
+        loop_name="asyncio-cpython",
+        trunks=[TrunkInfo(*t) for t in trunks],
+        stats=[ProbeStats(t[0], "options") for t in trunks],
+        health={t[0]: TrunkHealth(t[0]) for t in trunks},
+        scheduler=scheduler,
+        malformed=MalformedCounter(),
+        outages_opened={},
+        store_pending=lambda: 3,
+        store_errors=lambda: 1,
+        gaps_recorded=lambda: 0,
+    )
+
+
+def rich_sources() -> ExportSources:
+    """Every family populated, every branch of the old collector taken."""
+    scheduler = Scheduler([], lambda r: None)
+    for lag in (0.0, 0.0005, 0.0031, 0.2, 7.5):  # on a bound, between bounds, past the last
+        scheduler.lag.observe(lag)
+    scheduler.skipped, scheduler.errors, scheduler.in_flight = 4, 1, 2
+    names = [f"trunk-{i}" for i in range(len(ODD_CARRIERS) + 2)]
+    carriers = [*ODD_CARRIERS, "plain", "plain"]
+    src = make_sources(
+        [(n, c, t) for n, c, t in zip(names, carriers, ["udp", "tcp", "tls"] * 3, strict=False)],
+        scheduler=scheduler,
+    )
+    stats = src.stats
+    # trunk-0: answered on every bucket bound and beyond the last.
+    for rtt in (*RTT_BUCKETS, 0.0001, 2.5, 0.0123):
+        stats[0].record(result("trunk-0", Outcome.OK, rtt, 200))
+    # trunk-1: failures after successes: last success 0, status of the last answer.
+    stats[1].record(result("trunk-1", Outcome.OK, 0.02, 200))
+    stats[1].record(result("trunk-1", Outcome.SIP_ERROR, 0.03, 503))
+    stats[1].record(result("trunk-1", Outcome.TIMEOUT, None, None))
+    # trunk-2: only a crash of the prober: outcome counted, nothing else shown.
+    stats[2].record(result("trunk-2", Outcome.PROBE_CRASHED, None, None))
+    # trunk-3: counters large enough for Go's exponent form (1e+06 and up).
+    stats[3].record(result("trunk-3", Outcome.OK, 0.05, 200))
+    stats[3].outcome_counts[Outcome.OK] = 123_456_789
+    stats[3].outcome_counts[Outcome.REFUSED] = 1_000_000
+    stats[3].rtt_counts[2] = 999_999
+    stats[3].rtt_sum = 1.5e7
+    # trunk-4: no results at all (before the first probe).
+    src.health["trunk-1"].state = TrunkState.DOWN
+    src.health["trunk-1"].open_outage = outage("trunk-1")
+    src.health["trunk-0"].state = TrunkState.UP
+    src.outages_opened.update({"trunk-1": 3, "trunk-0": 1})  # trunk-2.. have no entry
+    src.malformed.parse_errors, src.malformed.mismatches = 7, 2_000_000
+    return src
+
+
+# ---- number formatting and escaping ---------------------------------------------------
+
+
+def floatToGoString(value: float) -> str:  # prometheus_client.utils.floatToGoString, typed
+    text: str = _float_to_go_string(value)  # type: ignore[no-untyped-call]
+    return text
+
+
+@pytest.mark.parametrize(
+    "value",
+    [0.0, -0.0, 1.0, 0.005, 1e-10, 123456.0, 1e6, 1234567.0, 1.5e7, 1e22, -2.5e8, 0.1 + 0.2],
+)
+def test_go_float_matches_prometheus_client(value: float) -> None:
+    assert go_float(value) == floatToGoString(value)
+
+
+@pytest.mark.parametrize(
+    ("value", "text"), [(math.inf, "+Inf"), (-math.inf, "-Inf"), (math.nan, "NaN")]
+)
+def test_go_float_special_values(value: float, text: str) -> None:
+    assert go_float(value) == floatToGoString(value) == text
+
+
+@settings(max_examples=300)
+@given(st.floats(allow_nan=True, allow_infinity=True))
+def test_go_float_matches_prometheus_client_everywhere(value: float) -> None:
+    assert go_float(value) == floatToGoString(value)
+
+
+@settings(max_examples=300)
+@given(st.integers(min_value=-(10**17), max_value=10**17))
+def test_count_text_is_the_float_rendering_of_the_count(value: int) -> None:
+    assert count_text(value) == floatToGoString(float(value))
+
+
+@pytest.mark.parametrize(
+    ("raw", "escaped"),
+    [
+        ("plain", "plain"),
+        ('say "hi"', 'say \\"hi\\"'),
+        ("C:\\dir", "C:\\\\dir"),
+        ("two\nlines", "two\\nlines"),
+        ('\\"\n', '\\\\\\"\\n'),
+        ("Ünïcode ☎", "Ünïcode ☎"),  # UTF-8 is allowed as is
+    ],
+)
+def test_label_value_escaping(raw: str, escaped: str) -> None:
+    assert escape_label_value(raw) == escaped
+
+
+# ---- negotiation ----------------------------------------------------------------------------
+
+ACCEPT_HEADERS = [
+    "",
+    "*/*",
+    "text/plain",
+    "text/plain; version=0.0.4",
+    "text/plain;version=1.0.0;escaping=allow-utf-8",
+    "application/openmetrics-text",
+    "application/openmetrics-text; version=1.0.0",
+    "application/openmetrics-text; version=0.0.1",
+    "application/openmetrics-text;version=0.0.1;q=0.5,text/plain;version=0.0.4;q=0.3",
+    # Prometheus 2.42's default scrape Accept header:
+    "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;"
+    "q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1",
+    "text/plain;version=0.0.4;q=0.5, application/openmetrics-text; version=1.0.0",
+]
+
+
+@pytest.mark.parametrize("accept", ACCEPT_HEADERS)
+def test_negotiation_picks_what_prometheus_client_picked(accept: str) -> None:
+    _, content_type = choose_encoder(accept)
+    expected = OPENMETRICS if content_type.startswith("application/openmetrics-text") else TEXT
+    assert negotiate(accept) is expected
+
+
+# RFC 9110 §12.5.3: a coding is acceptable if listed (or matched by *) with q > 0.
+@pytest.mark.parametrize(
+    ("header", "gzip_ok"),
+    [
+        ("gzip", True),
+        ("GZIP", True),
+        ("gzip, deflate, br", True),
+        ("deflate, gzip;q=0.5", True),
+        ("x-gzip", True),
+        ("*", True),
+        ("gzip;q=0", False),
+        ("gzip; q=0.0, *", False),  # an explicit refusal beats the wildcard
+        ("*;q=0", False),
+        ("identity", False),
+        ("deflate", False),
+        ("", False),
+        ("gzip;q=nonsense", False),
+    ],
+)
+def test_accept_encoding(header: str, gzip_ok: bool) -> None:
+    assert accepts_gzip(header) is gzip_ok
+
+
+# ---- the exposition equals the old one --------------------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", list(ExpositionFormat))
+def test_byte_identical_to_prometheus_client_families(fmt: ExpositionFormat) -> None:
+    src = rich_sources()
+    exporter = Exporter(src)
+    assert exporter.expose(exporter.snapshot(), fmt) == reference(src, fmt)
+
+
+@pytest.mark.parametrize("fmt", list(ExpositionFormat))
+def test_byte_identical_without_scheduler_and_without_trunks(fmt: ExpositionFormat) -> None:
+    src = make_sources([])
+    exporter = Exporter(src)
+    assert exporter.expose(exporter.snapshot(), fmt) == reference(src, fmt)
+
+
+@st.composite
+def random_sources(draw: st.DrawFn) -> ExportSources:
+    n = draw(st.integers(min_value=0, max_value=6))
+    carrier = st.text(max_size=12)
+    trunks = [
+        (f"t{i}", draw(carrier), draw(st.sampled_from(["udp", "tcp", "tls"]))) for i in range(n)
+    ]
+    src = make_sources(trunks, scheduler=Scheduler([], lambda r: None))
+    rtt = st.one_of(st.none(), st.sampled_from(RTT_BUCKETS), st.floats(0, 5))
+    for stats in src.stats:
+        for _ in range(draw(st.integers(0, 6))):
+            outcome = draw(st.sampled_from(list(Outcome)))
+            status = draw(st.sampled_from([None, 200, 404, 503]))
+            stats.record(result(stats.trunk, outcome, draw(rtt), status))
+    for health in src.health.values():
+        health.state = draw(st.sampled_from(list(TrunkState)))
+        if draw(st.booleans()):
+            health.open_outage = outage(health.trunk)
+        if draw(st.booleans()):
+            src.outages_opened[health.trunk] = draw(st.integers(0, 10**9))
+    for lag in draw(st.lists(st.floats(0, 3), max_size=5)):
+        assert src.scheduler is not None
+        src.scheduler.lag.observe(lag)
+    return src
+
+
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(random_sources())
+def test_byte_identical_for_any_sources(src: ExportSources) -> None:
+    exporter = Exporter(src)
+    snap = exporter.snapshot()
+    for fmt in ExpositionFormat:
+        assert exporter.expose(snap, fmt) == reference(src, fmt)
+
+
+def parse_openmetrics_typed(text: str) -> Iterable[Metric]:
+    parsed: Iterable[Metric] = parse_openmetrics(text)  # type: ignore[no-untyped-call]
+    return parsed
+
+
+def families(parse: Callable[[str], Iterable[Metric]], body: bytes) -> list[Metric]:
+    return list(parse(body.decode()))
+
+
+def test_both_parsers_read_the_same_families_as_the_reference() -> None:
+    src = rich_sources()
+    exporter = Exporter(src)
+    snap = exporter.snapshot()
+    text = families(parse_text, exporter.expose(snap, TEXT))
+    assert text == families(parse_text, reference(src, TEXT))
+    openmetrics = families(parse_openmetrics_typed, exporter.expose(snap, OPENMETRICS))
+    assert openmetrics == families(parse_openmetrics_typed, reference(src, OPENMETRICS))
+    # The odd carrier names come back exactly as configured.
+    info = next(f for f in openmetrics if f.name == "trunkwatch_trunk_info")
+    assert [s.labels["carrier"] for s in info.samples][: len(ODD_CARRIERS)] == list(ODD_CARRIERS)
+
+
+def test_odd_carrier_names_are_escaped_in_the_text() -> None:
+    src = make_sources([("t1", 'a"b\\c\nd', "udp")])
+    body = Exporter(src).expose(Exporter(src).snapshot(), TEXT).decode()
+    assert (
+        'trunkwatch_trunk_info{carrier="a\\"b\\\\c\\nd",transport="udp",trunk="t1"} 1.0\n' in body
+    )
+
+
+def test_legacy_collector_yields_the_reference_families() -> None:
+    src = rich_sources()
+    got = list(TrunkwatchCollector(src).collect())
+    assert got == families(parse_text, reference(src, TEXT))
+
+
+def test_trunks_added_after_construction_are_exported() -> None:
+    src = make_sources([("t1", "c", "udp")])
+    exporter = Exporter(src)
+    exporter.expose(exporter.snapshot(), TEXT)  # labels prepared for t1
+    src.trunks.append(TrunkInfo("t2", "c2", "tls"))
+    src.stats.append(ProbeStats("t2", "options"))
+    src.stats[-1].record(result("t2", Outcome.OK, 0.01, 200))
+    src.health["t2"] = TrunkHealth("t2", state=TrunkState.UP)
+    for fmt in ExpositionFormat:
+        assert exporter.expose(exporter.snapshot(), fmt) == reference(src, fmt)
+
+
+# ---- validity: promtool and the OpenMetrics structure -------------------------------------
+
+
+def test_text_passes_promtool(promtool: Promtool) -> None:
+    src = rich_sources()
+    exporter = Exporter(src, runtime=runtime_registry())
+    rc, out = promtool.check_metrics(exporter.expose(exporter.snapshot(), TEXT).decode())
+    assert rc == 0, out
+
+
+def test_openmetrics_passes_promtool_but_for_its_text_format_counter_lint(
+    promtool: Promtool,
+) -> None:
+    # promtool 2.42 `check metrics` reads only the text format: an OpenMetrics counter's
+    # HELP names the family (`foo`), its samples are `foo_total`, which promtool's linter
+    # reports as "no help text" (prometheus_client's own process_cpu_seconds too). Any
+    # other complaint, or a parse error (exit code 1), would be a real problem.
+    src = rich_sources()
+    exporter = Exporter(src, runtime=runtime_registry())
+    body = exporter.expose(exporter.snapshot(), OPENMETRICS).decode()
+    rc, out = promtool.check_metrics(body)
+    counters = set(re.findall(r"^# TYPE (\S+) counter$", body, re.MULTILINE))
+    assert rc in (0, 3), out
+    for line in out.splitlines():
+        name, _, problem = line.partition(" ")
+        assert problem == "no help text" and name.removesuffix("_total") in counters, line
+
+
+def test_openmetrics_has_one_eof_at_the_very_end_after_the_runtime_families() -> None:
+    exporter = Exporter(rich_sources(), runtime=runtime_registry())
+    body = exporter.expose(exporter.snapshot(), OPENMETRICS).decode()
+    assert body.endswith("\n# EOF\n")
+    assert body.count("# EOF") == 1
+    names = [f.name for f in parse_openmetrics_typed(body)]  # strict: raises on violations
+    assert names[0] == "trunkwatch_build_info"
+    assert {"process_cpu_seconds", "python_info", "python_gc_collections"} <= set(names)
+    text = exporter.expose(exporter.snapshot(), TEXT).decode()
+    assert "# EOF" not in text
+    assert "process_cpu_seconds_total" in text
+
+
+# ---- the snapshot ---------------------------------------------------------------------------
+
+
+def test_render_reads_only_the_snapshot() -> None:
+    src = rich_sources()
+    exporter = Exporter(src)
+    before = exporter.expose(exporter.snapshot(), TEXT)
+    snap = exporter.snapshot()
+    # The hot path goes on after the snapshot: new results, a new outcome, a state change.
+    src.stats[0].record(result("trunk-0", Outcome.OK, 0.007, 200))
+    src.stats[4].record(result("trunk-4", Outcome.DNS, None, None))
+    src.health["trunk-0"].state = TrunkState.DOWN
+    src.outages_opened["trunk-0"] = 9
+    src.malformed.parse_errors += 1
+    assert src.scheduler is not None
+    src.scheduler.lag.observe(0.004)
+    assert exporter.expose(snap, TEXT) == before
+    assert exporter.expose(exporter.snapshot(), TEXT) != before
+
+
+def many_sources(n: int) -> ExportSources:
+    src = make_sources([(f"t{i}", f"c{i % 7}", "udp") for i in range(n)])
+    for i, stats in enumerate(src.stats):
+        stats.record(result(stats.trunk, Outcome.OK if i % 5 else Outcome.TIMEOUT, 0.01, 200))
+    return src
+
+
+async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices() -> None:
+    n = SNAPSHOT_SLICE * 3 + 7
+    exporter = Exporter(many_sources(n))
+    ticks = 0
+    loop = asyncio.get_running_loop()
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        loop.call_soon(tick)
+
+    loop.call_soon(tick)
+    sliced = await exporter.snapshot_sliced()
+    during = ticks
+    assert sliced == exporter.snapshot()
+    assert during >= math.ceil(n / SNAPSHOT_SLICE)
+
+
+# ---- the HTTP endpoint ----------------------------------------------------------------------
+
+
+@pytest.fixture
+def exporter() -> Exporter:
+    return Exporter(rich_sources())
+
+
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, exporter: Exporter) -> Client:
+    # auto_decompress off: the test sees the bytes on the wire.
+    return await aiohttp_client(make_app(exporter, lambda: True), auto_decompress=False)
+
+
+@pytest.mark.parametrize(
+    ("accept", "fmt"),
+    [("", TEXT), ("application/openmetrics-text; version=1.0.0", OPENMETRICS)],
+)
+async def test_gzip_when_asked(
+    client: Client, exporter: Exporter, accept: str, fmt: ExpositionFormat
+) -> None:
+    r = await client.get("/metrics", headers={"Accept": accept, "Accept-Encoding": "gzip"})
+    assert r.status == 200
+    assert r.headers["Content-Type"] == fmt.content_type
+    assert r.headers["Content-Encoding"] == "gzip"
+    assert "Accept-Encoding" in r.headers["Vary"]
+    raw = await r.read()
+    assert raw[:2] == b"\x1f\x8b"  # gzip magic (RFC 1952 §2.3.1)
+    assert gzip.decompress(raw) == exporter.expose(exporter.snapshot(), fmt)
+
+
+@pytest.mark.parametrize("encoding", ["identity", "gzip;q=0", "br"])
+async def test_plain_when_gzip_not_accepted(
+    client: Client, exporter: Exporter, encoding: str
+) -> None:
+    r = await client.get("/metrics", headers={"Accept-Encoding": encoding})
+    assert r.status == 200
+    assert "Content-Encoding" not in r.headers
+    assert await r.read() == exporter.expose(exporter.snapshot(), TEXT)
+
+
+async def test_scrape_yields_to_the_loop_while_writing(aiohttp_client: ClientFactory) -> None:
+    exporter = Exporter(many_sources(2000))
+    client = await aiohttp_client(make_app(exporter, lambda: True))
+    pieces = sum(1 for _ in exporter.render(exporter.snapshot(), TEXT))
+    ticks = 0
+    loop = asyncio.get_running_loop()
+    running = True
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        if running:
+            loop.call_soon(tick)
+
+    loop.call_soon(tick)
+    r = await client.get("/metrics", headers={"Accept-Encoding": "gzip"})
+    body = await r.read()  # decompressed by the client
+    running = False
+    assert body == exporter.expose(exporter.snapshot(), TEXT)
+    # Every piece of output and every snapshot slice gave the loop a turn.
+    assert ticks >= pieces
+
+
+async def test_registry_is_still_served(aiohttp_client: ClientFactory) -> None:
+    registry = CollectorRegistry(auto_describe=False)
+    src = rich_sources()
+    registry.register(TrunkwatchCollector(src))
+    client = await aiohttp_client(make_app(registry, lambda: True))
+    r = await client.get("/metrics")
+    assert r.status == 200
+    assert (await r.read()) == reference(src, TEXT)
+
+
+async def test_health_endpoints(aiohttp_client: ClientFactory, exporter: Exporter) -> None:
+    ready = False
+    client = await aiohttp_client(make_app(exporter, lambda: ready))
+    assert (await client.get("/healthz")).status == 200
+    assert (await client.get("/readyz")).status == 503
+    ready = True
+    assert (await client.get("/readyz")).status == 200
