@@ -7,9 +7,9 @@ import asyncio
 import json
 import sqlite3
 import time
-from decimal import Decimal
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
