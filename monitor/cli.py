@@ -12,7 +12,7 @@ from typing import Annotated, Any, TypeVar
 
 import typer
 
-from monitor import __version__
+from monitor import __version__, sla_cli
 
 app = typer.Typer(
     help="trunkwatch: SIP trunk availability monitor.",
@@ -24,6 +24,11 @@ probe_app = typer.Typer(help="One-shot probes, like sipsak.", no_args_is_help=Tr
 sip_app = typer.Typer(help="SIP message tools.", no_args_is_help=True)
 app.add_typer(probe_app, name="probe")
 app.add_typer(sip_app, name="sip")
+app.add_typer(sla_cli.sla_app, name="sla")
+app.add_typer(sla_cli.evidence_app, name="evidence")
+app.add_typer(sla_cli.maintenance_app, name="maintenance")
+app.add_typer(sla_cli.exclude_app, name="exclude")
+app.add_typer(sla_cli.outages_app, name="outages")
 
 T = TypeVar("T")
 EXIT_CONFIG = 2

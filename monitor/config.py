@@ -37,6 +37,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor import __version__
+from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
 
 # --- limits and defaults, each with its reason -------------------------------------------
@@ -520,7 +521,15 @@ class Config(BaseModel):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
+    sla: ContractsSettings = Field(default_factory=ContractsSettings)
     source: str = "<memory>"
+
+    @model_validator(mode="after")
+    def _sla_names_known_trunks(self) -> Config:
+        unknown = self.sla.unknown_trunks(t.name for t in self.trunks)
+        if unknown:
+            raise ValueError(f"sla services name unknown trunks: {', '.join(unknown)}")
+        return self
 
     @model_validator(mode="after")
     def _unique_trunk_names(self) -> Config:
@@ -541,8 +550,9 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "store": StoreSettings,
     "http": HttpSettings,
     "scheduler": SchedulerSettings,
+    "sla": ContractsSettings,
 }
-_TOP_LEVEL_KEYS: Final = ("agent", "store", "http", "scheduler", "defaults", "trunks")
+_TOP_LEVEL_KEYS: Final = ("agent", "store", "http", "scheduler", "defaults", "trunks", "sla")
 _INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes")
 _AUTH_KEYS: Final = ("username", "password_env", "password_file", "realm")
 _PASSWORD_IN_FILE: Final = (
@@ -771,6 +781,11 @@ class _Loader:
             built["defaults"] = defaults
 
         trunks = self._trunks(plain.get("trunks"), defaults, broken, timeout_explicit)
+        sla = built.get("sla")
+        if isinstance(sla, ContractsSettings):
+            unknown = sla.unknown_trunks(t.name for t in trunks)
+            if unknown:
+                self.add(("sla", "services"), f"unknown trunks: {', '.join(unknown)}")
         if self._problems:
             raise ConfigError(_by_line(self._problems))
         return Config(**built, trunks=tuple(trunks), source=self.source)

@@ -65,44 +65,9 @@ def load_sla_config(path: Path) -> SlaCliConfig:
     try:
         cfg = load_config(path)
     except ConfigError as exc:
-        if exc.problems and all(p.field == "sla" for p in exc.problems):
-            return _load_split(path)  # the main Config does not know the section (yet)
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    sla = getattr(cfg, "sla", None)
-    if not isinstance(sla, ContractsSettings):
-        sla = ContractsSettings()
-    return SlaCliConfig(cfg.store.url, cfg.agent, sla)
-
-
-def _load_split(path: Path) -> SlaCliConfig:
-    """Validate the ``sla:`` section on its own and the rest with the main loader."""
-    import io
-
-    from pydantic import ValidationError
-    from ruamel.yaml import YAML
-
-    from monitor.config import ConfigError, config_from_text
-
-    yaml = YAML()
-    root = yaml.load(path.read_text(encoding="utf-8"))
-    section = root.pop("sla")
-    rest = io.StringIO()
-    yaml.dump(root, rest)
-    try:
-        cfg = config_from_text(rest.getvalue(), source=str(path), base_dir=path.resolve().parent)
-        sla = ContractsSettings.model_validate(
-            section or {}, context={"base_dir": path.resolve().parent}
-        )
-    except ConfigError as exc:
-        typer.echo(str(exc), err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    except ValidationError as exc:
-        for error in exc.errors(include_url=False, include_input=False):
-            loc = ".".join(str(x) for x in ("sla", *error["loc"]))
-            typer.echo(f"{path}: {loc}: {error['msg']}", err=True)
-        raise typer.Exit(EXIT_USAGE) from None
-    return SlaCliConfig(cfg.store.url, cfg.agent, sla)
+    return SlaCliConfig(cfg.store.url, cfg.agent, cfg.sla)
 
 
 @asynccontextmanager
