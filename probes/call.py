@@ -154,12 +154,15 @@ def classify(settings: CallSettings, report: CallReport) -> tuple[Outcome, str |
         return Outcome.PROBE_CRASHED, _cut(f"call not placed: {report.error}")
     status = report.final_status
     if report.answer_s is None:
+        if report.hangup_cause == "answer_timeout":
+            if report.first_response_s is None:
+                return Outcome.TIMEOUT, "no response to the INVITE"
+            # pjsua ends the call when it sends CANCEL; the far end's 487 comes after.
+            return Outcome.NO_ANSWER, f"not answered within {settings.answer_timeout_s:g} s"
         if status is None:
             if report.first_response_s is None:
                 return Outcome.TIMEOUT, "no response to the INVITE"
             return Outcome.NO_ANSWER, "no final answer"
-        if status == 487 and report.hangup_cause == "answer_timeout":
-            return Outcome.NO_ANSWER, f"not answered within {settings.answer_timeout_s:g} s"
         outcome = STATUS_OUTCOMES.get(status, Outcome.SIP_ERROR)
         return outcome, _cut(f"{status} {report.final_reason or ''}".strip())
     # Answered.
@@ -198,7 +201,10 @@ def snapshots(samples: tuple[Sample, ...]) -> list[Snapshot]:
             received=s.rx_packets,
             lost=s.rx_lost,
             jitter_s=s.rx_jitter_us / 1e6,
-            reordered=None,  # pjsua's reorder counter is not one (notes/pjsua2.md)
+            # pjsua2's counters cannot tell reordering: its `reorder` equals the loss count, and
+            # packets the relay tests delayed past their successors were counted neither as
+            # reordered nor as lost (notes/pjsua2.md). Unknown, so never judged.
+            reordered=None,
             duplicates=s.rx_dup,
         )
         for s in samples
@@ -321,6 +327,7 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         one_way_latency_s=one_way,
         mos=worst.mos if worst is not None else None,
         r_factor=worst.r_factor if worst is not None else None,
+        reinvites=report.reinvites,
         profile=settings.profile.name if settings.profile is not None else None,
         violations=violations,
     )

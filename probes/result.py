@@ -112,5 +112,6 @@ class CallMeasurements:
     one_way_latency_s: float | None = None  # rtt_s / 2: RTCP cannot see the asymmetry
     mos: float | None = None  # the worse direction known
     r_factor: float | None = None
+    reinvites: int = 0  # re-INVITEs / UPDATEs the far end sent during the call
     profile: str | None = None  # threshold profile the violations were judged against
     violations: tuple[Violation, ...] = ()

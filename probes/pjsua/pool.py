@@ -69,12 +69,15 @@ class PoolSettings:
     sip_public_address: str | None = None
     media_address: str | None = None
     media_public_address: str | None = None
-    rtp_port_min: int = 40_000  # slot i uses RTP_PORTS_PER_WORKER ports from here + 16 i
+    # Slot i uses RTP_PORTS_PER_WORKER ports from here + 16 i: below the kernel's ephemeral
+    # range (32768+), so an outgoing socket of another program rarely holds one.
+    rtp_port_min: int = 16_384
     codecs: tuple[str, ...] = G711_CODECS  # default offer; each call may reorder or narrow it
     user: str = "trunkwatch"
     user_agent: str = "trunkwatch"
     sample_interval_s: float = 0.1  # stream statistics sampling: >= 5 Hz for 200 ms windows
     pj_log_level: int = 1
+    deadline_slack_s: float = DEADLINE_SLACK_S  # past answer + max call: the worker hung
     start_timeout_s: float = START_TIMEOUT_S
     stop_timeout_s: float = STOP_TIMEOUT_S
     python: str = field(default=sys.executable)
@@ -216,7 +219,7 @@ class WorkerPool:
             self._in_flight += 1
             try:
                 call_id = next(self._ids)
-                deadline = cmd.answer_timeout_s + cmd.max_call_s + DEADLINE_SLACK_S
+                deadline = cmd.answer_timeout_s + cmd.max_call_s + self.settings.deadline_slack_s
                 self._placed += 1
                 return await worker.call(replace(cmd, id=call_id), deadline)
             finally:

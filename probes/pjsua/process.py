@@ -273,6 +273,10 @@ class WorkerProcess:
                     self.kill(f"protocol error: {exc}")
                     break
                 self._dispatch(event)
+        except asyncio.CancelledError:
+            # The loop is going away without stop(): never leave a worker behind.
+            self.kill("abandoned: its event loop is shutting down")
+            raise
         finally:
             if self.proc.returncode is None:
                 with contextlib.suppress(ProcessLookupError):

@@ -307,10 +307,11 @@ class _PjCall(pj.Call):  # type: ignore[misc]
         self.recorder: Any = None
 
     def onCallState(self, prm: Any) -> None:
+        self.worker.guard(self.worker.on_call_event, self, prm.e)
         self.worker.guard(self.worker.on_call_state, self)
 
     def onCallTsxState(self, prm: Any) -> None:
-        self.worker.guard(self.worker.on_call_tsx, self, prm)
+        self.worker.guard(self.worker.on_call_event, self, prm.e)
 
     def onCallMediaState(self, prm: Any) -> None:
         self.worker.guard(self.worker.on_call_media, self)
@@ -544,8 +545,10 @@ class Worker:
             return "remote"  # the caller cancelled
         return "timeout" if st.first_response_s is None else "error"
 
-    def on_call_tsx(self, call: _PjCall, prm: Any) -> None:
-        e = prm.e
+    def on_call_event(self, call: _PjCall, e: Any) -> None:
+        """A message received in a transaction of the call. pjsua reports some responses only
+        with the call state change they cause (a 486 that ends the call), others only as
+        transaction events: both callbacks come here, and each figure is set once."""
         if e.type != pj.PJSIP_EVENT_TSX_STATE:
             return
         body = e.body.tsxState
@@ -577,8 +580,11 @@ class Worker:
             if sdp is not None:
                 st.remote_sdp = sdp
         elif tsx.role == pj.PJSIP_ROLE_UAS:
-            if method in ("INVITE", "UPDATE") and (
-                st.confirmed_s is not None or method == "UPDATE"
+            is_new = int(tsx.state) == pj.PJSIP_TSX_STATE_TRYING  # once per request
+            if (
+                method in ("INVITE", "UPDATE")
+                and (st.confirmed_s is not None or method == "UPDATE")
+                and is_new
             ):
                 st.reinvites += 1
                 sdp = _body(str(body.src.rdata.wholeMsg))
