@@ -1,0 +1,399 @@
+"""Real call peers for the call tests: SIPp scenarios, baresip, ports and loopback aliases.
+
+Verified configurations are in notes/test-peers.md. Every peer is started in the foreground of
+a child process, its PID kept, and killed by PID at teardown. Missing binaries skip a test on a
+developer machine and fail it under CI (peers.require_binary).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import random
+import secrets
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from peers import options_ping, require_binary
+
+LOOPBACK = "127.0.0.1"
+# Port blocks for call tests come from here: below the kernel's ephemeral range (32768+) and
+# below tests/peers.py's 20000-32000, so the two helpers never hand out the same port.
+CALL_PORT_RANGE = (12_000, 20_000)
+PORT_ATTEMPTS = 200
+# A peer binds its port within ~0.1 s; wait this long before calling it broken.
+PEER_START_TIMEOUT_S = 10.0
+PEER_POLL_S = 0.02
+PEER_STOP_TIMEOUT_S = 5.0
+
+_handed_out: set[int] = set()
+
+
+def alias(n: int) -> str:
+    """Another loopback address (all of 127/8 is local on Linux) for the relay topology."""
+    if not 2 <= n <= 254:
+        raise ValueError("alias number must be 2..254")
+    return f"127.0.0.{n}"
+
+
+def _bindable(port: int, hosts: tuple[str, ...]) -> bool:
+    for host in hosts:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+            try:
+                sock.bind((host, port))
+            except OSError:
+                return False
+    return True
+
+
+def port_block(size: int, *, hosts: tuple[str, ...] = (LOOPBACK,)) -> range:
+    """`size` consecutive UDP ports (even start) free on every host, not handed out before."""
+    rng = random.Random(secrets.randbits(64))
+    for _ in range(PORT_ATTEMPTS):
+        start = rng.randrange(CALL_PORT_RANGE[0], CALL_PORT_RANGE[1] - size) & ~1
+        block = range(start, start + size)
+        if any(p in _handed_out for p in block):
+            continue
+        if all(_bindable(p, hosts) for p in block):
+            _handed_out.update(block)
+            return block
+    raise RuntimeError(f"no free block of {size} UDP ports in {CALL_PORT_RANGE}")
+
+
+def free_udp_port(hosts: tuple[str, ...] = (LOOPBACK,)) -> int:
+    return port_block(1, hosts=hosts).start
+
+
+def _wait_bound(port: int, proc: subprocess.Popen[bytes], what: str) -> None:
+    deadline = time.monotonic() + PEER_START_TIMEOUT_S
+    while _bindable(port, (LOOPBACK,)):
+        if proc.poll() is not None:
+            raise RuntimeError(f"{what} exited with {proc.returncode} before binding {port}")
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"{what} did not bind UDP {port} within {PEER_START_TIMEOUT_S} s")
+        time.sleep(PEER_POLL_S)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(PEER_STOP_TIMEOUT_S)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+# --- SIPp -------------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Sipp:
+    port: int
+    media_port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sip:service@{LOOPBACK}:{self.port}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace") if self.log.exists() else ""
+
+
+@contextlib.contextmanager
+def running_sipp(
+    workdir: Path,
+    *,
+    scenario: str | None = None,
+    builtin: str = "uas",
+    echo: bool = False,
+    calls: int | None = None,
+) -> Iterator[Sipp]:
+    """SIPp as a UAS on loopback: a scenario XML text, or the built-in `uas` (with RTP echo).
+
+    With `calls`, SIPp exits after that many calls: exit status 0 means every call went
+    through the scenario as written.
+    """
+    sipp = require_binary("sipp")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_udp_port()
+    media = port_block(4).start
+    args = [sipp, "-i", LOOPBACK, "-p", str(port), "-mi", LOOPBACK, "-mp", str(media)]
+    if scenario is not None:
+        path = workdir / "scenario.xml"
+        path.write_text(scenario)
+        args += ["-sf", str(path)]
+    else:
+        args += ["-sn", builtin]
+    if echo:
+        args.append("-rtp_echo")
+    if calls is not None:
+        args += ["-m", str(calls)]
+    args += ["-nostdin", "-trace_err", "-error_file", str(workdir / "errors.log")]
+    log = workdir / "sipp.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, cwd=workdir)
+    try:
+        _wait_bound(port, proc, "sipp")
+        yield Sipp(port=port, media_port=media, proc=proc, log=log)
+    finally:
+        _stop(proc)
+
+
+_RESPONSE_HEADERS = """\
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+[last_CSeq:]
+Contact: <sip:service@[local_ip]:[local_port];transport=[transport]>"""
+
+_SDP = """\
+v=0
+o=sipp 53655765 2353687637 IN IP[local_ip_type] [local_ip]
+s=-
+c=IN IP[media_ip_type] [media_ip]
+t=0 0
+m=audio [media_port] RTP/AVP {pt}
+a=rtpmap:{pt} {codec}/{rate}
+"""
+
+_OK_WITH_SDP = """\
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+{headers}
+Content-Type: application/sdp
+Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+"""
+
+_CAPTURE_DIALOG = """\
+  <recv request="INVITE" rrs="true">
+    <action>
+      <ereg regexp=".*" search_in="hdr" header="From:" assign_to="remote_party"/>
+      <ereg regexp=".*" search_in="hdr" header="To:" assign_to="local_party"/>
+    </action>
+  </recv>
+"""
+
+# A request SIPp sends inside the dialog it answered (From/To swapped, its own CSeq space).
+_IN_DIALOG_REQUEST = """\
+  <send retrans="500">
+    <![CDATA[
+{method} [next_url] SIP/2.0
+Via: SIP/2.0/[transport] [local_ip]:[local_port];branch=[branch]
+From: [$local_party];tag=[pid]SIPpTag01[call_number]
+To: [$remote_party]
+Call-ID: [call_id]
+CSeq: {cseq} {method}
+Contact: <sip:service@[local_ip]:[local_port];transport=[transport]>
+Max-Forwards: 70
+{extra}Content-Length: [len]
+
+{body}
+    ]]>
+  </send>
+"""
+
+
+def _scenario(name: str, body: str) -> str:
+    head = '<?xml version="1.0" encoding="ISO-8859-1" ?>'
+    return f'{head}\n<scenario name="{name}">\n{body}</scenario>\n'
+
+
+def _ok(body: str) -> str:
+    return _OK_WITH_SDP.format(headers=_RESPONSE_HEADERS, body=body)
+
+
+def reject_scenario(status: int, reason: str) -> str:
+    """Answer the INVITE with a final error status (after 100 Trying), take the ACK."""
+    return _scenario(
+        f"reject-{status}",
+        f"""\
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 100 Trying
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+SIP/2.0 {status} {reason}
+{_RESPONSE_HEADERS}
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+""",
+    )
+
+
+def no_answer_scenario() -> str:
+    """180 Ringing for ever; the caller's CANCEL gets 200, the INVITE 487 (RFC 3261 §9.2)."""
+    return _scenario(
+        "no-answer",
+        f"""\
+  <recv request="INVITE">
+    <action>
+      <ereg regexp="CSeq: ([0-9]+)" search_in="msg" assign_to="junk,invite_cseq"/>
+    </action>
+  </recv>
+  <send>
+    <![CDATA[
+SIP/2.0 180 Ringing
+{_RESPONSE_HEADERS}
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="CANCEL"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+{_RESPONSE_HEADERS}
+Content-Length: 0
+
+    ]]>
+  </send>
+  <send>
+    <![CDATA[
+SIP/2.0 487 Request Terminated
+[last_Via:]
+[last_From:]
+[last_To:];tag=[pid]SIPpTag01[call_number]
+[last_Call-ID:]
+CSeq: [$invite_cseq] INVITE
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <Reference variables="junk"/>
+""",
+    )
+
+
+def answer_scenario(*, sdp: str | None = None, then: str = "wait_bye") -> str:
+    """Answer 200 with `sdp` (default: PCMU at SIPp's media port) and then:
+
+    - `wait_bye`: wait for the caller's BYE;
+    - `early_bye`: hang up after 1.5 s;
+    - `reinvite`: after 1 s send a re-INVITE (same SDP), then wait for the caller's BYE.
+    """
+    body = sdp if sdp is not None else _SDP.format(pt=0, codec="PCMU", rate=8000)
+    steps = _CAPTURE_DIALOG + _ok(body) + '  <recv request="ACK"/>\n'
+    if then == "early_bye":
+        steps += '  <pause milliseconds="1500"/>\n'
+        steps += _IN_DIALOG_REQUEST.format(method="BYE", cseq=1, extra="", body="")
+        steps += '  <recv response="200"/>\n'
+    elif then == "reinvite":
+        steps += '  <pause milliseconds="1000"/>\n'
+        steps += _IN_DIALOG_REQUEST.format(
+            method="INVITE", cseq=1, extra="Content-Type: application/sdp\n", body=body
+        )
+        steps += '  <recv response="100" optional="true"/>\n  <recv response="200"/>\n'
+        steps += _IN_DIALOG_REQUEST.replace(' retrans="500"', "").format(
+            method="ACK", cseq=1, extra="", body=""
+        )
+        then = "wait_bye"
+    if then == "wait_bye":
+        steps += """\
+  <recv request="BYE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+"""
+    steps += '  <Reference variables="remote_party,local_party"/>\n'
+    return _scenario(f"answer-{then}", steps)
+
+
+def sdp_with(pt: int, codec: str, rate: int = 8000) -> str:
+    """SIPp's answer SDP offering one codec (for a codec-mismatch answer)."""
+    return _SDP.format(pt=pt, codec=codec, rate=rate)
+
+
+MALFORMED_SDP = "v=0\nthis is not SDP at all\nm=audio port-is-not-a-number RTP/AVP 0\n"
+
+
+# --- baresip ----------------------------------------------------------------------------------
+
+_BARESIP_CONFIG = """\
+poll_method\t\tepoll
+sip_listen\t\t{host}:{port}
+net_interface\t\t{host}
+audio_player\t\taubridge,loop
+audio_source\t\taubridge,loop
+audio_alert\t\taubridge,loop
+audio_srate\t\t8000
+audio_channels\t\t1
+rtp_ports\t\t{rtp_min}-{rtp_max}
+module_path\t\t/usr/lib/baresip/modules
+module\t\t\tg711.so
+module\t\t\taubridge.so
+module_app\t\taccount.so
+"""
+_BARESIP_ACCOUNTS = "<sip:echo@{host}>;regint=0;answermode=auto;audio_codecs=PCMU,PCMA\n"
+
+
+@dataclass(slots=True)
+class Baresip:
+    port: int
+    proc: subprocess.Popen[bytes]
+    log: Path
+
+    @property
+    def uri(self) -> str:
+        return f"sip:echo@{LOOPBACK}:{self.port}"
+
+
+@contextlib.contextmanager
+def running_baresip(workdir: Path) -> Iterator[Baresip]:
+    """baresip answering automatically and echoing audio (aubridge loop), G.711 only."""
+    baresip = require_binary("baresip")
+    workdir.mkdir(parents=True, exist_ok=True)
+    port = free_udp_port()
+    rtp = port_block(8)
+    (workdir / "config").write_text(
+        _BARESIP_CONFIG.format(host=LOOPBACK, port=port, rtp_min=rtp.start, rtp_max=rtp.stop - 1)
+    )
+    (workdir / "accounts").write_text(_BARESIP_ACCOUNTS.format(host=LOOPBACK))
+    log = workdir / "baresip.out"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [baresip, "-f", str(workdir)], stdin=subprocess.DEVNULL, stdout=out, stderr=out
+        )
+    try:
+        deadline = time.monotonic() + PEER_START_TIMEOUT_S
+        while options_ping(port, timeout=0.2) is None:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"baresip did not come up: {log.read_text(errors='replace')}")
+        yield Baresip(port=port, proc=proc, log=log)
+    finally:
+        _stop(proc)
