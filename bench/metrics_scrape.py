@@ -14,10 +14,11 @@ outage, 1 % UNKNOWN). Then measures:
   2. under load: a real Scheduler drives N fake probes at 1/s (each answers at once from
      a loop callback and updates the trunk's ProbeStats, as a datagram would), and the
      scheduler's own lateness (LagHistogram, the hot path's goal: p99 < 5 ms) is compared
-     with no scrape running and while scrapes run back to back, for several ways of
-     producing the scrape: the server's (sliced snapshot, then text and gzip written in
-     the loop a piece at a time, yielding between pieces), a worker thread writing the
-     text (with gzip, with a 1 ms GIL switch interval, without gzip), and all in one step;
+     with no scrape running and during scrapes made several ways: the server's (sliced
+     snapshot, then text written, gzipped and streamed a piece at a time in the loop,
+     yielding between pieces), a worker thread writing the text (with gzip, with a 1 ms
+     GIL switch interval, without gzip), and everything in one loop step. Modes are
+     interleaved over --repeat rounds so background load hits them all alike;
   3. over HTTP: the real aiohttp /metrics (monitor.server) under the same load, scraped by
      a separate process (so the client's parsing does not share this GIL) with each
      Accept header and Accept-Encoding: gzip (what Prometheus sends), and once without.
@@ -76,21 +77,25 @@ RTT_MEDIAN_RANGE = (0.004, 0.12)
 # notes/hot-path.md load), measured after the first round has spread out.
 PROBE_INTERVAL_S = 1.0
 WARMUP_S = 2.0
-BASELINE_S = 3.0
+BASELINE_S = 0.5
 # After the last scrape of a window: long enough for probes a stall delayed to fire (and
 # so be counted in the window), short against the scrapes.
 SETTLE_S = 0.02
 # Between two modes: the schedule recovers from the previous mode's stalls.
-BETWEEN_MODES_S = 0.5
+BETWEEN_MODES_S = 0.2
 ACCEPT = {
     ExpositionFormat.TEXT: "text/plain; version=0.0.4",
     ExpositionFormat.OPENMETRICS: "application/openmetrics-text; version=1.0.0",
 }
-# The HTTP client, run as its own process: URL, Accept, Accept-Encoding, repeat → one
-# JSON line per request (seconds, bytes received, Content-Encoding, Content-Type).
+# The HTTP client, run as its own process: URL, Accept, Accept-Encoding, repeat → "ready",
+# then after a line on stdin one JSON line per request (seconds, bytes received,
+# Content-Encoding, Content-Type). The wait keeps the process start (fork of this big
+# process: tens of ms of page-table copying in the loop's thread) out of the measurement.
 SCRAPER = """
 import json, sys, time, urllib.request
 url, accept, encoding, repeat = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+print("ready", flush=True)
+sys.stdin.readline()
 for _ in range(repeat):
     req = urllib.request.Request(url, headers={"Accept": accept, "Accept-Encoding": encoding})
     start = time.perf_counter()
@@ -213,8 +218,8 @@ def in_process(exporter: Exporter, repeat: int) -> None:
         snap = exporter.snapshot()
         times.append(time.perf_counter() - start)
     print(f"  snapshot, one step          {best_median(times)}")
-    steps = max(max(sliced_snapshot_steps(exporter)) for _ in range(repeat))
-    print(f"  snapshot, sliced            longest step {ms(steps)} (the loop hold per step)")
+    longest = max(max(sliced_snapshot_steps(exporter)) for _ in range(repeat))
+    print(f"  snapshot, sliced            longest step {ms(longest)} (the loop hold per step)")
     for fmt in ExpositionFormat:
         times, gz_times = [], []
         body = packed = b""
@@ -229,12 +234,13 @@ def in_process(exporter: Exporter, repeat: int) -> None:
         runtime = b"# HELP process_"
         assert gzip.decompress(packed).split(runtime)[0] == body.split(runtime)[0]
         lines = body.count(b"\n")
-        steps = sorted(step for _ in range(repeat) for step in piece_steps(exporter, snap, fmt))
+        pieces = sorted(step for _ in range(repeat) for step in piece_steps(exporter, snap, fmt))
         print(
             f"  {fmt.name.lower():<11} render {best_median(times)}  {len(body) / 1e6:5.2f} MB raw"
             f" ({lines:,} lines);  render+gzip -{GZIP_LEVEL} {best_median(gz_times)}"
             f"  {len(packed) / 1e6:5.2f} MB;  loop hold per piece: median"
-            f" {ms(steps[len(steps) // 2])}, max {ms(steps[-1])} ({len(steps) // repeat} pieces)"
+            f" {ms(pieces[len(pieces) // 2])}, max {ms(pieces[-1])}"
+            f" ({len(pieces) // repeat} pieces)"
         )
 
 
@@ -277,14 +283,16 @@ class LagWindows:
     def mark(self) -> int:
         return len(self.samples)
 
-    def summary(self, start: int, end: int) -> str:
-        window = sorted(self.samples[start:end])
+    def summary(self, ranges: list[tuple[int, int]]) -> str:
+        window = sorted(x for start, end in ranges for x in self.samples[start:end])
         if not window:
             return "no probes fired"
-        p50 = window[len(window) // 2]
-        p99 = window[min(len(window) - 1, int(0.99 * len(window)))]
+
+        def q(fraction: float) -> str:
+            return f"{window[min(len(window) - 1, int(fraction * len(window)))] * 1e3:6.2f}"
+
         return (
-            f"lag p50 {p50 * 1e3:5.2f} ms  p99 {p99 * 1e3:6.2f} ms  max {window[-1] * 1e3:6.1f} ms"
+            f"lag p50 {q(0.5)}  p99 {q(0.99)}  p99.9 {q(0.999)}  max {window[-1] * 1e3:6.1f} ms"
             f"  ({len(window):,} probes)"
         )
 
@@ -343,7 +351,7 @@ def scrape_modes(pool: ThreadPoolExecutor) -> dict[str, Scrape]:
     }
 
 
-async def under_load(sources: ExportSources, repeat: int) -> None:
+async def under_load(sources: ExportSources, repeat: int, *, http: bool) -> None:
     loop = asyncio.get_running_loop()
     by_name = {st.trunk: st for st in sources.stats}
 
@@ -361,24 +369,32 @@ async def under_load(sources: ExportSources, repeat: int) -> None:
     runner, port = await serve(make_app(exporter, lambda: True), "127.0.0.1", 0)
     try:
         await asyncio.sleep(WARMUP_S)
-        start = windows.mark()
-        await asyncio.sleep(BASELINE_S)
-        print(f" under load ({len(sources.trunks):,} probes/s, loop {type(loop).__module__}):")
-        print(f"  {'no scrape':<50} {windows.summary(start, windows.mark())}")
-        for label, scrape in scrape_modes(pool).items():
-            for fmt in ExpositionFormat:
-                times = []
-                start = windows.mark()
-                for _ in range(repeat):
+        print(f" under load ({len(sources.trunks):,} probes/s, loop {type(loop).__module__}),")
+        print(f"  {repeat} rounds, each: {BASELINE_S} s without scrape, then every mode once per")
+        print("  format (interleaved, so background load on the machine hits all modes alike):")
+        modes = scrape_modes(pool)
+        ranges: dict[str, list[tuple[int, int]]] = {name: [] for name in ["no scrape", *modes]}
+        times: dict[str, list[float]] = {name: [] for name in modes}
+        for _ in range(repeat):
+            start = windows.mark()
+            await asyncio.sleep(BASELINE_S)
+            ranges["no scrape"].append((start, windows.mark()))
+            for label, scrape in modes.items():
+                for fmt in ExpositionFormat:
+                    start = windows.mark()
                     began = time.perf_counter()
                     await scrape(exporter, fmt)
-                    times.append(time.perf_counter() - began)
-                await asyncio.sleep(SETTLE_S)
-                end = windows.mark()
-                name = f"{label} [{fmt.name.lower()}]"
-                print(f"  {name:<50} {windows.summary(start, end)}  scrape {best_median(times)}")
-                await asyncio.sleep(BETWEEN_MODES_S)
-        await over_http(port, windows, repeat)
+                    times[label].append(time.perf_counter() - began)
+                    await asyncio.sleep(SETTLE_S)
+                    ranges[label].append((start, windows.mark()))
+                    await asyncio.sleep(BETWEEN_MODES_S)
+        for label, spans in ranges.items():
+            took = (
+                f"  scrape median {ms(statistics.median(times[label]))}" if label in times else ""
+            )
+            print(f"  {label:<42} {windows.summary(spans)}{took}")
+        if http:
+            await over_http(port, windows, repeat)
     finally:
         await runner.cleanup()
         pool.shutdown()
@@ -390,7 +406,6 @@ async def over_http(port: int, windows: LagWindows, repeat: int) -> None:
     url = f"http://127.0.0.1:{port}/metrics"
     for fmt in ExpositionFormat:
         for encoding in ("gzip", "identity"):
-            start = windows.mark()
             proc = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-c",
@@ -399,9 +414,14 @@ async def over_http(port: int, windows: LagWindows, repeat: int) -> None:
                 ACCEPT[fmt],
                 encoding,
                 str(repeat if encoding == "gzip" else 1),
+                stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
             )
-            out, _ = await proc.communicate()
+            assert proc.stdout is not None
+            await proc.stdout.readline()  # "ready"
+            await asyncio.sleep(BETWEEN_MODES_S)
+            start = windows.mark()
+            out, _ = await proc.communicate(b"go\n")
             await asyncio.sleep(SETTLE_S)
             end = windows.mark()
             rows = [json.loads(line) for line in out.decode().splitlines()]
@@ -413,7 +433,7 @@ async def over_http(port: int, windows: LagWindows, repeat: int) -> None:
                 f"  {size / 1e6:5.2f} MB on the wire ({got_encoding}, {ctype.split(';')[0]})"
                 f"  [{meets} goal]"
             )
-            print(f"  {'':<11} during the client's run: {windows.summary(start, end)}")
+            print(f"  {'':<11} during the client's run: {windows.summary([(start, end)])}")
 
 
 def profile(exporter: Exporter) -> None:
@@ -441,6 +461,7 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
     parser.add_argument("--no-load", action="store_true", help="skip parts 2 and 3")
+    parser.add_argument("--no-http", action="store_true", help="skip part 3")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
@@ -455,7 +476,7 @@ def main() -> None:
         in_process(exporter, args.repeat)
         if not args.no_load:
             with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-                runner.run(under_load(sources, args.repeat))
+                runner.run(under_load(sources, args.repeat, http=not args.no_http))
         if args.profile:
             profile(exporter)
     print(

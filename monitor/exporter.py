@@ -47,13 +47,15 @@ PREFIX = "trunkwatch"
 _T = TypeVar("_T")
 
 # Trunks copied per event-loop step while snapshotting. Copying one trunk's figures costs
-# ~1.4 µs here (two small containers copied, a dozen attributes read), so 10,000 trunks in
-# one step would hold the probe loop ~14 ms; 500 per step keeps each hold under ~1 ms,
-# and each trunk is still read whole within one step (its buckets, sum and count agree).
-SNAPSHOT_SLICE = 500
-# Lines per piece of output (~80 KB, ~0.7 ms to write here): the unit in which a render
-# thread hands the GIL back to the probe loop (see server.encode_exposition).
-PIECE_LINES = 1000
+# ~1 µs here (a dozen attributes read, two small containers flattened), so 10,000 trunks
+# in one step would hold the probe loop ~10 ms; 250 per step holds it ~0.3 ms, and each
+# trunk is still read whole within one step (its buckets, sum and count agree).
+SNAPSHOT_SLICE = 250
+# Lines per piece of output (~40 KB, ~0.4 ms to write and gzip here): the writer yields to
+# the probe loop after each piece (server.exposition_chunks). Measured with 10,000 probes/s
+# (bench/metrics_scrape.py): 500-line pieces left scheduler lateness as without a scrape;
+# 1,000-line pieces added ~1 ms to its p99; the scrape took as long either way.
+PIECE_LINES = 500
 # Lines a probe's outcome counter usually has (ok plus a failure kind or two): sizes pieces.
 TYPICAL_OUTCOMES = 3
 
@@ -116,8 +118,14 @@ def _escape_help(text: str, fmt: ExpositionFormat) -> str:
     return text.replace('"', '\\"') if fmt is ExpositionFormat.OPENMETRICS else text
 
 
+# From here up Go writes an exponent where Python's repr still writes digits (dot > 6).
+_GO_EXPONENT_FROM = 1e6
+
+
 def go_float(value: float) -> str:
     """A sample value as prometheus_client writes it (utils.floatToGoString): Go's %g style."""
+    if type(value) is float and -math.inf < value < _GO_EXPONENT_FROM:
+        return repr(value)  # the common case, where Python's repr and Go agree
     if value == math.inf:
         return "+Inf"
     if value == -math.inf:
