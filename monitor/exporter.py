@@ -2,11 +2,12 @@
 
 The hot path updates plain slots objects (stats, health, scheduler counters); nothing is
 updated through prometheus_client per probe. At scrape time the event loop copies those
-plain values (`Exporter.snapshot`, in slices so the probe loop is never held for long),
-and the exposition is written from the copy, off the loop, with every trunk's label
-strings prepared once and reused. prometheus_client's metric families cost ~10 µs per
-line (a Sample namedtuple and a label dict per line, each dict sorted again at render):
-with 10,000 trunks that was 250,000 lines and 2–3 s with the event loop frozen.
+plain values (`Exporter.snapshot_sliced`: a few hundred trunks per loop step), then the
+exposition is written from the copy a piece at a time (`Exporter.render`; the server
+yields to the loop between pieces), with every trunk's label texts prepared once and
+reused. prometheus_client's metric families cost ~10 µs per line (a Sample namedtuple and
+a label dict per line, each dict sorted again at render): with 10,000 trunks that was
+230,000 lines and 2–3 s with the event loop frozen; written directly it is ~0.1 s.
 
 Only the process_* and python_* families still come from prometheus_client's collectors
 (a handful of lines, rendered by prometheus_client and appended).
@@ -78,8 +79,9 @@ def negotiate(accept: str) -> ExpositionFormat:
     """The format for an Accept header, decided as prometheus_client's choose_encoder does.
 
     The first `application/openmetrics-text` entry with no version or a version ≥ 1.0.0
-    wins; anything else (text/plain of any version, */*, nothing) gets text 0.0.4. q-values
-    are not weighed, like choose_encoder: Prometheus lists its preference first anyway.
+    wins (answered as 1.0.0, the version written); anything else (text/plain of any
+    version, */*, nothing) gets text 0.0.4. q-values are not weighed, like choose_encoder:
+    Prometheus lists its preference first anyway.
     """
     for entry in accept.split(","):
         media, *params = entry.split(";")
@@ -134,7 +136,7 @@ def go_float(value: float) -> str:
         return "NaN"
     text = repr(float(value))
     dot = text.find(".")
-    # Go switches to an exponent sooner than Python's repr (at 1e+21 vs 1e+16).
+    # Go writes positive values from 1e+06 on with an exponent; Python's repr from 1e+16.
     if value > 0 and dot > 6:
         mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
         return f"{mantissa}e+{dot - 1:02d}"
@@ -411,7 +413,7 @@ class Exporter:
         come from the same instant. Containers are copied (flattened), never referenced.
         Every pass is a C-level map, and none allocates a per-trunk object.
         """
-        stats = self.src.stats  # a config-ordered list that never changes length
+        stats = self.src.stats  # config-ordered; sliced as it goes, not copied whole
         health = list(self.src.health.values())
         opened = self.src.outages_opened
         for start in range(0, max(len(stats), len(health)), step):
@@ -435,7 +437,7 @@ class Exporter:
             snap.opened += map(opened.get, names)
             yield
 
-    # ---- writing (any thread: reads only the snapshot and the label caches) -------------
+    # ---- writing (reads only the snapshot and the prepared label texts) -----------------
 
     def render(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         """The exposition as pieces of about PIECE_LINES lines each."""
