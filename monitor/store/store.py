@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
@@ -26,6 +26,9 @@ from monitor.journal_chain import GENESIS, chain_rows
 from monitor.store.engine import WRITE, create_engine
 from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
+
+# Imported for its side effect: the ticket tables join schema.metadata (migration 0003).
+from monitor.store.tickets import ticket_outbox as _ticket_outbox  # noqa: F401
 
 
 class JournalCorruptError(ValueError):
@@ -62,8 +65,17 @@ class Store:
     async def close(self) -> None:
         await self._engine.dispose()
 
-    async def append(self, events: Sequence[Event]) -> None:
-        """Journal ``events`` and update the outage and gap tables, all or nothing."""
+    async def append(
+        self,
+        events: Sequence[Event],
+        *,
+        extra: Callable[[AsyncConnection], Awaitable[None]] | None = None,
+    ) -> None:
+        """Journal ``events`` and update the outage and gap tables, all or nothing.
+
+        ``extra`` runs last in the same transaction (the ticket outbox queues its requests
+        there: monitor.store.tickets.append_with_outbox); if it raises, nothing is written.
+        """
         if not events:
             return
         rows = [
@@ -100,6 +112,8 @@ class Store:
                             agent=e.agent, start_at=e.start, end_at=e.end, reason=e.reason
                         )
                     )
+            if extra is not None:
+                await extra(conn)
 
     async def _chain_head(self, conn: AsyncConnection) -> str:
         query = (

@@ -1,0 +1,638 @@
+"""The ticket outbox and the tickets table: written with the journal, read by the worker.
+
+``append_with_outbox(store, events, routing)`` journals a batch and, in the same
+transaction, queues the ticket requests its outage events call for: a crash can lose
+neither an outage without its ticket request nor a request without its outage.
+
+Tables (created by migration 0003):
+- ``ticket_outbox``: one row per request (open / update / resolve of one ticket at one
+  sink), delivered in id order per (ticket_key, sink); ``attempts`` is raised *before*
+  each send, so after a crash a row with attempts > 0 means "maybe sent: look first".
+- ``tickets``: one row per (outage, sink): the sink's ticket id and number, and every
+  instant the contract cares about (requested, first sent, acknowledged, resolved).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import (
+    Column,
+    Index,
+    Integer,
+    Row,
+    String,
+    Table,
+    Text,
+    and_,
+    func,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened, as_utc
+from monitor.store.engine import WRITE
+from monitor.store.schema import KIND_LENGTH, NAME_LENGTH, SERIAL, UUID_LENGTH, metadata, outages
+from monitor.store.types import UtcDateTime
+from monitor.tickets.base import Action, TicketContext, TicketRef, idempotency_key, ticket_ref
+from monitor.tickets.grouping import all_down, group_key, mergeable
+from monitor.tickets.routing import TicketRouting
+
+if TYPE_CHECKING:
+    from monitor.store.store import Store
+
+# Group keys are "grp-" + a UUID (40 characters); room to spare.
+KEY_LENGTH = 64
+IDEMPOTENCY_LENGTH = 64
+REF_LENGTH = 32
+STATUS_LENGTH = 16
+EXTERNAL_LENGTH = 200
+
+
+class OutboxStatus:
+    PENDING = "pending"  # due at due_at (first try, or a retry)
+    HELD = "held"  # an open inside a maintenance window: re-checked until the window ends
+    DONE = "done"
+    FAILED = "failed"  # the sink refused for good (4xx other than 408/429)
+    CANCELLED = "cancelled"  # nothing to deliver (the open failed, or was suppressed)
+    MERGED = "merged"  # an open that became part of a grouped ticket
+
+
+class TicketState:
+    REQUESTED = "requested"  # queued, not yet acknowledged by the sink
+    HELD = "held"  # inside a maintenance window
+    OPEN = "open"  # the sink acknowledged it
+    RESOLVED = "resolved"
+    FAILED = "failed"  # the sink refused the open for good
+    SUPPRESSED = "suppressed"  # the outage ended inside the maintenance window: no ticket
+
+
+ticket_outbox = Table(
+    "ticket_outbox",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("ticket_key", String(KEY_LENGTH), nullable=False),
+    Column("sink", String(NAME_LENGTH), nullable=False),
+    Column("action", String(KIND_LENGTH), nullable=False),
+    Column("idempotency_key", String(IDEMPOTENCY_LENGTH), nullable=False),
+    Column("payload", Text(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("due_at", UtcDateTime(), nullable=False),
+    Column("attempts", Integer(), nullable=False),
+    Column("last_attempt_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("status", String(STATUS_LENGTH), nullable=False),
+    Column("finished_at", UtcDateTime(), nullable=True),
+    Index("ix_ticket_outbox_status_due", "status", "due_at"),
+    Index("ix_ticket_outbox_key_sink", "ticket_key", "sink"),
+    Index("uq_ticket_outbox_idempotency", "idempotency_key", unique=True),
+)
+
+tickets = Table(
+    "tickets",
+    metadata,
+    Column("outage_id", String(UUID_LENGTH), primary_key=True),
+    Column("sink", String(NAME_LENGTH), primary_key=True),
+    Column("ticket_key", String(KEY_LENGTH), nullable=False),
+    Column("trunk", String(NAME_LENGTH), nullable=False),
+    Column("kind", String(KIND_LENGTH), nullable=False),
+    Column("state", String(STATUS_LENGTH), nullable=False),
+    Column("ref", String(REF_LENGTH), nullable=False),
+    Column("external_id", String(EXTERNAL_LENGTH), nullable=True),
+    Column("number", String(EXTERNAL_LENGTH), nullable=True),
+    Column("url", Text(), nullable=True),
+    Column("requested_at", UtcDateTime(), nullable=False),
+    Column("first_sent_at", UtcDateTime(), nullable=True),
+    Column("acknowledged_at", UtcDateTime(), nullable=True),
+    Column("sink_created_at", UtcDateTime(), nullable=True),
+    Column("number_captured_at", UtcDateTime(), nullable=True),
+    Column("resolved_at", UtcDateTime(), nullable=True),
+    Column("last_error", Text(), nullable=True),
+    Column("data", Text(), nullable=True),
+    Index("ix_tickets_ticket_key", "ticket_key"),
+    Index("ix_tickets_requested_at", "requested_at"),
+)
+
+
+@dataclass(slots=True, frozen=True)
+class OutboxRow:
+    id: int
+    ticket_key: str
+    sink: str
+    action: Action
+    idempotency_key: str
+    context: TicketContext
+    created_at: datetime
+    due_at: datetime
+    attempts: int
+    last_error: str | None
+    status: str
+
+
+@dataclass(slots=True, frozen=True)
+class TicketRow:
+    """One outage's ticket at one sink, with the contract's instants."""
+
+    outage_id: str
+    sink: str
+    ticket_key: str
+    trunk: str
+    kind: str
+    state: str
+    ref: str
+    external_id: str | None
+    number: str | None
+    url: str | None
+    requested_at: datetime
+    first_sent_at: datetime | None
+    acknowledged_at: datetime | None
+    sink_created_at: datetime | None
+    number_captured_at: datetime | None
+    resolved_at: datetime | None
+    last_error: str | None
+    data: Mapping[str, str]
+
+    def ticket_ref(self) -> TicketRef | None:
+        if self.external_id is None:
+            return None
+        return TicketRef(
+            external_id=self.external_id,
+            number=self.number,
+            url=self.url,
+            sink_created_at=self.sink_created_at,
+            data=dict(self.data),
+        )
+
+
+# --- writing requests with the journal -----------------------------------------------------
+
+
+async def append_with_outbox(
+    store: Store, events: Sequence[Event], routing: TicketRouting, now: datetime
+) -> None:
+    """``store.append(events)`` plus the ticket requests they call for, in one transaction."""
+    now = as_utc(now, "now")
+
+    async def queue(conn: AsyncConnection) -> None:
+        await enqueue(conn, events, routing, now)
+
+    await store.append(events, extra=queue)
+
+
+async def enqueue(
+    conn: AsyncConnection, events: Sequence[Event], routing: TicketRouting, now: datetime
+) -> None:
+    """Queue requests for ``events`` on ``conn`` (inside the journal's transaction, after
+    the outage rows are written)."""
+    for event in events:
+        if isinstance(event, OutageOpened):
+            await _enqueue_open(conn, event.outage, routing, now)
+        elif isinstance(event, OutageClosed):
+            await _enqueue_close(conn, event.outage, routing, now)
+
+
+async def _enqueue_open(
+    conn: AsyncConnection, outage: Outage, routing: TicketRouting, now: datetime
+) -> None:
+    sinks = routing.sinks_for(outage.trunk, outage.kind)
+    if not sinks:
+        return
+    carrier = routing.carrier_of(outage.trunk)
+    grouped = routing.groups(carrier) and outage.kind is OutageKind.OUTAGE
+    due = now + timedelta(seconds=routing.group_window_s) if grouped else now
+    context = TicketContext(key=outage.id, carrier=carrier, outages=(outage,))
+    for sink in sinks:
+        exists = await conn.execute(
+            select(tickets.c.outage_id).where(
+                tickets.c.outage_id == outage.id, tickets.c.sink == sink
+            )
+        )
+        if exists.first() is not None:
+            continue  # this outage's request was queued before (a replayed batch)
+        await conn.execute(
+            insert(tickets).values(
+                outage_id=outage.id,
+                sink=sink,
+                ticket_key=outage.id,
+                trunk=outage.trunk,
+                kind=outage.kind.value,
+                state=TicketState.REQUESTED,
+                ref=ticket_ref(outage.id),
+                requested_at=now,
+            )
+        )
+        await _insert_request(conn, context, sink, Action.OPEN, "", now, due)
+    if grouped:
+        await _maybe_group(conn, carrier, routing, now)
+
+
+async def _maybe_group(
+    conn: AsyncConnection, carrier: str, routing: TicketRouting, now: datetime
+) -> None:
+    trunks = routing.trunks_of(carrier)
+    rows = await conn.execute(
+        select(outages.c.id, outages.c.trunk).where(
+            outages.c.closed_at.is_(None),
+            outages.c.trunk.in_(sorted(trunks)),
+            outages.c.kind == OutageKind.OUTAGE.value,
+        )
+    )
+    open_outages = {trunk: oid for oid, trunk in rows.all()}
+    if not all_down(trunks, open_outages):
+        return
+    waiting_rows = (
+        await conn.execute(
+            select(ticket_outbox).where(
+                ticket_outbox.c.ticket_key.in_(sorted(open_outages.values())),
+                ticket_outbox.c.action == Action.OPEN.value,
+                ticket_outbox.c.status == OutboxStatus.PENDING,
+                ticket_outbox.c.attempts == 0,
+            )
+        )
+    ).all()
+    by_sink: dict[str, list[OutboxRow]] = {}
+    for row in waiting_rows:
+        by_sink.setdefault(row.sink, []).append(_outbox_row(row))
+    for sink, requests in sorted(by_sink.items()):
+        waiting = {r.ticket_key: r.context.outages[0].trunk for r in requests}
+        members = mergeable(waiting, open_outages)
+        if not members:
+            # A lone waiter: nobody else will join it, so it need not wait any longer.
+            await conn.execute(
+                update(ticket_outbox)
+                .where(ticket_outbox.c.id.in_([r.id for r in requests]))
+                .values(due_at=now)
+            )
+            continue
+        key = group_key(members)
+        member_requests = [r for r in requests if r.ticket_key in members]
+        context = TicketContext(
+            key=key,
+            carrier=carrier,
+            outages=tuple(
+                sorted((r.context.outages[0] for r in member_requests), key=lambda o: o.trunk)
+            ),
+            grouped=True,
+        )
+        await conn.execute(
+            update(ticket_outbox)
+            .where(ticket_outbox.c.id.in_([r.id for r in member_requests]))
+            .values(status=OutboxStatus.MERGED, finished_at=now)
+        )
+        await conn.execute(
+            update(tickets)
+            .where(tickets.c.outage_id.in_(members), tickets.c.sink == sink)
+            .values(ticket_key=key, ref=ticket_ref(key))
+        )
+        await _insert_request(conn, context, sink, Action.OPEN, "", now, now)
+
+
+async def _enqueue_close(
+    conn: AsyncConnection, outage: Outage, routing: TicketRouting, now: datetime
+) -> None:
+    rows = (await conn.execute(select(tickets).where(tickets.c.outage_id == outage.id))).all()
+    carrier = routing.carrier_of(outage.trunk)
+    for row in rows:
+        if row.state in (TicketState.FAILED, TicketState.SUPPRESSED):
+            continue  # no ticket exists to resolve
+        if row.ticket_key == outage.id:
+            context = TicketContext(key=outage.id, carrier=carrier, outages=(outage,))
+            await _insert_request(conn, context, row.sink, Action.RESOLVE, "", now, now)
+            continue
+        member_ids = (
+            (
+                await conn.execute(
+                    select(tickets.c.outage_id).where(
+                        tickets.c.ticket_key == row.ticket_key, tickets.c.sink == row.sink
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        members = await _load_outages(conn, member_ids)
+        context = TicketContext(
+            key=row.ticket_key,
+            carrier=carrier,
+            outages=tuple(sorted(members, key=lambda o: o.trunk)),
+            grouped=True,
+            member=outage.id,
+        )
+        if all(not o.is_open for o in members):
+            await _insert_request(conn, context, row.sink, Action.RESOLVE, "", now, now)
+        else:
+            await _insert_request(conn, context, row.sink, Action.UPDATE, outage.id, now, now)
+
+
+async def _insert_request(
+    conn: AsyncConnection,
+    context: TicketContext,
+    sink: str,
+    action: Action,
+    discriminator: str,
+    now: datetime,
+    due: datetime,
+) -> None:
+    key = idempotency_key(context.key, sink, action, discriminator)
+    seen = await conn.execute(
+        select(ticket_outbox.c.id).where(ticket_outbox.c.idempotency_key == key)
+    )
+    if seen.first() is not None:
+        return  # the same request is already queued (or delivered)
+    await conn.execute(
+        insert(ticket_outbox).values(
+            ticket_key=context.key,
+            sink=sink,
+            action=action.value,
+            idempotency_key=key,
+            payload=context.to_json(),
+            created_at=now,
+            due_at=due,
+            attempts=0,
+            status=OutboxStatus.PENDING,
+        )
+    )
+
+
+async def _load_outages(conn: AsyncConnection, ids: Iterable[str]) -> list[Outage]:
+    rows = (await conn.execute(select(outages).where(outages.c.id.in_(sorted(ids))))).all()
+    return [
+        Outage(
+            id=r.id,
+            trunk=r.trunk,
+            kind=OutageKind(r.kind),
+            first_failure_at=r.first_failure_at,
+            confirmed_at=r.confirmed_at,
+            first_outcome=r.first_outcome,
+            detail=r.detail,
+            restored_at=r.restored_at,
+            closed_at=r.closed_at,
+        )
+        for r in rows
+    ]
+
+
+# --- the worker's side -----------------------------------------------------------------------
+
+
+class TicketStore:
+    """The outbox worker's queries; every write is its own short transaction."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+
+    async def live_rows(self) -> list[OutboxRow]:
+        """Pending and held requests, oldest first (the worker's whole to-do list)."""
+        query = (
+            select(ticket_outbox)
+            .where(ticket_outbox.c.status.in_((OutboxStatus.PENDING, OutboxStatus.HELD)))
+            .order_by(ticket_outbox.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_outbox_row(r) for r in rows]
+
+    async def pending_count(self) -> int:
+        query = select(func.count()).where(ticket_outbox.c.status == OutboxStatus.PENDING)
+        async with self._engine.connect() as conn:
+            count: int = (await conn.execute(query)).scalar_one()
+        return count
+
+    async def claim(self, row: OutboxRow, now: datetime) -> bool:
+        """Count an attempt before sending it; False if the row changed meanwhile (merged)."""
+        async with _writing(self._engine) as conn:
+            result = await conn.execute(
+                update(ticket_outbox)
+                .where(
+                    ticket_outbox.c.id == row.id,
+                    ticket_outbox.c.status == OutboxStatus.PENDING,
+                    ticket_outbox.c.attempts == row.attempts,
+                )
+                .values(attempts=row.attempts + 1, last_attempt_at=now)
+            )
+            if result.rowcount != 1:
+                return False
+            if row.action is Action.OPEN:
+                await conn.execute(
+                    update(tickets)
+                    .where(_ticket_of(row), tickets.c.first_sent_at.is_(None))
+                    .values(first_sent_at=now)
+                )
+        return True
+
+    async def ticket_of(self, row: OutboxRow) -> TicketRow | None:
+        """The ticket this request is about (any member's row: they share the ids)."""
+        query = select(tickets).where(_ticket_of(row)).order_by(tickets.c.outage_id).limit(1)
+        async with self._engine.connect() as conn:
+            found = (await conn.execute(query)).first()
+        return None if found is None else _ticket_row(found)
+
+    async def opened(self, row: OutboxRow, ref: TicketRef, now: datetime) -> None:
+        async with _writing(self._engine) as conn:
+            await self._finish(conn, row, OutboxStatus.DONE, now, None)
+            await conn.execute(
+                update(tickets)
+                .where(_ticket_of(row))
+                .values(
+                    state=TicketState.OPEN,
+                    external_id=ref.external_id,
+                    number=ref.number,
+                    url=ref.url,
+                    acknowledged_at=now,
+                    sink_created_at=ref.sink_created_at,
+                    last_error=None,
+                    data=json.dumps(dict(ref.data), sort_keys=True) if ref.data else None,
+                )
+            )
+
+    async def delivered(self, row: OutboxRow, now: datetime) -> None:
+        async with _writing(self._engine) as conn:
+            await self._finish(conn, row, OutboxStatus.DONE, now, None)
+            if row.action is Action.RESOLVE:
+                await conn.execute(
+                    update(tickets)
+                    .where(_ticket_of(row))
+                    .values(state=TicketState.RESOLVED, resolved_at=now, last_error=None)
+                )
+
+    async def retry(self, row: OutboxRow, due: datetime, error: str) -> None:
+        async with _writing(self._engine) as conn:
+            await conn.execute(
+                update(ticket_outbox)
+                .where(ticket_outbox.c.id == row.id)
+                .values(due_at=due, last_error=error)
+            )
+            await conn.execute(update(tickets).where(_ticket_of(row)).values(last_error=error))
+
+    async def failed(self, row: OutboxRow, now: datetime, error: str) -> None:
+        """The sink refused for good; a refused open cancels the requests queued after it."""
+        async with _writing(self._engine) as conn:
+            await self._finish(conn, row, OutboxStatus.FAILED, now, error)
+            values: dict[str, Any] = {"last_error": error}
+            if row.action is Action.OPEN:
+                values["state"] = TicketState.FAILED
+                await _cancel_later(conn, row, now, "cancelled: the open was refused")
+            await conn.execute(update(tickets).where(_ticket_of(row)).values(**values))
+
+    async def cancel(self, row: OutboxRow, now: datetime, why: str) -> None:
+        async with _writing(self._engine) as conn:
+            await self._finish(conn, row, OutboxStatus.CANCELLED, now, why)
+
+    async def hold(self, row: OutboxRow, due: datetime) -> None:
+        async with _writing(self._engine) as conn:
+            await conn.execute(
+                update(ticket_outbox)
+                .where(ticket_outbox.c.id == row.id, ticket_outbox.c.status == row.status)
+                .values(status=OutboxStatus.HELD, due_at=due)
+            )
+            await conn.execute(
+                update(tickets).where(_ticket_of(row)).values(state=TicketState.HELD)
+            )
+
+    async def release(self, row: OutboxRow, now: datetime) -> None:
+        """The maintenance window ended with the outage still open: the ticket is due now."""
+        async with _writing(self._engine) as conn:
+            await conn.execute(
+                update(ticket_outbox)
+                .where(ticket_outbox.c.id == row.id, ticket_outbox.c.status == OutboxStatus.HELD)
+                .values(status=OutboxStatus.PENDING, due_at=now)
+            )
+            await conn.execute(
+                update(tickets).where(_ticket_of(row)).values(state=TicketState.REQUESTED)
+            )
+
+    async def suppress(self, row: OutboxRow, now: datetime) -> None:
+        """The outage ended inside the maintenance window: no ticket, ever."""
+        async with _writing(self._engine) as conn:
+            await self._finish(conn, row, OutboxStatus.CANCELLED, now, "suppressed: maintenance")
+            await _cancel_later(conn, row, now, "suppressed: maintenance")
+            await conn.execute(
+                update(tickets).where(_ticket_of(row)).values(state=TicketState.SUPPRESSED)
+            )
+
+    async def set_number(
+        self, ticket_key: str, sink: str, number: str, at: datetime, data: str
+    ) -> None:
+        """The carrier's own ticket number, captured from its reply (e-mail sinks)."""
+        async with _writing(self._engine) as conn:
+            await conn.execute(
+                update(tickets)
+                .where(tickets.c.ticket_key == ticket_key, tickets.c.sink == sink)
+                .values(number=number, number_captured_at=at, data=data)
+            )
+
+    async def tickets_without_number(self, sink: str, since: datetime) -> list[TicketRow]:
+        query = (
+            select(tickets)
+            .where(
+                tickets.c.sink == sink,
+                tickets.c.number.is_(None),
+                tickets.c.external_id.is_not(None),
+                tickets.c.requested_at >= since,
+            )
+            .order_by(tickets.c.requested_at)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [_ticket_row(r) for r in rows]
+
+    async def _finish(
+        self, conn: AsyncConnection, row: OutboxRow, status: str, now: datetime, error: str | None
+    ) -> None:
+        await conn.execute(
+            update(ticket_outbox)
+            .where(ticket_outbox.c.id == row.id)
+            .values(status=status, finished_at=now, last_error=error)
+        )
+
+
+async def list_tickets(store: Store) -> list[TicketRow]:
+    """Every ticket, newest request first (for ``trunkwatch tickets`` and the API)."""
+    query = select(tickets).order_by(tickets.c.requested_at.desc(), tickets.c.sink)
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(query)).all()
+    return [_ticket_row(r) for r in rows]
+
+
+async def outbox_rows(store: Store) -> list[OutboxRow]:
+    """Every outbox row in id order (tests and diagnostics)."""
+    async with store.engine.connect() as conn:
+        rows = (await conn.execute(select(ticket_outbox).order_by(ticket_outbox.c.id))).all()
+    return [_outbox_row(r) for r in rows]
+
+
+def _ticket_of(row: OutboxRow) -> Any:
+    return and_(tickets.c.ticket_key == row.ticket_key, tickets.c.sink == row.sink)
+
+
+async def _cancel_later(conn: AsyncConnection, row: OutboxRow, now: datetime, why: str) -> None:
+    await conn.execute(
+        update(ticket_outbox)
+        .where(
+            ticket_outbox.c.ticket_key == row.ticket_key,
+            ticket_outbox.c.sink == row.sink,
+            ticket_outbox.c.id > row.id,
+            ticket_outbox.c.status.in_((OutboxStatus.PENDING, OutboxStatus.HELD)),
+        )
+        .values(status=OutboxStatus.CANCELLED, finished_at=now, last_error=why)
+    )
+
+
+def _outbox_row(row: Row[Any]) -> OutboxRow:
+    return OutboxRow(
+        id=row.id,
+        ticket_key=row.ticket_key,
+        sink=row.sink,
+        action=Action(row.action),
+        idempotency_key=row.idempotency_key,
+        context=TicketContext.from_json(row.payload),
+        created_at=row.created_at,
+        due_at=row.due_at,
+        attempts=row.attempts,
+        last_error=row.last_error,
+        status=row.status,
+    )
+
+
+def _ticket_row(row: Row[Any]) -> TicketRow:
+    data: Mapping[str, str] = {}
+    if row.data:
+        loaded = json.loads(row.data)
+        if isinstance(loaded, dict):
+            data = {str(k): str(v) for k, v in loaded.items()}
+    return TicketRow(
+        outage_id=row.outage_id,
+        sink=row.sink,
+        ticket_key=row.ticket_key,
+        trunk=row.trunk,
+        kind=row.kind,
+        state=row.state,
+        ref=row.ref,
+        external_id=row.external_id,
+        number=row.number,
+        url=row.url,
+        requested_at=row.requested_at,
+        first_sent_at=row.first_sent_at,
+        acknowledged_at=row.acknowledged_at,
+        sink_created_at=row.sink_created_at,
+        number_captured_at=row.number_captured_at,
+        resolved_at=row.resolved_at,
+        last_error=row.last_error,
+        data=data,
+    )
+
+
+@asynccontextmanager
+async def _writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction (SQLite: BEGIN IMMEDIATE, like Store's writers)."""
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            yield conn

@@ -1,0 +1,226 @@
+"""TicketService: what the app wires in: sinks, the outbox worker, IMAP pollers, metrics.
+
+How app.py uses it::
+
+    tickets = TicketService(cfg.tickets, [(t.name, t.carrier) for t in cfg.trunks],
+                            in_maintenance=maintenance.covers)   # default: never
+    await tickets.start(store)                # after resume(); delivers what a crash left
+    ...
+    tickets.on_events(events)                 # in Monitor._emit: sync, no I/O, never blocks
+    await tickets.append(store, batch)        # in Monitor._flush, instead of store.append
+    registry.register(tickets.collector())
+    ...
+    await tickets.stop()                      # before store.close()
+
+``in_maintenance(trunk, at) -> bool`` answers whether ``trunk`` is inside a maintenance
+window at instant ``at`` (aware UTC). It is called from the worker, often (every held
+ticket once a second), so it must be a cheap in-memory lookup, not a database query.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable, Iterable, Sequence
+from datetime import UTC, datetime
+
+import aiohttp
+from prometheus_client.registry import Collector
+
+from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
+from monitor.log import get_logger, truncate_untrusted
+from monitor.store.store import Store
+from monitor.store.tickets import OutboxRow, TicketStore, append_with_outbox
+from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
+from monitor.tickets.compose import compose
+from monitor.tickets.config import (
+    EmailSinkSettings,
+    JiraSinkSettings,
+    PagerDutySinkSettings,
+    RtSinkSettings,
+    ServiceNowSinkSettings,
+    SinkSettings,
+    TicketsSettings,
+    WebhookSinkSettings,
+    ZammadSinkSettings,
+)
+from monitor.tickets.email import EmailSink, ImapPoller
+from monitor.tickets.jira import JiraSink
+from monitor.tickets.metrics import TicketMetrics
+from monitor.tickets.outbox import InMaintenance, OutboxWorker, never_in_maintenance
+from monitor.tickets.pagerduty import PagerDutySink
+from monitor.tickets.routing import TicketRouting
+from monitor.tickets.rt import RtSink
+from monitor.tickets.servicenow import ServiceNowSink
+from monitor.tickets.webhook import WebhookSink
+from monitor.tickets.zammad import ZammadSink
+
+log = get_logger("trunkwatch.tickets")
+
+# An orderly stop waits this long for deliveries in flight; what is cut off is retried
+# (and found, not duplicated) at the next start.
+STOP_DRAIN_S = 5.0
+# A poller whose IMAP server fails waits this long before the next try.
+IMAP_ERROR_PAUSE_S = 30.0
+
+Clock = Callable[[], datetime]
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+def build_sink(
+    settings: SinkSettings,
+    session: aiohttp.ClientSession,
+    *,
+    timeout_s: float,
+    clock: Clock,
+) -> TicketSink:
+    timeout = settings.timeout or timeout_s
+    if isinstance(settings, WebhookSinkSettings):
+        return WebhookSink(settings, session, timeout_s=timeout, clock=clock)
+    if isinstance(settings, EmailSinkSettings):
+        return EmailSink(settings, timeout_s=timeout, clock=clock)
+    if isinstance(settings, RtSinkSettings):
+        return RtSink(settings, session, timeout_s=timeout)
+    if isinstance(settings, PagerDutySinkSettings):
+        return PagerDutySink(settings, session, timeout_s=timeout)
+    if isinstance(settings, ServiceNowSinkSettings):
+        return ServiceNowSink(settings, session, timeout_s=timeout)
+    if isinstance(settings, JiraSinkSettings):
+        return JiraSink(settings, session, timeout_s=timeout)
+    assert isinstance(settings, ZammadSinkSettings)
+    return ZammadSink(settings, session, timeout_s=timeout)
+
+
+class TicketService:
+    def __init__(
+        self,
+        settings: TicketsSettings | None,
+        trunks: Iterable[tuple[str, str]],
+        *,
+        in_maintenance: InMaintenance = never_in_maintenance,
+        clock: Clock = _utc_now,
+    ) -> None:
+        """``trunks``: (name, carrier) of every configured trunk."""
+        self.settings = settings or TicketsSettings()
+        self.routing = TicketRouting.build(settings, trunks)
+        self.metrics = TicketMetrics()
+        self._in_maintenance = in_maintenance
+        self._clock = clock
+        self._sinks: dict[str, TicketSink] = {}
+        self._session: aiohttp.ClientSession | None = None
+        self._worker: OutboxWorker | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._db: TicketStore | None = None
+
+    @property
+    def sink_names(self) -> tuple[str, ...]:
+        return tuple(s.name for s in self.settings.sinks)
+
+    async def start(self, store: Store) -> None:
+        """Build the sinks and start delivering (including what earlier runs left queued)."""
+        self._db = TicketStore(store.engine)
+        outbox = self.settings.outbox
+        if self.settings.sinks:
+            self._session = aiohttp.ClientSession()
+            self._sinks = {
+                s.name: build_sink(
+                    s, self._session, timeout_s=outbox.request_timeout, clock=self._clock
+                )
+                for s in self.settings.sinks
+            }
+        self._check_routes()
+        self._worker = OutboxWorker(
+            self._db,
+            self._sinks,
+            self._compose,
+            clock=self._clock,
+            in_maintenance=self._in_maintenance,
+            metrics=self.metrics,
+            retry_initial_s=outbox.retry_initial,
+            retry_max_s=outbox.retry_max,
+        )
+        self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
+        for sink in self.settings.sinks:
+            if isinstance(sink, EmailSinkSettings) and sink.imap is not None:
+                poller = ImapPoller(
+                    sink,
+                    self._db,
+                    timeout_s=sink.timeout or outbox.request_timeout,
+                    clock=self._clock,
+                )
+                self._tasks.append(
+                    asyncio.create_task(self._poll(poller, sink.name), name=f"imap:{sink.name}")
+                )
+        log.info("tickets_started", sinks=len(self._sinks), routes=len(self.routing.routes))
+
+    def on_events(self, events: Sequence[Event]) -> None:
+        """From the hot path's consumer: no I/O. The requests are written by ``append``;
+        this only makes the worker look as soon as they are."""
+        if self._worker is None:
+            return
+        if any(isinstance(e, OutageOpened | OutageClosed) for e in events):
+            self._worker.wake()
+
+    async def append(self, store: Store, events: Sequence[Event]) -> None:
+        """Journal ``events`` with their ticket requests in one transaction, then deliver."""
+        await append_with_outbox(store, events, self.routing, self._clock())
+        if self._worker is not None:
+            self._worker.wake()
+
+    def wake(self) -> None:
+        if self._worker is not None:
+            self._worker.wake()
+
+    def collector(self) -> Collector:
+        return self.metrics.collector(self.sink_names)
+
+    async def stop(self) -> None:
+        if self._worker is not None:
+            await self._worker.drain(STOP_DRAIN_S)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks.clear()
+        self._worker = None
+        for sink in self._sinks.values():
+            await sink.close()
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        log.info("tickets_stopped")
+
+    def _compose(self, row: OutboxRow, ticket: TicketRef | None, attempt: int) -> TicketRequest:
+        return compose(
+            self.settings,
+            self.settings.sink(row.sink),
+            row.action,
+            row.context,
+            row.idempotency_key,
+            ticket,
+            attempt,
+        )
+
+    def _check_routes(self) -> None:
+        if not self._sinks:
+            return
+        for trunk, carrier in self.routing.carriers.items():
+            if not self.routing.sinks_for(trunk, OutageKind.OUTAGE):
+                log.warning("tickets_trunk_unrouted", trunk=trunk, carrier=carrier)
+
+    async def _poll(self, poller: ImapPoller, sink: str) -> None:
+        while True:
+            try:
+                await poller.poll_once()
+                await asyncio.sleep(poller.interval_s)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(
+                    "ticket_imap_poll_failed", sink=sink, error=truncate_untrusted(repr(exc), 160)
+                )
+                await asyncio.sleep(IMAP_ERROR_PAUSE_S)
