@@ -5,24 +5,33 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
 
+from monitor.api import ApiDeps, make_api_app
 from monitor.config import Config, TrunkConfig
 from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
-from monitor.exporter import ExportSources, TrunkInfo, TrunkwatchCollector, loop_name
+from monitor.exporter import (
+    Exporter,
+    ExportSources,
+    ExtraGauge,
+    TrunkInfo,
+    loop_name,
+    runtime_registry,
+)
 from monitor.health import HealthPolicy, TrunkHealth, reduce
 from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
 from monitor.scheduler import Scheduler
 from monitor.server import make_app, serve
+from monitor.service_sla import SlaContext
+from monitor.sla_metrics import METRICS as SLA_METRICS
+from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
+from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
@@ -84,7 +93,9 @@ class Monitor:
         self.udp: SharedUdp | None = None
         self.probes: list[Probe] = []
         self.scheduler: Scheduler | None = None
-        self.registry = CollectorRegistry(auto_describe=False)
+        self.exporter: Exporter | None = None
+        self.sla: SlaContext | None = None
+        self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None
         self.bound_port = 0
         self._writer = _Writer()
@@ -122,12 +133,27 @@ class Monitor:
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
+        self.sla = SlaContext(self.store, cfg.sla, tickets=None)
+        self.sla_metrics = SlaMetrics(self.sla)
         self._register_metrics()
-        app = make_app(self.registry, lambda: self._ready)
+        assert self.exporter is not None
+        app = make_app(self.exporter, lambda: self._ready)
+        api_token = cfg.sla.api_token(os.environ)
+        app.add_subapp(
+            "/api/v1",
+            make_api_app(
+                ApiDeps(
+                    self.sla,
+                    api_token,
+                    live_state=lambda: {n: h.state.value for n, h in self.health.items()},
+                )
+            ),
+        )
         self.runner, self.bound_port = await serve(app, cfg.http.listen, self.http_port)
 
         self._tasks.append(asyncio.create_task(self._write_loop(), name="journal-writer"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
+        self._tasks.append(asyncio.create_task(self._sla_metrics_loop(), name="sla-metrics"))
         self.scheduler.start()
         # Everything allocated so far lives for the whole run: keep it out of GC scans.
         gc.collect()
@@ -222,6 +248,21 @@ class Monitor:
                 log.error("heartbeat_failed", error=repr(exc)[:200])
             await asyncio.sleep(HEARTBEAT_S)
 
+    async def _sla_metrics_loop(self) -> None:
+        # The SLA gauges come from the same computation as the reports, at their own pace.
+        assert self.sla_metrics is not None
+        while True:
+            await self.sla_metrics.refresh(datetime.now(UTC))
+            await asyncio.sleep(SLA_REFRESH_S)
+
+    def _sla_gauges(self) -> tuple[ExtraGauge, ...]:
+        if self.sla_metrics is None:
+            return ()
+        return tuple(
+            ExtraGauge(s.name, SLA_METRICS[s.name], s.labels, s.value)
+            for s in self.sla_metrics.samples()
+        )
+
     # ---- metrics and logs -------------------------------------------------------------------
 
     def _register_metrics(self) -> None:
@@ -238,11 +279,9 @@ class Monitor:
             store_pending=lambda: len(self._writer.pending),
             store_errors=lambda: self._writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
+            gauges=self._sla_gauges,
         )
-        self.registry.register(TrunkwatchCollector(sources))
-        ProcessCollector(registry=self.registry)
-        PlatformCollector(registry=self.registry)
-        GCCollector(registry=self.registry)
+        self.exporter = Exporter(sources, runtime=runtime_registry())
 
     def _log_malformed(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
         self._malformed_log.warning(

@@ -291,6 +291,18 @@ class ExportSources:
     store_pending: Callable[[], int]
     store_errors: Callable[[], int]
     gaps_recorded: Callable[[], int]
+    # Gauges computed elsewhere at their own pace (the SLA figures): read as they are.
+    gauges: Callable[[], Sequence[ExtraGauge]] = lambda: ()
+
+
+@dataclass(frozen=True, slots=True)
+class ExtraGauge:
+    """One gauge sample from another module; samples of one name share `help`."""
+
+    name: str
+    help: str
+    labels: tuple[tuple[str, str], ...]
+    value: float
 
 
 # Every ProbeStats.rtt_counts has one count per bucket bound plus the +Inf one.
@@ -339,6 +351,7 @@ class Snapshot:
     store_errors: int = 0
     gaps_recorded: int = 0
     scheduler: SchedulerFigures | None = None
+    gauges: Sequence[ExtraGauge] = ()
 
 
 def runtime_registry() -> CollectorRegistry:
@@ -403,6 +416,7 @@ class Exporter:
             store_errors=src.store_errors(),
             gaps_recorded=src.gaps_recorded(),
             scheduler=_scheduler_figures(src.scheduler),
+            gauges=tuple(src.gauges()),
         )
 
     def _snapshot_steps(self, snap: Snapshot, *, step: int) -> Iterator[None]:
@@ -447,6 +461,7 @@ class Exporter:
         yield from self._probe_families(snap, fmt)
         yield from self._health_families(snap, fmt)
         yield self._monitor_families(snap, fmt)
+        yield _extra_families(snap.gauges, fmt)
         if self.runtime is not None:
             yield _runtime_text(self.runtime, fmt)
         if fmt is ExpositionFormat.OPENMETRICS:
@@ -607,6 +622,24 @@ class _TextColumn:
             # Copies: a column may be a live list (the config's trunks) that could grow.
             self._key = tuple(list(column) for column in columns)
         return self._texts
+
+
+def _extra_families(gauges: Sequence[ExtraGauge], fmt: ExpositionFormat) -> str:
+    """Each name's samples under one header, names in the order they first appear."""
+    by_name: dict[str, list[ExtraGauge]] = {}
+    for gauge in gauges:
+        by_name.setdefault(gauge.name, []).append(gauge)
+    out: list[str] = []
+    for name, samples in by_name.items():
+        out.append(Family(name, Kind.GAUGE, samples[0].help).header(fmt))
+        for g in samples:
+            labels = _labels(**dict(g.labels))
+            out.append(
+                f"{name}{{{labels}}} {go_float(g.value)}\n"
+                if labels
+                else f"{name} {go_float(g.value)}\n"
+            )
+    return "".join(out)
 
 
 def _info_line(info: TrunkInfo) -> str:

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import aiohttp
+import pytest
 from peers import Kamailio, Promtool, TlsFiles
 
 from monitor.app import Monitor
@@ -160,3 +161,52 @@ async def test_openmetrics_is_negotiated(
     assert text.rstrip().endswith("# EOF")
     assert "# TYPE trunkwatch_probe_outcome counter" in text
     assert 'trunkwatch_probe_outcome_total{outcome="ok",probe="options",trunk="kam-udp"}' in text
+
+
+async def test_sla_api_and_gauges_are_served(
+    kamailio: Kamailio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running monitor mounts /api/v1 and exports the SLA figures the reports compute."""
+    monkeypatch.setenv("TW_E2E_API_TOKEN", "test-token")
+    cfg = config_from_text(
+        f"""
+agent: e2e
+store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+defaults: {{interval: {INTERVAL}, timeout: 0.15}}
+trunks: [{{name: kam-udp, uri: "{kamailio.uri("udp")}"}}]
+sla:
+  signing_key_file: {tmp_path / "evidence.key"}
+  api_token_env: TW_E2E_API_TOKEN
+  services: [{{name: voice, parts: [kam-udp]}}]
+  contracts:
+    - name: c1
+      carrier: kam
+      services: [voice]
+      target_pct: 99.5
+      tz: America/Mexico_City
+      acceptance: 2026-01-01
+      monthly_fee: 1000
+"""
+    )
+    monitor = Monitor(cfg)
+    await monitor.start()
+    try:
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "up")
+        base = f"http://127.0.0.1:{monitor.bound_port}/api/v1"
+        async with aiohttp.ClientSession() as session:
+            async with session.get(f"{base}/services") as r:
+                assert r.status == 200
+                assert "voice" in await r.text()
+            async with session.post(f"{base}/outages", json={}) as r:
+                assert r.status in (401, 403)  # writes need the bearer token
+        await wait_for(
+            lambda: monitor.sla_metrics is not None and bool(monitor.sla_metrics.samples()),
+            10,
+            "SLA gauges computed",
+        )
+        metrics = await scrape(monitor)
+    finally:
+        await monitor.stop()
+    assert 'trunkwatch_availability_ratio{service="voice",window="month"}' in metrics
+    assert "# TYPE trunkwatch_availability_ratio gauge" in metrics
