@@ -8,17 +8,23 @@ developer machine and fail it under CI (peers.require_binary).
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import random
 import secrets
 import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
-from peers import options_ping, require_binary
+from peers import missing_peer, options_ping, require_binary
+
+from probes.call_responder import CallResponder, ResponderSettings
+from probes.pjsua.pool import RTP_PORTS_PER_WORKER, PoolSettings, WorkerPool
+from probes.pjsua.protocol import Counts
 
 LOOPBACK = "127.0.0.1"
 # Port blocks for call tests come from here: below the kernel's ephemeral range (32768+) and
@@ -153,6 +159,9 @@ _RESPONSE_HEADERS = """\
 [last_Call-ID:]
 [last_CSeq:]
 Contact: <sip:service@[local_ip]:[local_port];transport=[transport]>"""
+
+# A registrar's responses carry the registered Contact, not one of their own.
+_REGISTER_HEADERS = _RESPONSE_HEADERS.rsplit("\n", 1)[0]
 
 _SDP = """\
 v=0
@@ -299,7 +308,10 @@ def answer_scenario(*, sdp: str | None = None, then: str = "wait_bye") -> str:
     - `reinvite`: after 1 s send a re-INVITE (same SDP), then wait for the caller's BYE.
     """
     body = sdp if sdp is not None else _SDP.format(pt=0, codec="PCMU", rate=8000)
-    steps = _CAPTURE_DIALOG + _ok(body) + '  <recv request="ACK"/>\n'
+    # Waiting for the BYE, the ACK is optional: a caller that cannot use the answer's SDP
+    # may send its BYE first.
+    ack_optional = ' optional="true"' if then == "wait_bye" else ""
+    steps = _CAPTURE_DIALOG + _ok(body) + f'  <recv request="ACK"{ack_optional}/>\n'
     if then == "early_bye":
         steps += '  <pause milliseconds="1500"/>\n'
         steps += _IN_DIALOG_REQUEST.format(method="BYE", cseq=1, extra="", body="")
@@ -397,3 +409,181 @@ def running_baresip(workdir: Path) -> Iterator[Baresip]:
         yield Baresip(port=port, proc=proc, log=log)
     finally:
         _stop(proc)
+
+
+# --- trunkwatch's own call machinery on loopback ------------------------------------------------
+
+# Conference bridge ports of an idle worker: the master (null sound device) port and the player.
+IDLE_CONF_PORTS = 2
+
+
+def require_pjsua2() -> None:
+    """pjsua2 is the `trunkwatch[calls]` extra: missing, the call tests skip (fail under CI)."""
+    if importlib.util.find_spec("pjsua2") is None:
+        missing_peer("pjsua2 is not installed (pip install 'trunkwatch[calls]')")
+
+
+@contextlib.asynccontextmanager
+async def call_pool(
+    *, max_calls: int = 4, media_public_address: str | None = None, **overrides: Any
+) -> AsyncIterator[WorkerPool]:
+    """A started WorkerPool on loopback with its own RTP port blocks."""
+    require_pjsua2()
+    settings = PoolSettings(max_calls=max_calls, **overrides)
+    workers = settings.max_workers
+    hosts = (LOOPBACK, media_public_address) if media_public_address else (LOOPBACK,)
+    block = port_block(RTP_PORTS_PER_WORKER * workers, hosts=hosts)
+    settings = replace(
+        settings,
+        sip_address=LOOPBACK,
+        media_address=LOOPBACK,
+        media_public_address=media_public_address,
+        rtp_port_min=block.start,
+    )
+    pool = WorkerPool(settings)
+    await pool.start()
+    try:
+        yield pool
+    finally:
+        await pool.stop()
+
+
+@contextlib.asynccontextmanager
+async def call_responder(**overrides: Any) -> AsyncIterator[CallResponder]:
+    """A started CallResponder on loopback (free SIP port, its own RTP block)."""
+    require_pjsua2()
+    hosts = (
+        (LOOPBACK, overrides["media_public_address"])
+        if overrides.get("media_public_address")
+        else (LOOPBACK,)
+    )
+    rtp = port_block(16, hosts=hosts)
+    settings = ResponderSettings(
+        address=LOOPBACK,
+        port=free_udp_port(),
+        rtp_port=rtp.start,
+        rtp_port_range=len(rtp),
+        **overrides,
+    )
+    responder = CallResponder(settings)
+    await responder.start()
+    try:
+        yield responder
+    finally:
+        await responder.stop()
+
+
+def assert_idle(counts: Counts) -> None:
+    """No call, pjsua call slot, pjsua2 Call object or recorder left behind."""
+    assert (counts.calls, counts.pj_calls, counts.pj_call_objects, counts.recorders) == (
+        0,
+        0,
+        0,
+        0,
+    ), counts
+    assert counts.conf_ports == IDLE_CONF_PORTS, counts
+
+
+async def assert_pool_idle(pool: WorkerPool) -> None:
+    counts = await pool.counts()
+    assert counts, "no worker running"
+    for c in counts:
+        assert_idle(c)
+
+
+def auth_invite_scenario(username: str, password: str, realm: str = "trunkwatch.test") -> str:
+    """Challenge the INVITE with 401 (RFC 3261 §22.2; SIPp's verifyauth reads only the
+    Authorization header, not a 407's Proxy-Authorization), verify the retried INVITE's digest:
+    a valid one is answered 200 (with SDP; then wait for BYE), an invalid one 403."""
+    return _scenario(
+        "auth-invite",
+        f"""\
+  <recv request="INVITE"/>
+  <send>
+    <![CDATA[
+SIP/2.0 401 Unauthorized
+{_RESPONSE_HEADERS}
+WWW-Authenticate: Digest realm="{realm}", nonce="4711abcdef", algorithm=MD5, qop="auth"
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="ACK"/>
+  <recv request="INVITE">
+    <action>
+      <verifyauth assign_to="authvalid" username="{username}" password="{password}"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good"/>
+  <send next="refused">
+    <![CDATA[
+SIP/2.0 403 Forbidden
+{_RESPONSE_HEADERS}
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="good"/>
+{_ok(_SDP.format(pt=0, codec="PCMU", rate=8000))}  <recv request="ACK"/>
+  <recv request="BYE"/>
+  <send next="done">
+    <![CDATA[
+SIP/2.0 200 OK
+[last_Via:]
+[last_From:]
+[last_To:]
+[last_Call-ID:]
+[last_CSeq:]
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="refused"/>
+  <recv request="ACK"/>
+  <label id="done"/>
+""",
+    )
+
+
+def registrar_scenario(username: str, password: str, realm: str = "trunkwatch.test") -> str:
+    """A registrar: challenge REGISTER with 401, then 200 for a valid digest, 403 otherwise."""
+    return _scenario(
+        "registrar",
+        f"""\
+  <recv request="REGISTER"/>
+  <send>
+    <![CDATA[
+SIP/2.0 401 Unauthorized
+{_REGISTER_HEADERS}
+WWW-Authenticate: Digest realm="{realm}", nonce="8675309abc", algorithm=MD5
+Content-Length: 0
+
+    ]]>
+  </send>
+  <recv request="REGISTER">
+    <action>
+      <verifyauth assign_to="authvalid" username="{username}" password="{password}"/>
+    </action>
+  </recv>
+  <nop hide="true" test="authvalid" next="good"/>
+  <send next="done">
+    <![CDATA[
+SIP/2.0 403 Forbidden
+{_REGISTER_HEADERS}
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="good"/>
+  <send>
+    <![CDATA[
+SIP/2.0 200 OK
+{_REGISTER_HEADERS}
+[last_Contact:];expires=300
+Content-Length: 0
+
+    ]]>
+  </send>
+  <label id="done"/>
+""",
+    )
