@@ -312,7 +312,7 @@ def _log_event(event: Event) -> None:
     elif isinstance(event, OutageOpened):
         o = event.outage
         log.warning(
-            "outage_opened",
+            f"{o.kind.value}_opened",
             trunk=o.trunk,
             outage_id=o.id,
             first_failure_at=o.first_failure_at.isoformat(),
@@ -324,7 +324,7 @@ def _log_event(event: Event) -> None:
         o = event.outage
         assert o.restored_at is not None
         log.info(
-            "outage_closed",
+            f"{o.kind.value}_closed",
             trunk=o.trunk,
             outage_id=o.id,
             first_failure_at=o.first_failure_at.isoformat(),

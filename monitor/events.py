@@ -15,10 +15,11 @@ from typing import Any, ClassVar, TypeAlias
 
 
 class TrunkState(StrEnum):
-    """What the monitor believes about a trunk (DEGRADED comes with quality thresholds)."""
+    """What the monitor believes about a trunk: DOWN wins over DEGRADED, which wins over UP."""
 
     UNKNOWN = "unknown"
     UP = "up"
+    DEGRADED = "degraded"  # answers, but its test calls are below the agreed quality
     DOWN = "down"
 
 

@@ -35,11 +35,13 @@ from probes.result import NOT_THE_TRUNKS_FAULT, Outcome, ProbeResult
 __all__ = [
     "NO_EVENTS",
     "HealthPolicy",
+    "QualityPolicy",
     "ReplayError",
     "TrunkHealth",
     "TrunkState",
     "mark_unknown",
     "reduce",
+    "reduce_quality",
     "replay",
 ]
 
@@ -79,6 +81,33 @@ class TrunkHealth:
     streak_detail: str | None = None
     open_outage: Outage | None = None
     last_outcome: Outcome | None = None
+    # Quality (test calls against the trunk's threshold profile): its own streaks and interval.
+    bad_quality_streak: int = 0
+    good_quality_streak: int = 0
+    quality_streak_started_at: datetime | None = None
+    quality_streak_cause: str | None = None
+    open_degradation: Outage | None = None
+
+    def settled_state(self) -> TrunkState:
+        """The state the open intervals imply: DOWN over DEGRADED over UP."""
+        if self.open_outage is not None:
+            return TrunkState.DOWN
+        if self.open_degradation is not None:
+            return TrunkState.DEGRADED
+        return TrunkState.UP
+
+
+@dataclass(slots=True)
+class QualityPolicy:
+    degrade_after: int = 2  # test calls below the profile in a row that open a degradation
+    recover_after: int = 2  # good test calls in a row that close it
+
+    def __post_init__(self) -> None:
+        if self.degrade_after < 1 or self.recover_after < 1:
+            raise ValueError(
+                f"quality policy needs degrade_after >= 1 and recover_after >= 1, got "
+                f"degrade_after={self.degrade_after}, recover_after={self.recover_after}"
+            )
 
 
 def reduce(
@@ -107,8 +136,8 @@ def reduce(
         health.ok_streak += 1
         state = health.state
         if state is TrunkState.UNKNOWN:
-            health.state = TrunkState.UP
-            return (TrunkStateChanged(health.trunk, now, state, TrunkState.UP, outcome.value),)
+            health.state = health.settled_state()
+            return (TrunkStateChanged(health.trunk, now, state, health.state, outcome.value),)
         if state is TrunkState.DOWN and health.ok_streak >= policy.up_after:
             return _close(health, now, outcome)
         return NO_EVENTS
@@ -147,17 +176,78 @@ def _open(health: TrunkHealth, now: datetime, new_id: Callable[[], str]) -> tupl
 
 def _close(health: TrunkHealth, now: datetime, outcome: Outcome) -> tuple[Event, ...]:
     assert health.streak_started_at is not None
+    outage = health.open_outage
+    health.open_outage = None
+    health.state = health.settled_state()  # UP, or DEGRADED if a degradation is still open
     events: tuple[Event, ...] = (
-        TrunkStateChanged(health.trunk, now, TrunkState.DOWN, TrunkState.UP, outcome.value),
+        TrunkStateChanged(health.trunk, now, TrunkState.DOWN, health.state, outcome.value),
     )
-    if health.open_outage is not None:  # DOWN always has one; replay guarantees it too
-        outage = health.open_outage
+    if outage is not None:  # DOWN always has one; replay guarantees it too
         restored_at = max(health.streak_started_at, outage.first_failure_at)  # clock steps
         closed = outage.closed(restored_at=restored_at, closed_at=max(now, restored_at))
         events += (OutageClosed(closed),)
-    health.state = TrunkState.UP
-    health.open_outage = None
     return events
+
+
+def reduce_quality(
+    health: TrunkHealth,
+    verdict: str | None,
+    sent_at: datetime,
+    now: datetime,
+    policy: QualityPolicy,
+    *,
+    new_id: Callable[[], str] = new_outage_id,
+) -> tuple[Event, ...]:
+    """Fold one test call's quality verdict into ``health``: None = within the profile,
+    otherwise a short cause (e.g. "jitter_15s>0.03"). Degradations never count as downtime.
+
+    A degradation opens after ``degrade_after`` bad calls in a row (from the first of them)
+    and closes after ``recover_after`` good ones (at the first of them); while the trunk is
+    DOWN its state stays DOWN, and the degradation shows once the outage closes.
+    """
+    if verdict is not None:
+        health.good_quality_streak = 0
+        if health.bad_quality_streak == 0:
+            health.quality_streak_started_at = sent_at
+            health.quality_streak_cause = verdict
+        health.bad_quality_streak += 1
+        if health.open_degradation is None and health.bad_quality_streak >= policy.degrade_after:
+            assert health.quality_streak_started_at is not None
+            started = health.quality_streak_started_at
+            degradation = Outage(
+                id=new_id(),
+                trunk=health.trunk,
+                kind=OutageKind.DEGRADATION,
+                first_failure_at=started,
+                confirmed_at=max(now, started),
+                first_outcome=health.quality_streak_cause or verdict,
+            )
+            health.open_degradation = degradation
+            return (OutageOpened(degradation), *_settle(health, now, verdict))
+        return NO_EVENTS
+    health.bad_quality_streak = 0
+    if health.good_quality_streak == 0:
+        health.quality_streak_started_at = sent_at
+    health.good_quality_streak += 1
+    current = health.open_degradation
+    if current is not None and health.good_quality_streak >= policy.recover_after:
+        assert health.quality_streak_started_at is not None
+        restored_at = max(health.quality_streak_started_at, current.first_failure_at)
+        health.open_degradation = None
+        closed = current.closed(restored_at=restored_at, closed_at=max(now, restored_at))
+        return (OutageClosed(closed), *_settle(health, now, "quality_ok"))
+    return NO_EVENTS
+
+
+def _settle(health: TrunkHealth, now: datetime, cause: str) -> tuple[Event, ...]:
+    """A state change event if the open intervals now imply another (known) state."""
+    if health.state is TrunkState.UNKNOWN:
+        return NO_EVENTS  # availability probes decide when the trunk is known again
+    new = health.settled_state()
+    if new is health.state:
+        return NO_EVENTS
+    old, health.state = health.state, new
+    return (TrunkStateChanged(health.trunk, now, old, new, cause),)
 
 
 def mark_unknown(
@@ -172,8 +262,8 @@ def mark_unknown(
     for health in healths.values():
         health.fail_streak = health.ok_streak = 0
         health.streak_started_at = health.streak_outcome = health.streak_detail = None
-        if health.state is TrunkState.DOWN or health.state is TrunkState.UNKNOWN:
-            continue
+        if health.state in (TrunkState.DOWN, TrunkState.DEGRADED, TrunkState.UNKNOWN):
+            continue  # an open outage or degradation continues across the gap
         events.append(TrunkStateChanged(health.trunk, now, health.state, TrunkState.UNKNOWN, cause))
         health.state = TrunkState.UNKNOWN
     return events
@@ -195,6 +285,10 @@ def replay(events: Iterable[Event]) -> dict[str, TrunkHealth]:
             health = healths[trunk] = TrunkHealth(trunk)
         if isinstance(event, TrunkStateChanged):
             health.state = event.new
+        elif isinstance(event, OutageOpened) and event.outage.kind is OutageKind.DEGRADATION:
+            health.open_degradation = event.outage
+        elif isinstance(event, OutageClosed) and event.outage.kind is OutageKind.DEGRADATION:
+            health.open_degradation = None
         elif isinstance(event, OutageOpened):
             if health.open_outage is not None:
                 raise ReplayError(
@@ -211,9 +305,10 @@ def replay(events: Iterable[Event]) -> dict[str, TrunkHealth]:
                 )
             health.open_outage = None
     for health in healths.values():
-        # The outage, not the last state line, decides: DOWN iff an outage is open.
-        if health.open_outage is not None:
-            health.state = TrunkState.DOWN
-        elif health.state is TrunkState.DOWN:
+        # The open intervals, not the last state line, decide: DOWN iff an outage is open,
+        # DEGRADED iff (only) a degradation is.
+        if health.open_outage is not None or health.open_degradation is not None:
+            health.state = health.settled_state()
+        elif health.state in (TrunkState.DOWN, TrunkState.DEGRADED):
             health.state = TrunkState.UNKNOWN
     return healths
