@@ -10,11 +10,13 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from monitor.api import ApiDeps, make_api_app
-from monitor.config import Config, TrunkConfig
+from monitor.call_metrics import CallMetrics
+from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
 from monitor.exporter import (
     Exporter,
@@ -24,7 +26,7 @@ from monitor.exporter import (
     loop_name,
     runtime_registry,
 )
-from monitor.health import HealthPolicy, TrunkHealth, reduce
+from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
 from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
 from monitor.scheduler import Scheduler
 from monitor.server import make_app, serve
@@ -34,9 +36,14 @@ from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
 from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
+from probes.clock import utc_from_ns
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import Probe
-from probes.result import ProbeResult
+from probes.result import NOT_THE_TRUNKS_FAULT, Outcome, ProbeResult
+
+if TYPE_CHECKING:
+    from probes.call import CallSettings
+    from probes.pjsua.pool import WorkerPool
 
 log = get_logger("trunkwatch")
 
@@ -46,6 +53,29 @@ HEARTBEAT_S = 10.0
 # Journal write retry backoff (seconds): a locked or unreachable database loses nothing.
 WRITE_RETRY_MIN_S = 0.5
 WRITE_RETRY_MAX_S = 30.0
+
+
+def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
+    """The call probe's settings from a trunk's `call:` (credentials: the trunk's `auth`)."""
+    from probes.call import CallSettings
+
+    call, auth = trunk.call, trunk.auth
+    assert call is not None
+    return CallSettings(
+        trunk=trunk.name,
+        uri=call.uri,
+        codecs=call.codecs,
+        max_call_s=call.max_call,
+        answer_timeout_s=call.answer_timeout,
+        from_uri=call.from_uri,
+        username=auth.username if auth else None,
+        password=auth.password.get_secret_value() if auth else None,
+        realm=auth.realm if auth else None,
+        registrar=call.registrar,
+        proxy=call.proxy,
+        expect_tone=call.expect_tone,
+        profile=calls.profile(call.profile),
+    )
 
 
 def options_settings(trunk: TrunkConfig) -> OptionsSettings:
@@ -91,6 +121,9 @@ class Monitor:
         self.gaps_recorded = 0
         self.malformed = MalformedCounter(on_malformed=self._log_malformed)
         self.udp: SharedUdp | None = None
+        self.call_pool: WorkerPool | None = None
+        self.call_metrics = CallMetrics({})
+        self.quality_policies: dict[str, QualityPolicy] = {}
         self.probes: list[Probe] = []
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
@@ -129,6 +162,7 @@ class Monitor:
             probe = self.udp.probe(options_settings(trunk))
             self.probes.append(probe)
             scheduled.append((probe, trunk.interval))
+        scheduled += await self._call_probes()
         self.scheduler = Scheduler(
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
@@ -167,12 +201,48 @@ class Monitor:
             loop=loop_name(),
         )
 
+    async def _call_probes(self) -> list[tuple[Probe, float]]:
+        """G.711 test calls on a pool of pjsua2 worker processes, for trunks with `call:`."""
+        cfg = self.config
+        trunks = [t for t in cfg.trunks if t.call is not None]
+        if not trunks:
+            return []
+        from probes.call import CallProbe
+        from probes.pjsua.pool import PoolSettings, WorkerPool
+
+        calls = cfg.calls
+        self.call_pool = WorkerPool(
+            PoolSettings(
+                max_calls=calls.max_calls,
+                sip_address=calls.sip_address,
+                sip_port=calls.sip_port,
+                media_address=calls.media_address,
+                rtp_port_min=calls.rtp_port_min,
+                user_agent=f"trunkwatch/{cfg.agent}",
+            )
+        )
+        await self.call_pool.start()
+        self.call_metrics = CallMetrics({t.name: calls.profile(t.call.profile) for t in trunks})  # type: ignore[union-attr]
+        scheduled: list[tuple[Probe, float]] = []
+        for trunk in trunks:
+            assert trunk.call is not None
+            self.quality_policies[trunk.name] = QualityPolicy(
+                trunk.call.degrade_after, trunk.call.recover_after
+            )
+            probe = CallProbe(call_settings(trunk, calls), self.call_pool)
+            self.probes.append(probe)
+            scheduled.append((probe, trunk.call.interval))
+        return scheduled
+
     async def stop(self) -> None:
         self._ready = False
         if self.scheduler is not None:
             self.scheduler.stop()
         for probe in self.probes:
             await probe.close()
+        if self.call_pool is not None:
+            await self.call_pool.stop()
+            self.call_pool = None
         if self.udp is not None:
             self.udp.close()
         for task in self._tasks:
@@ -195,12 +265,38 @@ class Monitor:
     # ---- the hot path's consumer ---------------------------------------------------------
 
     def _on_result(self, result: ProbeResult) -> None:
+        if result.probe != "options":
+            self._on_call_result(result)
+            return
         self.stats[result.trunk].record(result)
         events = reduce(
             self.health[result.trunk],
             result,
             datetime.now(UTC),
             self.policies[result.trunk],
+        )
+        if events:
+            self._emit(events)
+
+    def _on_call_result(self, result: ProbeResult) -> None:
+        """A test call judges quality (DEGRADED); availability is the OPTIONS probes' job."""
+        self.call_metrics.record(result)
+        if result.outcome in NOT_THE_TRUNKS_FAULT:
+            return
+        health = self.health[result.trunk]
+        if health.open_outage is not None:
+            return  # the outage already says it; a failing call adds nothing
+        verdict = _quality_verdict(result)
+        if verdict is not None:
+            log.info(
+                "test_call_below_profile", trunk=result.trunk, verdict=verdict, detail=result.detail
+            )
+        events = reduce_quality(
+            health,
+            verdict,
+            utc_from_ns(result.sent_wall_ns),
+            datetime.now(UTC),
+            self.quality_policies[result.trunk],
         )
         if events:
             self._emit(events)
@@ -280,6 +376,7 @@ class Monitor:
             store_errors=lambda: self._writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
             gauges=self._sla_gauges,
+            families=self.call_metrics.render,
         )
         self.exporter = Exporter(sources, runtime=runtime_registry())
 
@@ -293,6 +390,16 @@ class Monitor:
             size=len(data),
             head=truncate_untrusted(data),
         )
+
+
+def _quality_verdict(result: ProbeResult) -> str | None:
+    """None when a test call met its profile; else why not (violated metrics or outcome)."""
+    if result.outcome is not Outcome.OK:
+        return result.outcome.value  # the call itself failed: busy, no_audio, ...
+    call = result.call
+    if call is None or not call.violations:
+        return None
+    return ",".join(sorted({v.metric.value for v in call.violations}))
 
 
 def _transport_of(uri: str) -> str:

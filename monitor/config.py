@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import importlib.util
 import ipaddress
 import os
 import re
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import Annotated, Any, Final, Union, get_args, get_origin
+from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
 from pydantic import (
     AfterValidator,
@@ -39,6 +40,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor import __version__
 from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
+from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 
 # --- limits and defaults, each with its reason -------------------------------------------
 
@@ -378,6 +380,84 @@ class AuthSettings(BaseModel):
     realm: Text | None = None
 
 
+G711 = Literal["PCMU", "PCMA"]
+
+
+class CallProbeConfig(BaseModel):
+    """A trunk's G.711 test call (`trunks[].call`): the trunk's `auth` credentials apply."""
+
+    model_config = _MODEL_CONFIG
+
+    uri: SipUriText  # the test number or URI, e.g. a DID that a `trunkwatch responder` answers
+    interval: Seconds = 300.0
+    codecs: tuple[G711, ...] = ("PCMU", "PCMA")  # offered in this order
+    max_call: Seconds = 20.0  # hung up this long after the answer
+    answer_timeout: Seconds = 30.0
+    from_uri: SipUriText | None = None
+    registrar: SipUriText | None = None  # REGISTER here first (with the trunk's auth)
+    proxy: SipUriText | None = None
+    expect_tone: bool = True  # the far end echoes or plays the reference tone
+    profile: Label = "client_to_edge"  # a built-in or `calls.profiles` name
+    degrade_after: int = Field(default=2, ge=1)  # bad calls in a row that open a degradation
+    recover_after: int = Field(default=2, ge=1)  # good calls in a row that close it
+
+    @field_validator("codecs")
+    @classmethod
+    def _codecs_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if not value or len(set(value)) != len(value):
+            raise ValueError("list PCMU and/or PCMA, each once")
+        return value
+
+
+class ThresholdProfileConfig(BaseModel):
+    """A user-defined profile: limits the media must stay strictly below."""
+
+    model_config = _MODEL_CONFIG
+
+    one_way_latency: Seconds | None = None
+    rtt: Seconds | None = None
+    burst_loss: Annotated[float, Field(ge=0, le=1)] | None = None
+    burst_window: Seconds = 0.2
+    loss: Annotated[float, Field(ge=0, le=1)] | None = None
+    loss_window: Seconds = 15.0
+    jitter: Seconds | None = None
+    jitter_window: Seconds = 15.0
+    reorder: Annotated[float, Field(ge=0, le=1)] | None = None
+
+    def to_profile(self, name: str) -> ThresholdProfile:
+        return ThresholdProfile(
+            name=name,
+            one_way_latency_s=self.one_way_latency,
+            rtt_s=self.rtt,
+            burst_loss_ratio=self.burst_loss,
+            burst_window_s=self.burst_window,
+            loss_ratio=self.loss,
+            loss_window_s=self.loss_window,
+            jitter_s=self.jitter,
+            jitter_window_s=self.jitter_window,
+            reorder_ratio=self.reorder,
+        )
+
+
+class CallsSettings(BaseModel):
+    """The test-call worker pool and user-defined threshold profiles (`calls:`)."""
+
+    model_config = _MODEL_CONFIG
+
+    max_calls: int = Field(default=8, ge=1, le=400)  # concurrent calls (4 per worker process)
+    sip_address: str | None = None
+    sip_port: int = Field(default=0, ge=0, le=65535)  # 0: any; else worker i uses port + i
+    media_address: str | None = None
+    rtp_port_min: int = Field(default=16384, ge=1024, le=65000)
+    profiles: dict[Label, ThresholdProfileConfig] = Field(default_factory=dict)
+
+    def profile(self, name: str) -> ThresholdProfile | None:
+        """A user-defined profile by name, else a built-in one, else None."""
+        if name in self.profiles:
+            return self.profiles[name].to_profile(name)
+        return BUILTIN_PROFILES.get(name)
+
+
 class TrunkConfig(BaseModel):
     """One monitored SIP trunk with its probe policy, after defaults were applied."""
 
@@ -398,6 +478,7 @@ class TrunkConfig(BaseModel):
     max_forwards: int = Field(default=DEFAULT_MAX_FORWARDS, ge=0, le=MAX_MAX_FORWARDS)
     auth: AuthSettings | None = None
     tls: TlsSettings = Field(default_factory=TlsSettings)
+    call: CallProbeConfig | None = None
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> TrunkConfig:
@@ -521,6 +602,7 @@ class Config(BaseModel):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
+    calls: CallsSettings = Field(default_factory=CallsSettings)
     sla: ContractsSettings = Field(default_factory=ContractsSettings)
     source: str = "<memory>"
 
@@ -550,9 +632,19 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "store": StoreSettings,
     "http": HttpSettings,
     "scheduler": SchedulerSettings,
+    "calls": CallsSettings,
     "sla": ContractsSettings,
 }
-_TOP_LEVEL_KEYS: Final = ("agent", "store", "http", "scheduler", "defaults", "trunks", "sla")
+_TOP_LEVEL_KEYS: Final = (
+    "agent",
+    "store",
+    "http",
+    "scheduler",
+    "defaults",
+    "trunks",
+    "calls",
+    "sla",
+)
 _INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes")
 _AUTH_KEYS: Final = ("username", "password_env", "password_file", "realm")
 _PASSWORD_IN_FILE: Final = (
@@ -781,6 +873,9 @@ class _Loader:
             built["defaults"] = defaults
 
         trunks = self._trunks(plain.get("trunks"), defaults, broken, timeout_explicit)
+        calls = built.get("calls")
+        if isinstance(calls, CallsSettings):
+            self._check_calls(calls, trunks)
         sla = built.get("sla")
         if isinstance(sla, ContractsSettings):
             unknown = sla.unknown_trunks(t.name for t in trunks)
@@ -789,6 +884,27 @@ class _Loader:
         if self._problems:
             raise ConfigError(_by_line(self._problems))
         return Config(**built, trunks=tuple(trunks), source=self.source)
+
+    def _check_calls(self, calls: CallsSettings, trunks: Sequence[TrunkConfig]) -> None:
+        """Call probes name known profiles, and need the `calls` extra (pjsua2)."""
+        with_calls = [(i, t) for i, t in enumerate(trunks) if t.call is not None]
+        if not with_calls:
+            return
+        for i, trunk in with_calls:
+            assert trunk.call is not None
+            if calls.profile(trunk.call.profile) is None:
+                known = sorted({*BUILTIN_PROFILES, *calls.profiles})
+                self.add(
+                    ("trunks", i, "call", "profile"),
+                    f"unknown profile {trunk.call.profile!r}; known: {', '.join(known)}",
+                )
+        if importlib.util.find_spec("pjsua2") is None:
+            i, _ = with_calls[0]
+            self.add(
+                ("trunks", i, "call"),
+                "test calls need pjsua2, which is not installed: "
+                "pip install 'trunkwatch[calls]' (make run and make test install it)",
+            )
 
     def _defaults(self, data: Any) -> tuple[Defaults, frozenset[str]]:
         """The defaults section, and the names of its fields that are broken; trunks then

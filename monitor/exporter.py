@@ -293,6 +293,8 @@ class ExportSources:
     gaps_recorded: Callable[[], int]
     # Gauges computed elsewhere at their own pace (the SLA figures): read as they are.
     gauges: Callable[[], Sequence[ExtraGauge]] = lambda: ()
+    # Whole families written by their owner (test calls: few, rare, written on demand).
+    families: Callable[[ExpositionFormat], str] = lambda fmt: ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -462,6 +464,7 @@ class Exporter:
         yield from self._health_families(snap, fmt)
         yield self._monitor_families(snap, fmt)
         yield _extra_families(snap.gauges, fmt)
+        yield self.src.families(fmt)
         if self.runtime is not None:
             yield _runtime_text(self.runtime, fmt)
         if fmt is ExpositionFormat.OPENMETRICS:
