@@ -134,6 +134,12 @@ def _email(value: str) -> str:
     return value
 
 
+def _basic_user(value: str) -> str:
+    if ":" in value:
+        raise ValueError("a user name for HTTP basic auth cannot contain ':' (RFC 7617 §2)")
+    return _text(value)
+
+
 def _template(value: str) -> str:
     try:
         template = Template(value)
@@ -158,6 +164,7 @@ Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
 HttpUrl = Annotated[str, AfterValidator(_http_url)]
 Email = Annotated[str, AfterValidator(_email)]
 TemplateText = Annotated[str, AfterValidator(_template)]
+BasicUser = Annotated[str, AfterValidator(_basic_user)]
 FieldValue = str | int | bool | list[str]
 
 
@@ -405,7 +412,7 @@ class RtSinkSettings(_SinkBase):
     url: HttpUrl
     queue: Text = "General"
     token: SecretStr | None = None
-    username: Text | None = None
+    username: BasicUser | None = None
     password: SecretStr | None = None
     custom_field: Text | None = None
     note: Literal["comment", "correspond"] = "comment"
@@ -439,7 +446,7 @@ class ServiceNowSinkSettings(_SinkBase):
     url: HttpUrl
     table: Label = "incident"
     token: SecretStr | None = None
-    username: Text | None = None
+    username: BasicUser | None = None
     password: SecretStr | None = None
     note_field: Literal["work_notes", "comments"] = "work_notes"
     resolve_state: Text = "6"  # incident state "Resolved"
@@ -461,7 +468,7 @@ class JiraSinkSettings(_SinkBase):
     url: HttpUrl
     service_desk_id: Text
     request_type_id: Text
-    username: Text | None = None  # Cloud: the account e-mail, with token = API token
+    username: BasicUser | None = None  # Cloud: the account e-mail, with token = API token
     token: SecretStr
     resolve_transition_id: Text | None = None
     public_comments: bool = True

@@ -8,6 +8,7 @@ configuration error (a sink URL that redirects would re-send a POST as a GET).
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -40,6 +41,14 @@ class HttpReply:
     @property
     def ok(self) -> bool:
         return 200 <= self.status < 300
+
+
+def basic_auth(username: str, password: str) -> str:
+    """An RFC 7617 ``Authorization: Basic`` value (user-ids cannot contain ':')."""
+    if ":" in username:
+        raise ValueError("a basic-auth user name cannot contain ':' (RFC 7617 §2)")
+    token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
+    return f"Basic {token}"
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -94,7 +103,6 @@ async def call(
     data: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
-    auth: aiohttp.BasicAuth | None = None,
 ) -> HttpReply | RetryLater:
     """One HTTP call; a network failure or timeout is RetryLater, never an exception."""
     try:
@@ -105,7 +113,6 @@ async def call(
             data=data,
             headers=headers,
             params=params,
-            auth=auth,
             allow_redirects=False,
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as response:

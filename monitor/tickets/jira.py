@@ -31,7 +31,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import with_ref_tag
 from monitor.tickets.config import JiraSinkSettings
-from monitor.tickets.http_client import HttpReply, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
 
 MAX_SUMMARY = 255  # Jira's summary field limit
 
@@ -49,10 +49,9 @@ class JiraSink:
         self._session = session
         self._timeout_s = timeout_s
         self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        self._auth: aiohttp.BasicAuth | None = None
         token = settings.token.get_secret_value()
         if settings.username is not None:
-            self._auth = aiohttp.BasicAuth(settings.username, token)
+            self._headers["Authorization"] = basic_auth(settings.username, token)
         else:
             self._headers["Authorization"] = f"Bearer {token}"
 
@@ -147,7 +146,6 @@ class JiraSink:
             json_body=json_body,
             params=params,
             headers=self._headers,
-            auth=self._auth,
             timeout_s=self._timeout_s,
         )
 

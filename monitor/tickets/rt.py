@@ -30,7 +30,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import with_ref_tag
 from monitor.tickets.config import RtSinkSettings
-from monitor.tickets.http_client import HttpReply, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
 
 
 class RtSink:
@@ -43,12 +43,13 @@ class RtSink:
         self._timeout_s = timeout_s
         self._api = f"{settings.url}/REST/2.0"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
-        self._auth: aiohttp.BasicAuth | None = None
         if settings.token is not None:
             self._headers["Authorization"] = f"token {settings.token.get_secret_value()}"
         else:
             assert settings.username is not None and settings.password is not None
-            self._auth = aiohttp.BasicAuth(settings.username, settings.password.get_secret_value())
+            self._headers["Authorization"] = basic_auth(
+                settings.username, settings.password.get_secret_value()
+            )
 
     async def open(self, request: TicketRequest) -> SinkResult:
         body: dict[str, Any] = {
@@ -167,7 +168,6 @@ class RtSink:
             json_body=json_body,
             params=params,
             headers=self._headers,
-            auth=self._auth,
             timeout_s=self._timeout_s,
         )
 

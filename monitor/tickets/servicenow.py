@@ -30,7 +30,7 @@ from monitor.tickets.base import (
     TicketRequest,
 )
 from monitor.tickets.config import ServiceNowSinkSettings
-from monitor.tickets.http_client import HttpReply, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
 
 MAX_SHORT_DESCRIPTION = 160  # the incident form's short_description length
 FIELDS = "sys_id,number,sys_created_on"
@@ -53,12 +53,13 @@ class ServiceNowSink:
         self._timeout_s = timeout_s
         self._table_url = f"{settings.url}/api/now/table/{settings.table}"
         self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
-        self._auth: aiohttp.BasicAuth | None = None
         if settings.token is not None:
             self._headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
         else:
             assert settings.username is not None and settings.password is not None
-            self._auth = aiohttp.BasicAuth(settings.username, settings.password.get_secret_value())
+            self._headers["Authorization"] = basic_auth(
+                settings.username, settings.password.get_secret_value()
+            )
 
     async def open(self, request: TicketRequest) -> SinkResult:
         body: dict[str, Any] = {
@@ -151,7 +152,6 @@ class ServiceNowSink:
             json_body=json_body,
             params=params,
             headers=self._headers,
-            auth=self._auth,
             timeout_s=self._timeout_s,
         )
 

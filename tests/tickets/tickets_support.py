@@ -101,6 +101,7 @@ class WebhookReceiver:
     hang: asyncio.Event | None = None  # hold every request until this is set
     deliveries: list[Delivery] = field(default_factory=list)  # every verified request
     rejected: list[str] = field(default_factory=list)  # why unverifiable requests failed
+    raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # every request
     seen_ids: set[str] = field(default_factory=set)
     tickets: dict[str, str] = field(default_factory=dict)  # ticket_key → our ticket id
     received: asyncio.Event = field(default_factory=asyncio.Event)
@@ -127,6 +128,7 @@ class WebhookReceiver:
 
     async def _handle(self, request: web.Request) -> web.Response:
         body = await request.read()
+        self.raw.append((dict(request.headers), body))
         self.received.set()
         if self.hang is not None:
             await self.hang.wait()
