@@ -120,8 +120,15 @@ def test_unit_verifies_with_systemd(tmp_path: Path) -> None:
     proc = subprocess.run(
         [analyze, "verify", str(unit)], capture_output=True, text=True, timeout=TOOL_TIMEOUT_S
     )
-    # verify exits 0 on unknown keys too: any message at all is a problem.
-    assert proc.returncode == 0 and not (proc.stdout + proc.stderr).strip(), proc.stderr
+    # verify exits 0 on unknown keys too: any message about our unit is a problem. It also
+    # loads every installed unit and may complain about those (Debian's request-tracker5
+    # names mysql/apache2): lines naming other units are not ours to judge.
+    ours = [
+        line
+        for line in (proc.stdout + proc.stderr).splitlines()
+        if line.strip() and not line.startswith(("/lib/systemd/", "/usr/lib/systemd/", "/etc/"))
+    ]
+    assert proc.returncode == 0 and not ours, proc.stderr
 
 
 def test_unit_exposure_score() -> None:
