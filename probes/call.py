@@ -18,11 +18,11 @@ from probes.media.emodel import burst_r_from_mean_burst, g711
 from probes.media.rtp import G711_DEFAULT_PTIME_S, Snapshot
 from probes.media.thresholds import Measurements, ThresholdProfile, Violation, evaluate
 from probes.media.windows import MediaQuality, WindowSpec, measure_snapshots
-from probes.pjsua.pool import WorkerPool
+from probes.pjsua.pool import PoolSettings, WorkerPool
 from probes.pjsua.process import PoolError
 from probes.pjsua.protocol import G711_CODECS, CallCommand, CallReport, Sample
 from probes.pjsua.sdp import SdpError, audio_streams
-from probes.probe import ResultCallback
+from probes.probe import ResultCallback, run_once
 from probes.result import (
     CallMeasurements,
     Disconnect,
@@ -430,3 +430,70 @@ class CallProbe:
                 await task
             except asyncio.CancelledError:
                 pass
+
+
+# --- one-shot use (the CLI's `trunkwatch probe call URI`) ---------------------------------------
+
+
+async def one_call(
+    settings: CallSettings, pool_settings: PoolSettings | None = None
+) -> ProbeResult:
+    """Place a single call with a one-worker pool started and stopped around it."""
+    pool = WorkerPool(pool_settings or PoolSettings(max_calls=1))
+    try:
+        await pool.start()
+    except PoolError as exc:
+        return ProbeResult(
+            trunk=settings.trunk,
+            probe=PROBE_KIND,
+            outcome=Outcome.PROBE_CRASHED,
+            sent_wall_ns=SystemClock().wall_ns(),
+            detail=_cut(str(exc)),
+        )
+    try:
+        return await run_once(CallProbe(settings, pool))
+    finally:
+        await pool.stop()
+
+
+def _ms(seconds: float | None) -> str:
+    return "-" if seconds is None else f"{seconds * 1000:.1f} ms"
+
+
+def _ratio(value: float | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def summary_lines(result: ProbeResult) -> list[str]:
+    """A call's result as the lines `trunkwatch probe call` prints (per direction where known)."""
+    status = f"{result.status_code} {result.reason or ''}".strip() if result.status_code else "-"
+    lines = [f"outcome {result.outcome.value}  status {status}"]
+    if result.detail:
+        lines.append(f"detail  {result.detail}")
+    m = result.call
+    if m is None:
+        return lines
+    lines.append(
+        f"SRD {_ms(m.srd_s)}  PDD {_ms(m.pdd_s)}  answer {_ms(m.setup_s)}  "
+        f"duration {'-' if m.duration_s is None else f'{m.duration_s:.1f} s'}  "
+        f"ended {m.disconnect.value}  codec {m.codec or '-'}"
+    )
+    lines.append(
+        f"MOS {'-' if m.mos is None else f'{m.mos:.2f}'}  "
+        f"RTT {_ms(m.rtt_s)} ({m.rtt_samples} RTCP samples)"
+    )
+    for name, d in (("rx (far end -> us)", m.rx), ("tx (us -> far end)", m.tx)):
+        if d is None:
+            lines.append(f"{name}: not known")
+            continue
+        tone = "-" if d.tone_found is None else ("heard" if d.tone_found else "NOT heard")
+        lines.append(
+            f"{name}: packets {d.packets if d.packets is not None else '-'}  "
+            f"lost {d.lost if d.lost is not None else '-'} ({_ratio(d.loss_ratio)})  "
+            f"burst {_ratio(d.burst_loss_ratio)}  jitter mean {_ms(d.jitter_mean_s)} "
+            f"worst {_ms(d.jitter_worst_s)}  reorder {_ratio(d.reorder_ratio)}  "
+            f"MOS {'-' if d.mos is None else f'{d.mos:.2f}'}  tone {tone}"
+        )
+    for v in m.violations:
+        lines.append(f"violation ({m.profile}): {v}")
+    return lines

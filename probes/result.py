@@ -34,6 +34,17 @@ class Outcome(StrEnum):
 
 # Outcomes that say nothing about the trunk (the monitor's own fault): health ignores them.
 NOT_THE_TRUNKS_FAULT = frozenset({Outcome.PROBE_CRASHED})
+# Test-call outcomes where the trunk set the call up (or answered it) but the media failed:
+# the signalling path is alive, the service is not usable.
+CALL_MEDIA_FAULTS = frozenset(
+    {
+        Outcome.NO_AUDIO,
+        Outcome.ONE_WAY_AUDIO,
+        Outcome.DROPPED,
+        Outcome.CODEC_MISMATCH,
+        Outcome.BAD_SDP,
+    }
+)
 
 
 # Not frozen: a frozen dataclass's __init__ costs 1.6 µs more per result on the hot path.

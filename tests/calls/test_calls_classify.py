@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from probes.call import CallSettings, call_result, classify, measure
+from probes.call import CallSettings, call_result, classify, measure, summary_lines
 from probes.media.thresholds import CLIENT_TO_EDGE, EDGE_TO_EDGE, Metric
 from probes.pjsua.protocol import CallReport, Sample, StreamFinal, ToneReport
 from probes.result import Disconnect, Outcome
@@ -327,3 +327,37 @@ def test_settings_validation() -> None:
         CallSettings(trunk="t", uri="sip:x@y", max_call_s=0)
     cmd = CallSettings(trunk="t", uri="sip:x@y", codecs=("PCMA",), expect_tone=False).command()
     assert cmd.codecs == ("PCMA",) and cmd.detect_tone is False and cmd.play_tone is True
+
+
+def test_summary_lines_show_every_figure_per_direction() -> None:
+    report = replace(ANSWERED, samples=samples(rr_every=50))
+    result = call_result(
+        replace(SETTINGS, profile=EDGE_TO_EDGE), report, started_wall_ns=0, duration_ns=1
+    )
+    text = "\n".join(summary_lines(result))
+    assert "outcome ok  status 200 OK" in text
+    assert "PDD 40.0 ms" in text and "answer 500.0 ms" in text and "SRD 40.0 ms" in text
+    assert "RTT 40.0 ms (2 RTCP samples)" in text
+    assert "rx (far end -> us): packets 500  lost 0 (0.00 %)" in text
+    assert "reorder -" in text and "tone heard" in text
+    assert "tx (us -> far end): packets -  lost 2 (0.40 %)" in text
+    busy = call_result(
+        SETTINGS,
+        replace(UNANSWERED, final_status=486, final_reason="Busy Here"),
+        started_wall_ns=0,
+        duration_ns=1,
+    )
+    lines = summary_lines(busy)
+    assert lines[0] == "outcome busy  status 486 Busy Here"
+    assert "rx (far end -> us): not known" in lines
+
+
+def test_pjsua2_presence_is_reported_for_check_config(monkeypatch: pytest.MonkeyPatch) -> None:
+    import importlib.util
+
+    from probes import pjsua
+
+    assert pjsua.pjsua2_missing() is None  # installed here (the calls extra)
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
+    message = pjsua.pjsua2_missing()
+    assert message is not None and "trunkwatch[calls]" in message and "2.15.1" in message

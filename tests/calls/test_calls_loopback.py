@@ -7,11 +7,19 @@ import os
 import signal
 
 import pytest
-from callpeers import assert_idle, assert_pool_idle, call_pool, call_responder
+from callpeers import (
+    LOOPBACK,
+    assert_idle,
+    assert_pool_idle,
+    call_pool,
+    call_responder,
+    port_block,
+)
 from peers import options_ping
 
-from probes.call import CallProbe, CallSettings
+from probes.call import CallProbe, CallSettings, one_call
 from probes.media.thresholds import EDGE_TO_EDGE
+from probes.pjsua.pool import RTP_PORTS_PER_WORKER, PoolSettings
 from probes.probe import run_once
 from probes.result import Disconnect, Outcome
 
@@ -115,3 +123,19 @@ async def test_the_responder_answers_options_and_comes_back_after_a_crash() -> N
         settings = CallSettings(trunk="t", uri=responder.uri, max_call_s=1.0)
         result = await run_once(CallProbe(settings, pool))
     assert result.outcome is Outcome.OK, result
+
+
+async def test_one_shot_call_starts_and_stops_its_own_pool() -> None:
+    async with call_responder() as responder:
+        pool_settings = PoolSettings(
+            max_calls=1,
+            sip_address=LOOPBACK,
+            media_address=LOOPBACK,
+            rtp_port_min=port_block(RTP_PORTS_PER_WORKER).start,
+        )
+        settings = CallSettings(trunk="cli", uri=responder.uri, max_call_s=1.0)
+        result = await one_call(settings, pool_settings)
+    assert result.outcome is Outcome.OK, result
+    broken = await one_call(settings, PoolSettings(max_calls=1, python="/nonexistent/python"))
+    assert broken.outcome is Outcome.PROBE_CRASHED
+    assert broken.detail is not None and "/nonexistent/python" in broken.detail
