@@ -149,3 +149,12 @@ async def test_closing_a_probe_hangs_its_call_up(tmp_path: Path) -> None:
                 await asyncio.sleep(0.05)
         await assert_pool_idle(pool)
     assert delivered == []  # a closed probe reports nothing
+
+
+async def test_pool_workers_refuse_incoming_calls() -> None:
+    async with call_pool() as caller, call_pool() as callee:
+        port = callee.workers[0].sip_port
+        settings = CallSettings(trunk="t", uri=f"sip:someone@127.0.0.1:{port}")
+        result = await run_once(CallProbe(settings, caller))
+        await assert_pool_idle(callee)  # the refused call left nothing behind either
+    assert result.outcome is Outcome.SIP_ERROR and result.status_code == 603
