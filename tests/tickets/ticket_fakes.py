@@ -20,6 +20,7 @@ whose upstream reply was lost) and to rate-limit (429 + Retry-After).
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
@@ -43,6 +44,8 @@ class Fake(ABC):
 
     lose_replies: int = 0  # process, then answer 504 this many times
     rate_limit: int = 0  # answer 429 (not processed) this many times
+    hold: asyncio.Event | None = None  # process writes, then hold their replies until set
+    processed: asyncio.Event = field(default_factory=asyncio.Event)
     requests: list[tuple[str, str, Any]] = field(default_factory=list)  # method, path, json
     runner: web.AppRunner | None = None
     url: str = ""
@@ -77,6 +80,10 @@ class Fake(ABC):
             self.rate_limit -= 1
             return web.json_response(self.too_many(), status=429, headers={"Retry-After": "1"})
         response: web.StreamResponse = await handler(request)
+        if request.method != "GET":
+            self.processed.set()
+            if self.hold is not None:
+                await self.hold.wait()
         if self.lose_replies > 0 and request.method != "GET":
             self.lose_replies -= 1
             return web.Response(status=504, text="upstream timed out")

@@ -98,7 +98,7 @@ class WebhookReceiver:
     # Scripted replies, consumed one per request; empty → 200 with a ticket id.
     script: list[tuple[int, dict[str, str]]] = field(default_factory=list)
     down: bool = False  # answer 503 to everything
-    hang: asyncio.Event | None = None  # hold every request until this is set
+    hold: asyncio.Event | None = None  # process each request, then hold its reply until set
     deliveries: list[Delivery] = field(default_factory=list)  # every verified request
     rejected: list[str] = field(default_factory=list)  # why unverifiable requests failed
     raw: list[tuple[dict[str, str], bytes]] = field(default_factory=list)  # every request
@@ -127,11 +127,15 @@ class WebhookReceiver:
         return [d for d in self.deliveries if d.type == "ticket.open"]
 
     async def _handle(self, request: web.Request) -> web.Response:
+        response = await self._process(request)
+        if self.hold is not None:
+            await self.hold.wait()
+        return response
+
+    async def _process(self, request: web.Request) -> web.Response:
         body = await request.read()
         self.raw.append((dict(request.headers), body))
         self.received.set()
-        if self.hang is not None:
-            await self.hang.wait()
         if self.down:
             return web.json_response({"error": "maintenance"}, status=503)
         try:
