@@ -15,6 +15,7 @@ opening mails (``SEARCH HEADER In-Reply-To`` / ``References``), applies
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.policy
 import json
@@ -26,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from email.parser import BytesHeaderParser
 from email.utils import format_datetime, parsedate_to_datetime
+from typing import Any
 
 import aioimaplib  # type: ignore[import-untyped]
 import aiosmtplib
@@ -216,7 +218,9 @@ async def fetch_replies(
     else:
         client = aioimaplib.IMAP4(host=imap.host, port=imap.effective_port, timeout=timeout_s)
     found: dict[str, CarrierReply] = {}
-    await client.wait_hello_from_server()
+    # aioimaplib's timeout covers each command, not the greeting: bound that one here.
+    async with asyncio.timeout(timeout_s):
+        await client.wait_hello_from_server()
     try:
         login = await client.login(imap.username, imap.password.get_secret_value())
         if login.result != "OK":
@@ -234,8 +238,7 @@ async def fetch_replies(
     return found
 
 
-async def _reply_to(client: object, own_id: str, pattern: re.Pattern[str]) -> CarrierReply | None:
-    assert isinstance(client, aioimaplib.IMAP4)
+async def _reply_to(client: Any, own_id: str, pattern: re.Pattern[str]) -> CarrierReply | None:
     quoted = '"' + own_id.replace("\\", "").replace('"', "") + '"'
     result = await client.search(
         "OR", "HEADER", "In-Reply-To", quoted, "HEADER", "References", quoted

@@ -106,6 +106,9 @@ class OutboxWorker:
         self._wake = asyncio.Event()
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        # A ticket whose delivery raised (its store writes failed) waits before the next
+        # try, so a failing database is not hammered in a tight loop.
+        self._cooldown: dict[tuple[str, str], datetime] = {}
 
     def wake(self) -> None:
         self._wake.set()
@@ -160,9 +163,11 @@ class OutboxWorker:
         for pair, row in heads.items():
             if pair in self._in_flight:
                 continue
-            if row.due_at > now:
-                next_due = row.due_at if next_due is None else min(next_due, row.due_at)
+            due = max(row.due_at, self._cooldown.get(pair, row.due_at))
+            if due > now:
+                next_due = due if next_due is None else min(next_due, due)
                 continue
+            self._cooldown.pop(pair, None)
             if row.status == OutboxStatus.HELD:
                 resolved = any(r.action is Action.RESOLVE for r in later.get(pair, []))
                 self._start(pair, self._recheck_hold(row, ended=resolved))
@@ -179,7 +184,8 @@ class OutboxWorker:
                     await work
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # a bug: counted in the log, retried next pass
+            except Exception as exc:  # the store failed (or a bug): pause this ticket
+                self._cooldown[pair] = self._clock() + timedelta(seconds=DB_ERROR_PAUSE_S)
                 log.error(
                     "ticket_delivery_error",
                     ticket_key=pair[0],
@@ -239,7 +245,18 @@ class OutboxWorker:
         if not await self._db.claim(row, now):
             return  # merged into a grouped ticket, or changed by another worker
         request = self._compose(row, ticket, row.attempts + 1)
-        result = await self._send(sink, row, request)
+        try:
+            result = await self._send(sink, row, request)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # a sink bug: retried with backoff like any failure
+            log.error(
+                "ticket_sink_error",
+                sink=row.sink,
+                ticket_key=row.ticket_key,
+                error=truncate_untrusted(repr(exc), 200),
+            )
+            result = RetryLater(f"internal error: {truncate_untrusted(repr(exc), 160)}")
         await self._record(row, request, result)
 
     async def _send(self, sink: TicketSink, row: OutboxRow, request: TicketRequest) -> SinkResult:

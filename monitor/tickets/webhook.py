@@ -14,7 +14,7 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -137,7 +137,7 @@ class WebhookSink:
         session: aiohttp.ClientSession,
         *,
         timeout_s: float,
-        clock: Any = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.name = settings.name
         self._settings = settings
@@ -163,7 +163,7 @@ class WebhookSink:
         return None
 
     async def _post(self, request: TicketRequest) -> SinkResult:
-        now: datetime = self._clock()
+        now = self._clock()
         body = json.dumps(payload(request), separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(now.timestamp())
         headers = {

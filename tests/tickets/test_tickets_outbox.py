@@ -401,3 +401,21 @@ def test_fast_outbox_settings_are_what_the_tests_assume() -> None:
     s = webhook_settings("http://127.0.0.1:9/hook")
     assert (s.outbox.retry_initial, s.outbox.retry_max) == (0.05, 0.2)
     assert FAST_OUTBOX["request_timeout"] == "2s"
+
+
+async def test_on_events_wakes_the_worker_without_io(
+    store: Store, receiver: WebhookReceiver
+) -> None:
+    service = await start(store, receiver)
+    try:
+        await asyncio.sleep(0.1)  # the worker is idle, waiting up to IDLE_POLL_S
+        o = outage("carrier-a-t00")
+        # Written by someone else's transaction (as app._flush would), no wake-up yet:
+        await append_with_outbox(store, [OutageOpened(o)], service.routing, datetime.now(UTC))
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        service.on_events([OutageOpened(o)])
+        assert loop.time() - started < 0.01  # synchronous and cheap: no I/O on the hot path
+        await until(lambda: len(receiver.opens()) == 1, timeout_s=2)  # far below IDLE_POLL_S
+    finally:
+        await service.stop()
