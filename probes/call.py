@@ -15,6 +15,7 @@ import structlog
 
 from probes.clock import NS_PER_S, Clock, SystemClock
 from probes.media.emodel import burst_r_from_mean_burst, g711
+from probes.media.rfc6076 import CallAttempt
 from probes.media.rtp import G711_DEFAULT_PTIME_S, Snapshot
 from probes.media.thresholds import Measurements, ThresholdProfile, Violation, evaluate
 from probes.media.windows import MediaQuality, WindowSpec, measure_snapshots
@@ -365,6 +366,30 @@ def call_result(
         reason=_cut(report.final_reason) if report.final_reason else None,
         detail=detail,
         call=measure(settings, report),
+    )
+
+
+def call_attempt(result: ProbeResult, t_ns: int) -> CallAttempt | None:
+    """The RFC 6076 attempt one call result counts as (None: the monitor's own failure, which
+    says nothing about the trunk). `t_ns` is the monotonic instant the monitor files it under.
+
+    completed (§4.9): answered and ended by a BYE, whoever sent it; media quality is judged
+    separately (outcomes, violations).
+    """
+    if result.outcome is Outcome.PROBE_CRASHED or result.probe != PROBE_KIND:
+        return None
+    m = result.call
+    status = result.status_code
+    if status is not None and not 200 <= status <= 699:
+        status = None
+    completed = (
+        status == 200 and m is not None and m.disconnect in (Disconnect.LOCAL, Disconnect.REMOTE)
+    )
+    return CallAttempt(
+        t_ns=t_ns,
+        final_status=status,
+        srd_s=m.srd_s if m is not None else None,
+        completed=completed,
     )
 
 

@@ -6,7 +6,15 @@ from dataclasses import replace
 
 import pytest
 
-from probes.call import CallSettings, call_result, classify, measure, summary_lines
+from probes.call import (
+    CallSettings,
+    call_attempt,
+    call_result,
+    classify,
+    measure,
+    summary_lines,
+)
+from probes.media.rfc6076 import CallAttempt, SessionMetricsWindow
 from probes.media.thresholds import CLIENT_TO_EDGE, EDGE_TO_EDGE, Metric
 from probes.pjsua.protocol import CallReport, Sample, StreamFinal, ToneReport
 from probes.result import Disconnect, Outcome
@@ -361,3 +369,27 @@ def test_pjsua2_presence_is_reported_for_check_config(monkeypatch: pytest.Monkey
     monkeypatch.setattr(importlib.util, "find_spec", lambda name: None)
     message = pjsua.pjsua2_missing()
     assert message is not None and "trunkwatch[calls]" in message and "2.15.1" in message
+
+
+def test_rfc6076_attempts_from_results() -> None:
+    def attempt(report: CallReport) -> CallAttempt | None:
+        return call_attempt(call_result(SETTINGS, report, started_wall_ns=0, duration_ns=1), 5)
+
+    ok = attempt(ANSWERED)
+    assert ok == CallAttempt(t_ns=5, final_status=200, srd_s=0.04, completed=True)
+    busy = attempt(replace(UNANSWERED, final_status=486, final_reason="Busy Here"))
+    assert busy == CallAttempt(t_ns=5, final_status=486, srd_s=None, completed=False)
+    silent = attempt(replace(UNANSWERED, first_response_s=None, ended_by="timeout"))
+    assert silent is not None and silent.status == 408 and not silent.completed
+    no_media = attempt(
+        replace(ANSWERED, media_active=False, remote_sdp=None, samples=(), tone=None)
+    )
+    assert no_media is not None and no_media.answered and not no_media.completed
+    ours = attempt(replace(ANSWERED, hangup_cause="shutdown"))
+    assert ours is None  # the monitor's own failure is not an attempt on the trunk
+    window = SessionMetricsWindow()
+    for a in (ok, busy, silent, no_media):
+        assert a is not None
+        window.add(a)
+    metrics = window.metrics()
+    assert metrics.attempts == 4 and metrics.ser == 0.5 and metrics.scr == 0.25
