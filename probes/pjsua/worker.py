@@ -25,6 +25,7 @@ import struct
 import sys
 import tempfile
 import time
+import traceback
 import wave
 from array import array
 from collections.abc import Callable
@@ -1055,6 +1056,12 @@ def main() -> None:
         worker.close()
     except BrokenPipeError:
         pass  # the parent is gone; nobody to report to
+    except Exception:
+        # A bug: say where on stderr (the parent keeps its tail) and leave at once, before
+        # interpreter finalisation frees pjsua2 objects in an order that aborts (pitfall 3).
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(3)
     with contextlib.suppress(Exception):
         proto_out.flush()
     os._exit(0)
