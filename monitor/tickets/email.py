@@ -47,6 +47,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import MAX_SUBJECT_LENGTH, with_ref_tag
 from monitor.tickets.config import EmailSinkSettings, ImapSettings
+from monitor.tickets.http_client import redact
 
 log = get_logger("trunkwatch.tickets")
 
@@ -170,6 +171,7 @@ class EmailSink:
 
     async def _send(self, msg: EmailMessage) -> SinkResult:
         smtp = self._s.smtp
+        hidden = (smtp.password.get_secret_value(),) if smtp.password else ()
         try:
             await aiosmtplib.send(
                 msg,
@@ -189,7 +191,7 @@ class EmailSink:
                 return Rejected(reason)
             return RetryLater(reason)
         except aiosmtplib.SMTPResponseException as exc:
-            reason = f"smtp: {exc.code} {truncate_untrusted(exc.message, 160)}"
+            reason = f"smtp: {exc.code} {truncate_untrusted(redact(exc.message, hidden), 160)}"
             return Rejected(reason) if exc.code >= SMTP_PERMANENT else RetryLater(reason)
         except (aiosmtplib.SMTPException, OSError, TimeoutError, ssl.SSLError) as exc:
             return RetryLater(f"smtp: {truncate_untrusted(repr(exc), 160)}")

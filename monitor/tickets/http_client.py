@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import base64
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
@@ -29,6 +29,9 @@ MAX_RETRY_AFTER_S = 3600.0
 # How much of an error body goes into last_error and logs.
 ERROR_TEXT_LIMIT = 200
 RETRYABLE_4XX = frozenset({408, 429})
+# Shorter "secrets" are not blanked out of replies: replacing "ab" everywhere would garble
+# the text and hide nothing worth hiding.
+MIN_SECRET_LENGTH = 4
 
 
 @dataclass(slots=True, frozen=True)
@@ -49,6 +52,14 @@ def basic_auth(username: str, password: str) -> str:
         raise ValueError("a basic-auth user name cannot contain ':' (RFC 7617 §2)")
     token = base64.b64encode(f"{username}:{password}".encode()).decode("ascii")
     return f"Basic {token}"
+
+
+def redact(text: str, secrets: Sequence[str]) -> str:
+    """``text`` with every secret (of at least MIN_SECRET_LENGTH characters) as "***"."""
+    for secret in sorted(secrets, key=len, reverse=True):  # longest first: no partial leftovers
+        if len(secret) >= MIN_SECRET_LENGTH:
+            text = text.replace(secret, "***")
+    return text
 
 
 def parse_retry_after(value: str | None, now: datetime) -> float | None:
@@ -103,8 +114,17 @@ async def call(
     data: bytes | None = None,
     headers: Mapping[str, str] | None = None,
     params: Mapping[str, str] | None = None,
+    secrets: Sequence[str] = (),
 ) -> HttpReply | RetryLater:
-    """One HTTP call; a network failure or timeout is RetryLater, never an exception."""
+    """One HTTP call; a network failure or timeout is RetryLater, never an exception.
+
+    The reply's text has ``secrets`` and our Authorization header blanked out: some
+    servers echo the request in error pages, and error texts reach logs and the store.
+    """
+    hidden = [*secrets]
+    for name, value in (headers or {}).items():
+        if name.lower() == "authorization":
+            hidden.extend((value, value.partition(" ")[2]))
     try:
         async with session.request(
             method,
@@ -117,7 +137,7 @@ async def call(
             timeout=aiohttp.ClientTimeout(total=timeout_s),
         ) as response:
             raw = await response.content.read(MAX_REPLY_BYTES)
-            text = raw.decode("utf-8", "replace")
+            text = redact(raw.decode("utf-8", "replace"), hidden)
             parsed: Any = None
             if text and "json" in response.headers.get("Content-Type", ""):
                 try:

@@ -50,6 +50,7 @@ class JiraSink:
         self._timeout_s = timeout_s
         self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
         token = settings.token.get_secret_value()
+        self._secrets = (token,)
         if settings.username is not None:
             self._headers["Authorization"] = basic_auth(settings.username, token)
         else:
@@ -147,6 +148,7 @@ class JiraSink:
             params=params,
             headers=self._headers,
             timeout_s=self._timeout_s,
+            secrets=self._secrets,
         )
 
 

@@ -100,7 +100,12 @@ class PagerDutySink:
     async def _send(self, request: TicketRequest) -> SinkResult:
         body = event(request, self._s.routing_key.get_secret_value(), self._s.source)
         reply = await call(
-            self._session, "POST", self._s.url, json_body=body, timeout_s=self._timeout_s
+            self._session,
+            "POST",
+            self._s.url,
+            json_body=body,
+            timeout_s=self._timeout_s,
+            secrets=(self._s.routing_key.get_secret_value(),),
         )
         if not isinstance(reply, HttpReply):
             return reply

@@ -43,6 +43,9 @@ class RtSink:
         self._timeout_s = timeout_s
         self._api = f"{settings.url}/REST/2.0"
         self._headers = {"Content-Type": "application/json", "Accept": "application/json"}
+        self._secrets = tuple(
+            x.get_secret_value() for x in (settings.token, settings.password) if x is not None
+        )
         if settings.token is not None:
             self._headers["Authorization"] = f"token {settings.token.get_secret_value()}"
         else:
@@ -169,6 +172,7 @@ class RtSink:
             params=params,
             headers=self._headers,
             timeout_s=self._timeout_s,
+            secrets=self._secrets,
         )
 
 

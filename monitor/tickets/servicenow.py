@@ -53,6 +53,9 @@ class ServiceNowSink:
         self._timeout_s = timeout_s
         self._table_url = f"{settings.url}/api/now/table/{settings.table}"
         self._headers = {"Accept": "application/json", "Content-Type": "application/json"}
+        self._secrets = tuple(
+            x.get_secret_value() for x in (settings.token, settings.password) if x is not None
+        )
         if settings.token is not None:
             self._headers["Authorization"] = f"Bearer {settings.token.get_secret_value()}"
         else:
@@ -153,6 +156,7 @@ class ServiceNowSink:
             params=params,
             headers=self._headers,
             timeout_s=self._timeout_s,
+            secrets=self._secrets,
         )
 
 

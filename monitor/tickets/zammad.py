@@ -45,6 +45,7 @@ class ZammadSink:
         self._s = settings
         self._session = session
         self._timeout_s = timeout_s
+        self._secrets = (settings.token.get_secret_value(),)
         self._headers = {
             "Accept": "application/json",
             "Content-Type": "application/json",
@@ -152,6 +153,7 @@ class ZammadSink:
             params=params,
             headers=self._headers,
             timeout_s=self._timeout_s,
+            secrets=self._secrets,
         )
 
 

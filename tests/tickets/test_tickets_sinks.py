@@ -3,11 +3,14 @@ driven through the whole service: open, lost replies, rate limits, bad credentia
 
 from __future__ import annotations
 
+import base64
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any
 
 import pytest
+import structlog
+from aiohttp import web
 from ticket_fakes import (
     JIRA_EMAIL,
     JIRA_TOKEN,
@@ -330,3 +333,39 @@ async def test_zammad_unknown_group_is_refused(store: Store) -> None:
     finally:
         await service.stop()
         await fake.stop()
+
+
+@pytest.mark.parametrize("which", ["servicenow", "pagerduty", "zammad"])
+async def test_secrets_echoed_by_a_server_never_reach_logs_or_the_store(
+    store: Store, which: str
+) -> None:
+    async def echo(request: web.Request) -> web.Response:
+        # A misbehaving server: its error page repeats our request, credentials included.
+        headers = "\n".join(f"{k}: {v}" for k, v in request.headers.items())
+        return web.Response(status=400, text=f"bad request\n{headers}\n{await request.text()}")
+
+    app = web.Application()
+    app.router.add_route("*", "/{tail:.*}", echo)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    url = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    sink = {"servicenow": sn_sink, "pagerduty": pd_sink, "zammad": zammad_sink}[which](url, True)
+    secret = {"servicenow": SN_PASSWORD, "pagerduty": PD_ROUTING_KEY, "zammad": ZAMMAD_TOKEN}[which]
+    basic = base64.b64encode(f"{SN_USER}:{SN_PASSWORD}".encode()).decode()
+    try:
+        with structlog.testing.capture_logs() as logs:
+            service = await service_for(store, sink)
+            try:
+                await service.append(store, [OutageOpened(outage("mx-1"))])
+                await until(lambda: state_is(store, TicketState.FAILED))
+            finally:
+                await service.stop()
+        [ticket] = await list_tickets(store)
+        assert ticket.last_error is not None and "bad request" in ticket.last_error
+        assert "***" in ticket.last_error
+        for text in (ticket.last_error, repr(logs)):
+            assert secret not in text and basic not in text
+    finally:
+        await runner.cleanup()
