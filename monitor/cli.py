@@ -145,17 +145,100 @@ def demo(
 @app.command()
 def responder(
     listen: Annotated[str, typer.Option(help="Address to bind.")] = "127.0.0.1",
-    port: Annotated[int, typer.Option(help="UDP and TCP port.")] = 5060,
+    port: Annotated[int, typer.Option(help="SIP port (UDP and TCP).")] = 5060,
+    calls: Annotated[
+        bool, typer.Option("--calls", help="Also answer G.711 test calls (pjsua2).")
+    ] = False,
+    mode: Annotated[
+        str, typer.Option(help="With --calls: echo the received audio, or play the tone.")
+    ] = "echo",
+    ring: Annotated[float, typer.Option(help="With --calls: seconds to ring first.")] = 0.0,
+    rtp_port: Annotated[int, typer.Option(help="With --calls: first RTP port.")] = 30000,
 ) -> None:
-    """Answer SIP OPTIONS on UDP and TCP (the far end of a test)."""
-    from probes.responder import run_responder
+    """The far end of a test: answers OPTIONS, and with --calls answers test calls too."""
+    if mode not in ("echo", "tone"):
+        typer.echo(f"error: --mode must be echo or tone, not {mode!r}", err=True)
+        raise typer.Exit(2)
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
-        await run_responder(listen, port, stop)
+        if not calls:
+            from probes.responder import run_responder
 
-    _run(main())
+            await run_responder(listen, port, stop)
+            return
+        # pjsua2 answers OPTIONS on its own SIP socket as well as the calls.
+        from probes.call_responder import CallResponder, ResponderSettings
+
+        far_end = CallResponder(
+            ResponderSettings(address=listen, port=port, mode=mode, ring_s=ring, rtp_port=rtp_port)  # type: ignore[arg-type]
+        )
+        await far_end.start()
+        typer.echo(f"answering calls at {far_end.uri}")
+        try:
+            await stop.wait()
+        finally:
+            await far_end.stop()
+
+    _run(main(), use_uvloop=not calls)
+
+
+@probe_app.command("call")
+def probe_call(
+    uri: Annotated[str, typer.Argument(help="sip:number@host[:port]: whom to call")],
+    codecs: Annotated[str, typer.Option(help="G.711 codecs in offer order.")] = "PCMU,PCMA",
+    seconds: Annotated[float, typer.Option(help="Hang up this long after the answer.")] = 10.0,
+    answer_timeout: Annotated[float, typer.Option(help="Give up unanswered after.")] = 30.0,
+    username: Annotated[str | None, typer.Option(help="Digest user name.")] = None,
+    password_env: Annotated[
+        str | None, typer.Option(help="Environment variable holding the password.")
+    ] = None,
+    profile: Annotated[
+        str, typer.Option(help="Threshold profile: client_to_edge or edge_to_edge.")
+    ] = "client_to_edge",
+    no_tone: Annotated[
+        bool, typer.Option("--no-tone", help="The far end does not echo the tone.")
+    ] = False,
+) -> None:
+    """Place one G.711 test call; print PDD, answer time, MOS, jitter, loss, burst loss, RTT."""
+    from probes.media.thresholds import BUILTIN_PROFILES
+    from probes.pjsua import pjsua2_missing
+
+    missing = pjsua2_missing()
+    if missing is not None:
+        typer.echo(f"error: {missing}", err=True)
+        raise typer.Exit(2)
+    from probes.call import CallSettings, one_call, summary_lines
+
+    password = None
+    if password_env is not None:
+        password = os.environ.get(password_env)
+        if password is None:
+            typer.echo(f"error: environment variable {password_env} is not set", err=True)
+            raise typer.Exit(2)
+    if profile not in BUILTIN_PROFILES:
+        typer.echo(f"error: unknown profile {profile!r}", err=True)
+        raise typer.Exit(2)
+    try:
+        settings = CallSettings(
+            trunk="cli",
+            uri=uri,
+            codecs=tuple(c.strip().upper() for c in codecs.split(",") if c.strip()),
+            max_call_s=seconds,
+            answer_timeout_s=answer_timeout,
+            username=username,
+            password=password,
+            expect_tone=not no_tone,
+            profile=BUILTIN_PROFILES[profile],
+        )
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result = _run(one_call(settings), use_uvloop=False)
+    for line in summary_lines(result):
+        typer.echo(line)
+    raise typer.Exit(0 if result.ok else 1)
 
 
 @probe_app.command("options")
