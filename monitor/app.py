@@ -9,7 +9,7 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING
 
 from aiohttp import web
@@ -28,14 +28,17 @@ from monitor.exporter import (
 )
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
 from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
+from monitor.maintenance import ALL_SERVICES, MaintenanceWindow, occurrences
 from monitor.scheduler import Scheduler
 from monitor.server import make_app, serve
-from monitor.service_sla import SlaContext
+from monitor.service_sla import SlaContext, TicketRecord
 from monitor.sla_metrics import METRICS as SLA_METRICS
 from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
 from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
+from monitor.store.tickets import list_tickets
+from monitor.tickets.service import TicketService
 from probes.clock import utc_from_ns
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import Probe
@@ -127,6 +130,17 @@ class Monitor:
         self.probes: list[Probe] = []
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
+        self.tickets = TicketService(
+            config.tickets,
+            [(t.name, t.carrier) for t in config.trunks],
+            in_maintenance=self._in_maintenance,
+        )
+        self._maintenance: list[MaintenanceWindow] = []
+        # Which services each trunk is part of: maintenance windows name services.
+        self._services_of: dict[str, set[str]] = {}
+        for service in config.sla.services:
+            for part in service.parts:
+                self._services_of.setdefault(part, set()).add(service.name)
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None
@@ -167,7 +181,10 @@ class Monitor:
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
-        self.sla = SlaContext(self.store, cfg.sla, tickets=None)
+        self.sla = SlaContext(self.store, cfg.sla, tickets=self._ticket_records)
+        await self._refresh_maintenance()
+        # After the windows are known: a ticket owed from before a restart may be held.
+        await self.tickets.start(self.store)
         self.sla_metrics = SlaMetrics(self.sla)
         self._register_metrics()
         assert self.exporter is not None
@@ -253,6 +270,7 @@ class Monitor:
         self._tasks.clear()
         if self.store is not None:
             await self._flush(final=True)
+            await self.tickets.stop()
             await self.store.heartbeat(datetime.now(UTC))
             await self.store.close()
             self.store = None
@@ -309,6 +327,7 @@ class Monitor:
                 self.outages_opened[trunk] = self.outages_opened.get(trunk, 0) + 1
         self._writer.pending.extend(events)
         self._writer.wake.set()
+        self.tickets.on_events(events)
 
     # ---- background tasks ------------------------------------------------------------------
 
@@ -324,7 +343,8 @@ class Monitor:
         while self._writer.pending and self.store is not None:
             batch = list(self._writer.pending)
             try:
-                await self.store.append(batch)
+                # The journal and the tickets those events owe: one transaction.
+                await self.tickets.append(self.store, batch)
             except Exception as exc:
                 self._writer.errors += 1
                 log.error("journal_write_failed", error=repr(exc)[:200], pending=len(batch))
@@ -345,11 +365,48 @@ class Monitor:
             await asyncio.sleep(HEARTBEAT_S)
 
     async def _sla_metrics_loop(self) -> None:
-        # The SLA gauges come from the same computation as the reports, at their own pace.
+        # The SLA gauges come from the same computation as the reports, at their own pace;
+        # maintenance windows are re-read with them (the API and CLI may add some).
         assert self.sla_metrics is not None
         while True:
+            await self._refresh_maintenance()
             await self.sla_metrics.refresh(datetime.now(UTC))
             await asyncio.sleep(SLA_REFRESH_S)
+
+    async def _refresh_maintenance(self) -> None:
+        assert self.sla is not None
+        try:
+            self._maintenance = await self.sla.ledger.windows(include_cancelled=False)
+        except Exception as exc:  # keep the last list; tickets must not stop on this
+            log.error("maintenance_refresh_failed", error=repr(exc)[:200])
+
+    def _in_maintenance(self, trunk: str, at: datetime) -> bool:
+        """In memory (the outbox asks about every held ticket each second): no ticket is
+        opened inside a window of a service the trunk is part of."""
+        services = self._services_of.get(trunk, set())
+        for window in self._maintenance:
+            if window.cancelled:
+                continue
+            if ALL_SERVICES in window.services or services & set(window.services):
+                if occurrences(window, at, at + timedelta(microseconds=1)):
+                    return True
+        return False
+
+    async def _ticket_records(self) -> list[TicketRecord]:
+        """Tickets as the SLA sees them: the contract clock starts when the carrier's system
+        acknowledged the ticket (issue 4); corrections in the ledger override it."""
+        assert self.store is not None
+        return [
+            TicketRecord(
+                id=f"{row.sink}:{row.ticket_key}",
+                outage_id=row.outage_id,
+                opened_at=row.acknowledged_at or row.sink_created_at,
+                acknowledged_at=row.acknowledged_at,
+                carrier_ref=row.number or row.external_id,
+                status=row.state,
+            )
+            for row in await list_tickets(self.store)
+        ]
 
     def _sla_gauges(self) -> tuple[ExtraGauge, ...]:
         if self.sla_metrics is None:
@@ -378,7 +435,9 @@ class Monitor:
             gauges=self._sla_gauges,
             families=self.call_metrics.render,
         )
-        self.exporter = Exporter(sources, runtime=runtime_registry())
+        runtime = runtime_registry()
+        runtime.register(self.tickets.collector())
+        self.exporter = Exporter(sources, runtime=runtime)
 
     def _log_malformed(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
         self._malformed_log.warning(

@@ -13,6 +13,7 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from monitor import __version__, sla_cli
+from monitor.tickets.cli import tickets_app
 
 app = typer.Typer(
     help="trunkwatch: SIP trunk availability monitor.",
@@ -29,6 +30,7 @@ app.add_typer(sla_cli.evidence_app, name="evidence")
 app.add_typer(sla_cli.maintenance_app, name="maintenance")
 app.add_typer(sla_cli.exclude_app, name="exclude")
 app.add_typer(sla_cli.outages_app, name="outages")
+app.add_typer(tickets_app, name="tickets")
 
 T = TypeVar("T")
 EXIT_CONFIG = 2

@@ -40,6 +40,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor import __version__
 from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
+from monitor.tickets.config import TicketsSettings
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 
 # --- limits and defaults, each with its reason -------------------------------------------
@@ -603,6 +604,7 @@ class Config(BaseModel):
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
     calls: CallsSettings = Field(default_factory=CallsSettings)
+    tickets: TicketsSettings = Field(default_factory=TicketsSettings)
     sla: ContractsSettings = Field(default_factory=ContractsSettings)
     source: str = "<memory>"
 
@@ -633,6 +635,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "http": HttpSettings,
     "scheduler": SchedulerSettings,
     "calls": CallsSettings,
+    "tickets": TicketsSettings,
     "sla": ContractsSettings,
 }
 _TOP_LEVEL_KEYS: Final = (
@@ -643,6 +646,7 @@ _TOP_LEVEL_KEYS: Final = (
     "defaults",
     "trunks",
     "calls",
+    "tickets",
     "sla",
 )
 _INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes")
@@ -810,7 +814,7 @@ class _Loader:
 
     @property
     def _context(self) -> dict[str, Any]:
-        return {"base_dir": self.base_dir}
+        return {"base_dir": self.base_dir, "env": self.env}
 
     def add(self, path: Path_, problem: str) -> None:
         field = _field_text(path)

@@ -210,3 +210,76 @@ sla:
         await monitor.stop()
     assert 'trunkwatch_availability_ratio{service="voice",window="month"}' in metrics
     assert "# TYPE trunkwatch_availability_ratio gauge" in metrics
+
+
+async def test_outage_opens_a_ticket_and_the_sla_clock_starts_there(
+    kamailio: Kamailio, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The running monitor: outage → signed webhook ticket within 1 s → resolved on recovery;
+    the SLA sees the ticket's acknowledgement as the start of the contract clock."""
+    import base64
+    import hashlib
+    import hmac
+
+    from aiohttp import web
+
+    secret = base64.b64encode(b"0123456789abcdef0123456789abcdef").decode()
+    monkeypatch.setenv("TW_E2E_HOOK_SECRET", f"whsec_{secret}")
+    received: list[tuple[float, dict[str, object]]] = []
+
+    async def hook(request: web.Request) -> web.Response:
+        body = await request.read()
+        signed = f"{request.headers['webhook-id']}.{request.headers['webhook-timestamp']}."
+        mac = hmac.new(base64.b64decode(secret), signed.encode() + body, hashlib.sha256)
+        expected = "v1," + base64.b64encode(mac.digest()).decode()
+        assert expected in request.headers["webhook-signature"].split(" ")
+        received.append((time.monotonic(), await request.json()))
+        return web.json_response({"id": f"T-{len(received)}"})
+
+    hook_app = web.Application()
+    hook_app.router.add_post("/hook", hook)
+    runner = web.AppRunner(hook_app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    hook_port = runner.addresses[0][1]
+    cfg = config_from_text(
+        f"""
+agent: e2e
+store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+defaults: {{interval: {INTERVAL}, timeout: 0.15, down_after: 3, up_after: 2}}
+trunks: [{{name: kam-udp, carrier: kam, uri: "{kamailio.uri("udp")}"}}]
+tickets:
+  sinks:
+    - {{name: hook, type: webhook, url: "http://127.0.0.1:{hook_port}/hook",
+        secret_env: TW_E2E_HOOK_SECRET}}
+sla:
+  signing_key_file: {tmp_path / "evidence.key"}
+  services: [{{name: voice, parts: [kam-udp]}}]
+  contracts:
+    - {{name: c1, carrier: kam, services: [voice], target_pct: 99.5, clock: ticket,
+        tz: America/Mexico_City, acceptance: 2026-01-01, monthly_fee: 1000}}
+"""
+    )
+    monitor = Monitor(cfg)
+    await monitor.start()
+    try:
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "up")
+        await asyncio.to_thread(kamailio.stop)
+        await wait_for(lambda: states(monitor) == {TrunkState.DOWN}, 5, "down")
+        confirmed = time.monotonic()
+        await wait_for(lambda: len(received) >= 1, 5, "ticket opened")
+        assert received[0][0] - confirmed < 1.0  # requested within 1 s of confirmation
+        await asyncio.to_thread(kamailio.start)
+        await wait_for(lambda: states(monitor) == {TrunkState.UP}, 8, "up again")
+        await wait_for(lambda: len(received) >= 2, 5, "ticket resolved")
+        assert monitor.sla is not None
+        tickets = await monitor._ticket_records()
+    finally:
+        await monitor.stop()
+        await runner.cleanup()
+    assert len(tickets) == 1 and tickets[0].opened_at is not None
+    assert tickets[0].acknowledged_at == tickets[0].opened_at
+    kinds = [body["type"] for _, body in received]
+    assert kinds[0] == "ticket.open" and kinds[-1] == "ticket.resolve", kinds
