@@ -37,15 +37,18 @@ from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
 from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
+from monitor.store.samples import CallSample, ProbeSample, insert_samples
 from monitor.store.tickets import list_tickets
 from monitor.tickets.service import TicketService
+from monitor.transition_samples import TransitionSampler
 from probes.clock import utc_from_ns
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import Probe
-from probes.result import NOT_THE_TRUNKS_FAULT, Outcome, ProbeResult
+from probes.result import NOT_THE_TRUNKS_FAULT, MediaDirection, Outcome, ProbeResult
 
 if TYPE_CHECKING:
     from probes.call import CallSettings
+    from probes.media.thresholds import ThresholdProfile
     from probes.pjsua.pool import WorkerPool
 
 log = get_logger("trunkwatch")
@@ -56,6 +59,11 @@ HEARTBEAT_S = 10.0
 # Journal write retry backoff (seconds): a locked or unreachable database loses nothing.
 WRITE_RETRY_MIN_S = 0.5
 WRITE_RETRY_MAX_S = 30.0
+# Sample rows held while the database is unreachable; past this the oldest are dropped
+# (logged): samples are evidence detail, the journal is what must never be lost.
+MAX_PENDING_SAMPLES = 20_000
+# The events that keep the probe samples around them (monitor/transition_samples.py).
+_TRANSITIONS = (TrunkStateChanged, OutageOpened, OutageClosed)
 
 
 def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
@@ -106,6 +114,8 @@ class _Writer:
     """Journal events queued in memory and written in batches, retried until stored."""
 
     pending: list[Event] = field(default_factory=list)
+    probe_samples: list[ProbeSample] = field(default_factory=list)
+    call_samples: list[CallSample] = field(default_factory=list)
     errors: int = 0
     wake: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -146,6 +156,8 @@ class Monitor:
         self.runner: web.AppRunner | None = None
         self.bound_port = 0
         self._writer = _Writer()
+        self.sampler = TransitionSampler(config.agent)
+        self._call_profiles: dict[str, ThresholdProfile | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         # A flood of garbage must not flood the log: 10 lines a minute per kind.
@@ -246,6 +258,7 @@ class Monitor:
             self.quality_policies[trunk.name] = QualityPolicy(
                 trunk.call.degrade_after, trunk.call.recover_after
             )
+            self._call_profiles[trunk.name] = calls.profile(trunk.call.profile)
             probe = CallProbe(call_settings(trunk, calls), self.call_pool)
             self.probes.append(probe)
             scheduled.append((probe, trunk.call.interval))
@@ -270,6 +283,8 @@ class Monitor:
         self._tasks.clear()
         if self.store is not None:
             await self._flush(final=True)
+            self._queue_samples(self.sampler.drain(), ())
+            await self._flush_samples()
             await self.tickets.stop()
             await self.store.heartbeat(datetime.now(UTC))
             await self.store.close()
@@ -287,6 +302,12 @@ class Monitor:
             self._on_call_result(result)
             return
         self.stats[result.trunk].record(result)
+        done = self.sampler.record(
+            result.trunk,
+            (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code),
+        )
+        if done is not None:
+            self._queue_samples(done, ())
         events = reduce(
             self.health[result.trunk],
             result,
@@ -301,6 +322,7 @@ class Monitor:
         self.call_metrics.record(result)
         if result.outcome in NOT_THE_TRUNKS_FAULT:
             return
+        self._queue_samples((), (_call_sample(self.config.agent, result, self._call_profiles),))
         health = self.health[result.trunk]
         if health.open_outage is not None:
             return  # the outage already says it; a failing call adds nothing
@@ -325,6 +347,9 @@ class Monitor:
             if isinstance(event, OutageOpened):
                 trunk = event.outage.trunk
                 self.outages_opened[trunk] = self.outages_opened.get(trunk, 0) + 1
+            if isinstance(event, _TRANSITIONS) and event.trunk is not None:
+                before = self.sampler.transition(event.trunk, event.kind, event.at)
+                self._queue_samples(before, ())
         self._writer.pending.extend(events)
         self._writer.wake.set()
         self.tickets.on_events(events)
@@ -336,6 +361,34 @@ class Monitor:
             await self._writer.wake.wait()
             self._writer.wake.clear()
             await self._flush()
+            await self._flush_samples()
+
+    def _queue_samples(self, probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+        w = self._writer
+        w.probe_samples.extend(probes)
+        w.call_samples.extend(calls)
+        excess = len(w.probe_samples) + len(w.call_samples) - MAX_PENDING_SAMPLES
+        if excess > 0:
+            log.error("samples_dropped", count=excess)
+            dropped = min(excess, len(w.probe_samples))
+            del w.probe_samples[:dropped]
+            del w.call_samples[: excess - dropped]
+        w.wake.set()
+
+    async def _flush_samples(self) -> None:
+        """One batch; on failure the rows stay queued for the next wake-up."""
+        w = self._writer
+        probes, calls = list(w.probe_samples), list(w.call_samples)
+        if self.store is None or not (probes or calls):
+            return
+        try:
+            await insert_samples(self.store.engine, probes, calls)
+        except Exception as exc:
+            w.errors += 1
+            log.error("samples_write_failed", error=repr(exc)[:200], pending=len(probes + calls))
+            return
+        del w.probe_samples[: len(probes)]
+        del w.call_samples[: len(calls)]
 
     async def _flush(self, *, final: bool = False) -> None:
         """Write what is pending; on failure keep it and retry with backoff (loses nothing)."""
@@ -459,6 +512,57 @@ def _quality_verdict(result: ProbeResult) -> str | None:
     if call is None or not call.violations:
         return None
     return ",".join(sorted({v.metric.value for v in call.violations}))
+
+
+def _call_sample(
+    agent: str, result: ProbeResult, profiles: dict[str, ThresholdProfile | None]
+) -> CallSample:
+    """A test call's figures as stored: per direction the worst window the profile judges."""
+    from probes.media.thresholds import Metric
+
+    call = result.call
+    directions = [] if call is None else [d for d in (call.rx, call.tx) if d is not None]
+
+    def worst(values: list[float | None]) -> float | None:
+        known = [v for v in values if v is not None]
+        return max(known) if known else None
+
+    def jitter(d: MediaDirection | None) -> float | None:
+        if d is None:
+            return None
+        return d.jitter_worst_s if d.jitter_worst_s is not None else d.jitter_s
+
+    profile = profiles.get(result.trunk)
+    limits: dict[str, float | None] = {}
+    if profile is not None:
+        limits = {
+            Metric.ONE_WAY_LATENCY.value: profile.one_way_latency_s,
+            Metric.RTT.value: profile.rtt_s,
+            Metric.JITTER.value: profile.jitter_s,
+            Metric.LOSS.value: profile.loss_ratio,
+            Metric.BURST_LOSS.value: profile.burst_loss_ratio,
+        }
+    return CallSample(
+        agent=agent,
+        trunk=result.trunk,
+        at=utc_from_ns(result.sent_wall_ns),
+        outcome=result.outcome.value,
+        mos=None if call is None else call.mos,
+        rx_jitter_s=None if call is None else jitter(call.rx),
+        tx_jitter_s=None if call is None else jitter(call.tx),
+        loss_ratio=worst(
+            [
+                d.worst_loss_ratio if d.worst_loss_ratio is not None else d.loss_ratio
+                for d in directions
+            ]
+        ),
+        burst_loss_ratio=worst([d.burst_loss_ratio for d in directions]),
+        rtt_s=None if call is None else call.rtt_s,
+        one_way_latency_s=None if call is None else call.one_way_latency_s,
+        violations=() if call is None else tuple(sorted({v.metric.value for v in call.violations})),
+        profile=profile.name if profile is not None else (call.profile if call else None),
+        limits=limits,
+    )
 
 
 def _transport_of(uri: str) -> str:

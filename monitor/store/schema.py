@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Column, Index, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 from monitor.store.types import UtcDateTime
 
@@ -162,4 +162,46 @@ ticket_corrections = Table(
     Column("created_at", UtcDateTime(), nullable=False),
     Column("created_by", String(NAME_LENGTH), nullable=False),
     Index("ix_ticket_corrections_outage", "outage_id"),
+)
+
+# --- Samples (migration 0004; written by monitor/store/samples.py) ------------------------
+# OPTIONS results are kept only around transitions (the ring before, the results after);
+# test calls are rare, so every one is kept.
+
+probe_samples = Table(
+    "probe_samples",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("trunk", String(NAME_LENGTH), nullable=False),
+    Column("transition_kind", String(KIND_LENGTH), nullable=False),
+    Column("transition_at", UtcDateTime(), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("outcome", String(KIND_LENGTH), nullable=False),
+    Column("rtt_s", Float(), nullable=True),
+    Column("status", Integer(), nullable=True),
+    Index("ix_probe_samples_trunk_at", "trunk", "at"),
+    Index("ix_probe_samples_at", "at"),
+)
+
+call_samples = Table(
+    "call_samples",
+    metadata,
+    Column("id", SERIAL, primary_key=True, autoincrement=True),
+    Column("agent", String(NAME_LENGTH), nullable=False),
+    Column("trunk", String(NAME_LENGTH), nullable=False),
+    Column("at", UtcDateTime(), nullable=False),
+    Column("outcome", String(KIND_LENGTH), nullable=False),
+    Column("mos", Float(), nullable=True),
+    Column("rx_jitter_s", Float(), nullable=True),
+    Column("tx_jitter_s", Float(), nullable=True),
+    Column("loss_ratio", Float(), nullable=True),
+    Column("burst_loss_ratio", Float(), nullable=True),
+    Column("rtt_s", Float(), nullable=True),
+    Column("one_way_latency_s", Float(), nullable=True),
+    Column("violations", Text(), nullable=False),
+    Column("profile", String(NAME_LENGTH), nullable=True),
+    Column("limits", Text(), nullable=False),
+    Index("ix_call_samples_trunk_at", "trunk", "at"),
+    Index("ix_call_samples_at", "at"),
 )
