@@ -159,6 +159,7 @@ class Monitor:
         self.sampler = TransitionSampler(config.agent)
         self._call_profiles: dict[str, ThresholdProfile | None] = {}
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = asyncio.Event()
         self._ready = False
         # A flood of garbage must not flood the log: 10 lines a minute per kind.
         self._malformed_log = RateLimitedLog(log)
@@ -275,8 +276,14 @@ class Monitor:
             self.call_pool = None
         if self.udp is not None:
             self.udp.close()
+        # The writer and the heartbeat end between writes: a task cancelled inside a write
+        # transaction keeps SQLite's write lock until its connection is collected, and the
+        # final writes below would time out on it ("database is locked").
+        self._stopping.set()
+        self._writer.wake.set()
         for task in self._tasks:
-            task.cancel()
+            if task.get_name() == "sla-metrics":
+                task.cancel()  # reads only
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
@@ -357,7 +364,7 @@ class Monitor:
     # ---- background tasks ------------------------------------------------------------------
 
     async def _write_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             await self._writer.wake.wait()
             self._writer.wake.clear()
             await self._flush()
@@ -409,13 +416,14 @@ class Monitor:
             del self._writer.pending[: len(batch)]
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while not self._stopping.is_set():
             assert self.store is not None
             try:
                 await self.store.heartbeat(datetime.now(UTC))
             except Exception as exc:
                 log.error("heartbeat_failed", error=repr(exc)[:200])
-            await asyncio.sleep(HEARTBEAT_S)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), HEARTBEAT_S)
 
     async def _sla_metrics_loop(self) -> None:
         # The SLA gauges come from the same computation as the reports, at their own pace;
