@@ -408,7 +408,7 @@ class Monitor:
             except Exception as exc:
                 self._writer.errors += 1
                 log.error("journal_write_failed", error=repr(exc)[:200], pending=len(batch))
-                if final:
+                if final or self._stopping.is_set():  # stop() makes the last try
                     return
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, WRITE_RETRY_MAX_S)
