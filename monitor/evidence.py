@@ -32,6 +32,7 @@ from monitor.journal_chain import ChainLink, verify_chain
 from monitor.reports import make_report, render_csv, render_html, render_json, render_pdf
 from monitor.service_sla import ServiceSla, SlaContext
 from monitor.store import Store
+from monitor.store.samples import CallSample, ProbeSample, query_call_samples, query_probe_samples
 from monitor.store.schema import journal
 
 __all__ = [
@@ -60,11 +61,9 @@ _UNHASHED: Final = frozenset({MANIFEST, SIGNATURE})
 MAX_MEMBERS: Final = 10_000
 MAX_MEMBER_BYTES: Final = 512 * 1024 * 1024
 # What the bundle cannot carry, said in the bundle itself so nobody assumes it is there.
-MISSING_DATA: Final = (
-    "probe_samples: per-probe results are not persisted; the journal's state changes "
-    "(journal/events.*) are the samples at each transition, with the outcome that tipped them",
-    "media_quality: no latency/jitter/loss measurements are stored (test calls not recorded)",
-)
+# Probe samples (records/probe_samples.*) and test-call figures (records/call_samples.*)
+# are carried; OPTIONS results away from any transition are never stored (by design).
+MISSING_DATA: Final[tuple[str, ...]] = ()
 JOURNAL_COLUMNS: Final = ("seq", "ts", "agent", "trunk", "kind", "payload", "prev_hash", "hash")
 
 
@@ -226,6 +225,32 @@ _RECORD_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     ),
     "monitor_gaps": ("service", "start", "end"),
     "audit_log": ("id", "at", "actor", "action", "entity", "entity_id", "detail"),
+    "probe_samples": (
+        "agent",
+        "trunk",
+        "transition_kind",
+        "transition_at",
+        "at",
+        "outcome",
+        "rtt_s",
+        "status",
+    ),
+    "call_samples": (
+        "agent",
+        "trunk",
+        "at",
+        "outcome",
+        "mos",
+        "rx_jitter_s",
+        "tx_jitter_s",
+        "loss_ratio",
+        "burst_loss_ratio",
+        "rtt_s",
+        "one_way_latency_s",
+        "violations",
+        "profile",
+        "limits",
+    ),
 }
 
 
@@ -234,7 +259,10 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _records(
-    slas: Sequence[ServiceSla], audit: Sequence[Mapping[str, Any]]
+    slas: Sequence[ServiceSla],
+    audit: Sequence[Mapping[str, Any]],
+    probes: Sequence[ProbeSample] = (),
+    calls: Sequence[CallSample] = (),
 ) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, dict[str, dict[str, Any]]] = {name: {} for name in _RECORD_COLUMNS}
     for sla in slas:
@@ -278,6 +306,8 @@ def _records(
                 "end": g.end.isoformat(),
             }
     out["audit_log"] = {str(a["id"]): dict(a) for a in audit}
+    out["probe_samples"] = {str(i): p.to_dict() for i, p in enumerate(probes)}
+    out["call_samples"] = {str(i): c.to_dict() for i, c in enumerate(calls)}
     return {name: list(rows.values()) for name, rows in out.items()}
 
 
@@ -384,7 +414,12 @@ async def export_bundle(
         if include_pdf:
             files[f"reports/{name}.pdf"] = render_pdf(report)
     audit = [a.to_dict() for a in await ctx.ledger.audit_log()]
-    for table, rows in _records(slas, audit).items():
+    # The samples of the services' trunks over the bundle's span, as stored.
+    trunks = sorted({t for sla in slas for t in sla.inputs.service.parts})
+    engine = ctx.store.engine
+    probes = await query_probe_samples(engine, min(starts), max(ends), trunks=trunks)
+    calls = await query_call_samples(engine, min(starts), max(ends), trunks=trunks)
+    for table, rows in _records(slas, audit, probes, calls).items():
         csv_bytes, json_bytes = _tables(rows, _RECORD_COLUMNS[table])
         files[f"records/{table}.csv"] = csv_bytes
         files[f"records/{table}.json"] = json_bytes

@@ -7,6 +7,7 @@ from decimal import Decimal
 from typing import Final
 
 from monitor.reports.model import Report, build_report
+from monitor.reports.quality import TrunkQuality, quality_of
 from monitor.service_sla import ServiceSla, SlaContext
 from monitor.sla import (
     CreditBalance,
@@ -16,8 +17,9 @@ from monitor.sla import (
     month_of,
     month_period,
 )
+from monitor.store.samples import query_call_samples, query_probe_samples
 
-__all__ = ["MAX_CREDIT_MONTHS", "credit_history", "make_report"]
+__all__ = ["MAX_CREDIT_MONTHS", "credit_history", "make_report", "service_quality"]
 
 # Credits carry over until applied; two contract years bound the months recomputed per report.
 MAX_CREDIT_MONTHS: Final = 24
@@ -53,4 +55,15 @@ async def make_report(
     period = ctx.month(service, period_label)
     sla = await ctx.sla(service, period, now)
     history = await credit_history(ctx, service, sla, now)
-    return build_report(sla, lang=lang, generated_at=now, credit_history=history)
+    quality = await service_quality(ctx, sla)
+    return build_report(sla, lang=lang, generated_at=now, credit_history=history, quality=quality)
+
+
+async def service_quality(ctx: SlaContext, sla: ServiceSla) -> tuple[TrunkQuality, ...]:
+    """Percentiles of the service's trunks over the period, from the stored samples."""
+    parts = sla.inputs.service.parts
+    period = sla.result.period
+    engine = ctx.store.engine
+    calls = await query_call_samples(engine, period.start_utc, period.end_utc, trunks=parts)
+    probes = await query_probe_samples(engine, period.start_utc, period.end_utc, trunks=parts)
+    return quality_of(parts, calls, probes)

@@ -238,10 +238,43 @@ def _detail(r: Report) -> str:
             f"<td class='num'>{_money(b.carried_forward)}</td></tr>"
         )
     parts.append(f"</table><p class='note'>{_e(t('applied_note', lang))}</p>")
-    parts.append(f"<h2>{_e(t('quality', lang))}</h2><p>{_e(t('quality_missing', lang))}</p>")
+    parts.append(f"<h2>{_e(t('quality', lang))}</h2>")
+    parts.append(_quality(r) if r.quality else f"<p>{_e(t('quality_missing', lang))}</p>")
     parts.append(f"<h2>{_e(t('method', lang))}</h2><p>{_e(t('method_text', lang))}</p>")
     parts.append(f"<p class='note'>availability exact: {_e(r.availability_exact)} %</p>")
     parts.append("</section>")
+    return "".join(parts)
+
+
+def _figure(value: float | None, unit: str) -> str:
+    if value is None:
+        return "—"
+    return f"{value * 1000:.1f} ms" if unit == "s" else f"{value * 100:.2f} %"
+
+
+def _quality(r: Report) -> str:
+    lang = r.lang
+    parts = [f"<p class='note'>{_e(t('quality_intro', lang))}</p>"]
+    for q in r.quality:
+        parts.append(
+            f"<p><b>{_e(t('trunk', lang))}: {_e(q.trunk)}</b> — {_e(t('profile', lang))}: "
+            f"{_e(q.profile or '—')} — {_e(t('calls', lang))}: {q.calls}</p>"
+            "<table class='grid'><tr>"
+            f"<th>{_e(t('metric', lang))}</th><th>{_e(t('samples', lang))}</th>"
+            f"<th>p50</th><th>p95</th><th>p99</th><th>max</th><th>{_e(t('limit', lang))}</th></tr>"
+        )
+        for m in q.metrics:
+            over = m.limit is not None and m.p95 >= m.limit
+            cls = " not-met" if over else ""
+            parts.append(
+                f"<tr><td>{_e(t('m_' + m.metric, lang))}</td><td class='num'>{m.samples}</td>"
+                f"<td class='num'>{_figure(m.p50, m.unit)}</td>"
+                f"<td class='num{cls}'>{_figure(m.p95, m.unit)}</td>"
+                f"<td class='num'>{_figure(m.p99, m.unit)}</td>"
+                f"<td class='num'>{_figure(m.max, m.unit)}</td>"
+                f"<td class='num'>{_figure(m.limit, m.unit)}</td></tr>"
+            )
+        parts.append("</table>")
     return "".join(parts)
 
 

@@ -119,6 +119,24 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "en": "No media measurements were recorded for this period: latency, jitter and loss "
         "percentiles need test calls, which this monitor does not store yet.",
     },
+    "quality_intro": {
+        "es": "Percentiles por troncal en el periodo (rango más cercano): pruebas de llamada y "
+        "respuestas OPTIONS alrededor de cada transición. Límite: el del perfil (estricto).",
+        "en": "Per-trunk percentiles over the period (nearest rank): test calls, and OPTIONS "
+        "answers around each transition. Limit: the profile's (strict).",
+    },
+    "trunk": {"es": "Troncal", "en": "Trunk"},
+    "profile": {"es": "Perfil", "en": "Profile"},
+    "calls": {"es": "Llamadas", "en": "Calls"},
+    "metric": {"es": "Métrica", "en": "Metric"},
+    "samples": {"es": "Muestras", "en": "Samples"},
+    "limit": {"es": "Límite", "en": "Limit"},
+    "m_one_way_latency": {"es": "Latencia en un sentido", "en": "One-way latency"},
+    "m_rtt": {"es": "RTT (RTCP)", "en": "RTT (RTCP)"},
+    "m_jitter": {"es": "Jitter", "en": "Jitter"},
+    "m_loss": {"es": "Pérdida", "en": "Loss"},
+    "m_burst_loss": {"es": "Pérdida en ráfaga", "en": "Burst loss"},
+    "m_options_rtt": {"es": "RTT de OPTIONS", "en": "OPTIONS RTT"},
     "partial": {
         "es": "Periodo parcial desde la aceptación",
         "en": "Partial period from acceptance",

@@ -16,6 +16,7 @@ from zoneinfo import ZoneInfo
 from monitor.intervals import Interval, intersection, microseconds, span
 from monitor.maintenance import occurrences
 from monitor.reports.i18n import check_lang
+from monitor.reports.quality import TrunkQuality
 from monitor.service_sla import ServiceOutage, ServiceSla
 from monitor.sla import CreditBalance, OutageKind, OutageLine
 
@@ -123,6 +124,8 @@ class Report:
     outages: tuple[OutageRow, ...]
     maintenance: tuple[MaintenanceLine, ...]
     gaps: tuple[GapLine, ...]
+    # Per trunk of the service with samples in the period (monitor/reports/quality.py).
+    quality: tuple[TrunkQuality, ...] = ()
 
     def local(self, instant: datetime | None) -> str:
         """An instant as wall time in the contract's zone, with its UTC offset."""
@@ -205,6 +208,7 @@ def build_report(
     lang: str,
     generated_at: datetime,
     credit_history: Sequence[CreditBalance] = (),
+    quality: Sequence[TrunkQuality] = (),
 ) -> Report:
     """The report model for one computed SLA; credit_history ends with this period's balance."""
     check_lang(lang)
@@ -283,6 +287,7 @@ def build_report(
         outages=rows,
         maintenance=tuple(sorted(maintenance, key=lambda m: (m.start, m.window_id))),
         gaps=gaps,
+        quality=tuple(quality),
     )
 
 

@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any, Final
 
 from monitor.reports.model import SCHEMA, OutageRow, Report, minutes
+from monitor.reports.quality import TrunkQuality
 
 __all__ = ["CSV_COLUMNS", "render_csv", "render_json", "report_dict"]
 
@@ -58,6 +59,39 @@ def _outage(o: OutageRow) -> dict[str, Any]:
         "reasons": list(o.reasons),
         "exclusion": o.exclusion,
         "evidence_ref": o.evidence_ref,
+    }
+
+
+def _figure(value: float | None) -> str | None:
+    """Seconds or 0..1 ratios to the microsecond / millionth, as a decimal string."""
+    return None if value is None else f"{value:.6f}"
+
+
+def _quality(trunks: tuple[TrunkQuality, ...]) -> dict[str, Any]:
+    return {
+        "available": bool(trunks),
+        "samples": sum(q.calls + q.options_samples for q in trunks),
+        "trunks": [
+            {
+                "trunk": q.trunk,
+                "profile": q.profile,
+                "calls": q.calls,
+                "options_samples": q.options_samples,
+                "metrics": {
+                    m.metric: {
+                        "unit": m.unit,
+                        "samples": m.samples,
+                        "p50": _figure(m.p50),
+                        "p95": _figure(m.p95),
+                        "p99": _figure(m.p99),
+                        "max": _figure(m.max),
+                        "limit": _figure(m.limit),
+                    }
+                    for m in q.metrics
+                },
+            }
+            for q in trunks
+        ],
     }
 
 
@@ -140,7 +174,7 @@ def report_dict(r: Report) -> dict[str, Any]:
             }
             for m in r.maintenance
         ],
-        "quality": {"available": False, "samples": 0},
+        "quality": _quality(r.quality),
     }
 
 
@@ -197,6 +231,7 @@ CSV_COLUMNS: Final = (
     "exclusion_reason",
     "exclusion_reference",
     "evidence_ref",
+    "quality",
 )
 
 
@@ -227,8 +262,10 @@ def render_csv(r: Report) -> bytes:
         _dec(minutes(r.unclaimed_us)),
         "" if r.coverage_pct is None else _dec(r.coverage_pct),
     ]
+    # The quality block is per trunk and metric: one JSON cell (same as the JSON form).
+    quality = json.dumps(_quality(r.quality)["trunks"], ensure_ascii=False, sort_keys=True)
     if not r.outages:
-        writer.writerow([*summary, *([""] * (len(CSV_COLUMNS) - len(summary)))])
+        writer.writerow([*summary, *([""] * (len(CSV_COLUMNS) - len(summary) - 1)), quality])
     for o in r.outages:
         exclusion = o.exclusion or {}
         writer.writerow(
@@ -260,6 +297,7 @@ def render_csv(r: Report) -> bytes:
                 exclusion.get("reason", ""),
                 exclusion.get("reference", ""),
                 o.evidence_ref or "",
+                quality,
             ]
         )
     return buffer.getvalue().encode("utf-8")

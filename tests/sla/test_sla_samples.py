@@ -3,19 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import csv
+import io
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from html import escape
 from pathlib import Path
 
 import pytest
+from sla_world import NOW, worked_example
 from sqlalchemy import select
 
 from monitor.app import Monitor
 from monitor.config import config_from_text
+from monitor.evidence import export_bundle, verify_bundle
 from monitor.health import TrunkState
+from monitor.reports import make_report, render_csv, render_html, render_json
+from monitor.reports.i18n import t
+from monitor.reports.quality import PERCENTILES, percentile, quality_of
+from monitor.service_sla import SlaContext
 from monitor.store import Store
-from monitor.store.samples import query_probe_samples
+from monitor.store.samples import CallSample, ProbeSample, insert_samples, query_probe_samples
 from monitor.store.schema import probe_samples
 from monitor.transition_samples import TransitionSampler
 from probes.responder import ResponderMode, SipResponder
@@ -119,3 +130,163 @@ trunks:
     assert any(s.outcome == "ok" and s.rtt_s is not None and s.status == 200 for s in after)
     closed = [s for s in samples if s.transition_kind == "outage_closed"]
     assert [s.outcome for s in closed if s.at <= closed[0].transition_at][-2:] == ["ok", "ok"]
+
+
+# ---- percentiles, report, bundle --------------------------------------------------------
+
+LATENCY_LIMIT = 0.050
+
+
+def call(
+    i: int, latency: float, *, trunk: str = "sbc-mx-1", at: datetime | None = None
+) -> CallSample:
+    return CallSample(
+        agent="agent-1",
+        trunk=trunk,
+        at=at or datetime(2026, 10, 10, tzinfo=UTC) + timedelta(minutes=5 * i),
+        outcome="ok",
+        mos=4.3,
+        rx_jitter_s=0.001 * i,
+        tx_jitter_s=0.002 * i,  # the worse direction: what the report shows
+        loss_ratio=0.0,
+        burst_loss_ratio=None,  # never measured: no percentiles
+        rtt_s=2 * latency,
+        one_way_latency_s=latency,
+        violations=(),
+        profile="client_to_edge",
+        limits={"one_way_latency": LATENCY_LIMIT, "rtt": 0.1, "jitter": 0.03, "loss": 0.01},
+    )
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [
+        # nearest rank: the ceil(p/100 × n)-th smallest value
+        ([0.3, 0.1, 0.2], (0.2, 0.3, 0.3, 0.3)),
+        ([5.0], (5.0, 5.0, 5.0, 5.0)),
+        ([float(v) for v in range(100, 0, -1)], (50.0, 95.0, 99.0, 100.0)),
+        ([float(v) for v in range(1, 201)], (100.0, 190.0, 198.0, 200.0)),
+    ],
+)
+def test_percentiles_nearest_rank(values: list[float], expected: tuple[float, ...]) -> None:
+    ordered = sorted(values)
+    assert (*(percentile(ordered, p) for p in PERCENTILES), ordered[-1]) == expected
+
+
+def test_quality_of_known_rows() -> None:
+    # 100 calls, latencies 1..100 ms in scrambled order; one call of another trunk.
+    order = [(i * 37) % 100 + 1 for i in range(100)]
+    calls = [call(n, ms / 1000) for n, ms in enumerate(order)]
+    calls.append(call(0, 9.0, trunk="other"))
+    at = datetime(2026, 10, 10, tzinfo=UTC)
+    probes = [
+        ProbeSample(
+            "a", "sbc-mx-1", "trunk_state", at, at + timedelta(seconds=i), "ok", i / 100, 200
+        )
+        for i in range(1, 11)
+    ]
+    # The same result kept for a second transition counts once; failures have no RTT.
+    probes += [replace(p, transition_kind="outage_opened") for p in probes[:5]]
+    probes.append(replace(probes[0], at=at + timedelta(minutes=1), outcome="timeout", rtt_s=None))
+    (q,) = quality_of(["sbc-mx-1", "idle"], calls, probes)
+    assert (q.trunk, q.profile, q.calls, q.options_samples) == (
+        "sbc-mx-1",
+        "client_to_edge",
+        100,
+        10,
+    )
+    by = {m.metric: m for m in q.metrics}
+    assert set(by) == {"one_way_latency", "rtt", "jitter", "loss", "options_rtt"}
+    lat = by["one_way_latency"]
+    assert (lat.p50, lat.p95, lat.p99, lat.max) == (0.050, 0.095, 0.099, 0.100)
+    assert lat.limit == LATENCY_LIMIT and lat.samples == 100
+    assert by["rtt"].p95 == pytest.approx(0.190) and by["rtt"].limit == 0.1
+    assert by["jitter"].max == pytest.approx(0.002 * 99)  # tx, the worse direction
+    assert by["loss"].max == 0.0
+    opt = by["options_rtt"]
+    assert (opt.samples, opt.p50, opt.max, opt.limit) == (10, 0.05, 0.10, None)
+
+
+async def _world_with_samples(tmp_path: Path) -> tuple[Store, SlaContext]:
+    store, ctx = await worked_example(tmp_path)
+    calls = [call(n, ms / 1000) for n, ms in enumerate(range(1, 21))]
+    # Outside October in the contract's zone (Mexico City): not this month's.
+    calls.append(call(99, 5.0, at=datetime(2026, 10, 1, 5, 59, tzinfo=UTC)))
+    at = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)
+    # 3 timeouts just before the transition, 5 answers (40..80 ms) before them.
+    probes = [
+        ProbeSample("agent-1", "sbc-mx-1", "outage_opened", at, at - timedelta(seconds=i),
+                    "ok" if i > 3 else "timeout", 0.01 * i if i > 3 else None,
+                    200 if i > 3 else None)
+        for i in range(1, 9)
+    ]  # fmt: skip
+    await insert_samples(store.engine, probes, calls)
+    return store, ctx
+
+
+async def test_report_json_and_csv_carry_percentiles(tmp_path: Path) -> None:
+    store, ctx = await _world_with_samples(tmp_path)
+    try:
+        report = await make_report(ctx, "voice-mx", "2026-10", NOW, lang="en")
+    finally:
+        await store.close()
+    quality = json.loads(render_json(report))["quality"]
+    assert quality["available"] is True
+    (trunk,) = quality["trunks"]
+    assert (trunk["trunk"], trunk["calls"], trunk["options_samples"]) == ("sbc-mx-1", 20, 5)
+    lat = trunk["metrics"]["one_way_latency"]
+    # 1..20 ms: nearest-rank p50 = 10th, p95 = 19th, p99 = 20th.
+    assert lat == {
+        "unit": "s", "samples": 20, "p50": "0.010000", "p95": "0.019000", "p99": "0.020000",
+        "max": "0.020000", "limit": "0.050000",
+    }  # fmt: skip
+    assert trunk["metrics"]["options_rtt"]["max"] == "0.080000"
+    assert quality["samples"] == 25
+    rows = list(csv.DictReader(io.StringIO(render_csv(report).decode())))
+    assert all(json.loads(r["quality"]) == quality["trunks"] for r in rows)
+    html = render_html(report).decode()
+    assert "One-way latency" in html and "19.0 ms" in html and "50.0 ms" in html
+    assert t("quality_missing", "en") not in html
+
+
+async def test_report_without_samples_says_so(tmp_path: Path) -> None:
+    store, ctx = await worked_example(tmp_path)
+    try:
+        report = await make_report(ctx, "voice-mx", "2026-10", NOW, lang="es")
+    finally:
+        await store.close()
+    assert json.loads(render_json(report))["quality"] == {
+        "available": False, "samples": 0, "trunks": [],
+    }  # fmt: skip
+    assert escape(t("quality_missing", "es")) in render_html(report).decode()
+
+
+async def test_bundle_carries_samples_and_names_a_flipped_byte(tmp_path: Path) -> None:
+    store, ctx = await _world_with_samples(tmp_path)
+    try:
+        bundle = await export_bundle(
+            ctx, "2026-10", tmp_path / "bundle", NOW, key_path=ctx.settings.signing_key_file,
+            include_pdf=False,
+        )  # fmt: skip
+    finally:
+        await store.close()
+    result = verify_bundle(bundle)
+    assert result.ok, result.problems
+    manifest = json.loads((bundle / "manifest.json").read_text())
+    assert not any(m.startswith(("probe_samples", "media_quality")) for m in manifest["missing"])
+    for name in ("probe_samples", "call_samples"):
+        for ext in ("csv", "json"):
+            assert f"records/{name}.{ext}" in manifest["files"]
+    calls = json.loads((bundle / "records/call_samples.json").read_text())
+    assert len(calls) == 20 and {c["trunk"] for c in calls} == {"sbc-mx-1"}
+    assert calls[0]["limits"]["one_way_latency"] == LATENCY_LIMIT
+    probes = list(csv.DictReader(io.StringIO((bundle / "records/probe_samples.csv").read_text())))
+    assert len(probes) == 8 and {p["transition_kind"] for p in probes} == {"outage_opened"}
+
+    path = bundle / "records/call_samples.csv"
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+    problems = verify_bundle(bundle).problems
+    assert any(p.startswith("records/call_samples.csv") for p in problems), problems
+    assert not any("probe_samples" in p for p in problems)
