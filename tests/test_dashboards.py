@@ -578,6 +578,14 @@ async def live_checks(
         lambda v: v == 2,
         "TrunkDown pending or firing for both trunks",
     )
+    # A failure outcome's counter appears with the first failure; rate() needs two scrapes
+    # of it (under load the alert above can be quicker than that).
+    await wait_for_value(
+        prom,
+        'sum(rate(trunkwatch_probe_outcome_total{outcome!="ok", trunk=~"kam-.*"}[1m]))',
+        lambda v: v > 0,
+        "failure outcomes rated",
+    )
 
     problems: list[str] = []
     for expr in expressions:
