@@ -201,7 +201,7 @@ async def max_rate(port: int, seconds: float, workdir: Path) -> float:
         )
         if ok_share < 0.99:
             break
-        best = float(result["ok_per_s"])
+        best = max(best, float(result["ok_per_s"]))
     return best
 
 
