@@ -6,13 +6,14 @@ writes the rows this returns in batches. Per-probe rows are not persisted otherw
 
 from __future__ import annotations
 
-from collections import deque
+from array import array
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
 from monitor.store.samples import ProbeSample
 from probes.clock import utc_from_ns
+from probes.result import Outcome
 
 __all__ = ["AFTER_SIZE", "RING_SIZE", "RawResult", "TransitionSampler"]
 
@@ -24,6 +25,52 @@ _NS_PER_S: Final = 1_000_000_000
 
 # (sent_wall_ns, outcome, rtt_ns, status): what the hot path appends, nothing more.
 RawResult = tuple[int, str, int | None, int | None]
+
+
+_OUTCOMES: Final = tuple(o.value for o in Outcome)
+_OUTCOME_INDEX: Final = {value: i for i, value in enumerate(_OUTCOMES)}
+_FIELDS: Final = 4  # sent_wall_ns, outcome index, rtt_ns (-1: none), status (0: none)
+
+
+class _Ring:
+    """The last `size` results of one trunk in one preallocated array of machine integers.
+
+    Keeping them as objects (a deque of tuples, 300,000 for 10,000 trunks) cost the probe
+    loop measurable lateness (p99 9 ms instead of 2 ms at 10k probes/s); an array holds
+    no objects and allocates nothing per result.
+    """
+
+    __slots__ = ("count", "data", "pos", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data = array("q", bytes(8 * _FIELDS * size))
+        self.pos = 0
+        self.count = 0
+
+    def append(self, raw: RawResult) -> None:
+        sent_ns, outcome, rtt_ns, status = raw
+        i = self.pos * _FIELDS
+        data = self.data
+        data[i] = sent_ns
+        data[i + 1] = _OUTCOME_INDEX[outcome]
+        data[i + 2] = -1 if rtt_ns is None else rtt_ns
+        data[i + 3] = status or 0
+        self.pos = (self.pos + 1) % self.size
+        if self.count < self.size:
+            self.count += 1
+
+    def items(self) -> list[RawResult]:
+        """Oldest first."""
+        start = (self.pos - self.count) % self.size
+        out: list[RawResult] = []
+        for k in range(self.count):
+            i = ((start + k) % self.size) * _FIELDS
+            sent_ns, outcome, rtt_ns, status = self.data[i : i + _FIELDS]
+            out.append(
+                (sent_ns, _OUTCOMES[outcome], None if rtt_ns < 0 else rtt_ns, status or None)
+            )
+        return out
 
 
 @dataclass(slots=True)
@@ -40,14 +87,14 @@ class TransitionSampler:
         self.agent = agent
         self._ring_size = ring
         self._after_size = after
-        self._rings: dict[str, deque[RawResult]] = {}
+        self._rings: dict[str, _Ring] = {}
         self._open: dict[str, list[_Capture]] = {}
 
     def record(self, trunk: str, raw: RawResult) -> list[ProbeSample] | None:
         """Append to the ring; the rows of captures this result completes, if any."""
         ring = self._rings.get(trunk)
         if ring is None:
-            ring = self._rings[trunk] = deque(maxlen=self._ring_size)
+            ring = self._rings[trunk] = _Ring(self._ring_size)
         ring.append(raw)
         captures = self._open.get(trunk)
         if not captures:
@@ -67,7 +114,8 @@ class TransitionSampler:
     def transition(self, trunk: str, kind: str, at: datetime) -> list[ProbeSample]:
         """The ring's results (those up to the transition), now; the next ones follow later."""
         self._open.setdefault(trunk, []).append(_Capture(kind, at))
-        return self._rows(trunk, _Capture(kind, at), list(self._rings.get(trunk, ())))
+        ring = self._rings.get(trunk)
+        return self._rows(trunk, _Capture(kind, at), ring.items() if ring is not None else [])
 
     def drain(self) -> list[ProbeSample]:
         """At shutdown: the results after each open transition gathered so far."""
