@@ -376,7 +376,10 @@ signature of manifest.json's exact bytes by the key in public_key.pem (fingerpri
 manifest: compare it with the one the customer gave you). journal/events.* is the monitor's
 hash-chained event journal for the period: each event's hash is SHA-256 over the previous
 hash and its own fields, so a removed or edited event breaks every later link; the manifest
-records each agent's chain head. Check it offline: trunkwatch evidence verify <bundle>.
+records each agent's chain head. records/ holds the outage, ticket, maintenance and
+exclusion records, and the probe samples: records/probe_samples.* are the OPTIONS results
+around each outage's opening and closing, records/call_samples.* every test call's figures.
+Check it offline: trunkwatch evidence verify <bundle>.
 Schema: docs/sla-report-schema.md in the trunkwatch sources.
 """
 
