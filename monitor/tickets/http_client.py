@@ -86,6 +86,14 @@ def failure_of(reply: HttpReply, what: str, now: datetime) -> RetryLater | Rejec
     return Rejected(reason)
 
 
+def reply_failure(reply: HttpReply, what: str) -> RetryLater | Rejected:
+    """A reply a sink cannot use: a 2xx not shaped as documented is rejected (retrying
+    would only repeat it); anything else goes by `failure_of`."""
+    if reply.ok:
+        return Rejected(f"{what}: unexpected reply HTTP {reply.status}")
+    return failure_of(reply, what, datetime.now(UTC))
+
+
 def error_text(reply: HttpReply) -> str:
     """The error message in the usual JSON shapes, else the start of the body."""
     data = reply.data

@@ -31,7 +31,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import with_ref_tag
 from monitor.tickets.config import JiraSinkSettings
-from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, reply_failure
 
 MAX_SUMMARY = 255  # Jira's summary field limit
 
@@ -71,7 +71,7 @@ class JiraSink:
             return reply
         data = reply.data if isinstance(reply.data, dict) else {}
         if reply.status != 201 or not data.get("issueKey"):
-            return _failure(reply, "create")
+            return reply_failure(reply, "jira create")
         created = data.get("createdDate")
         links = data.get("_links")
         return Delivered(
@@ -95,7 +95,7 @@ class JiraSink:
             return reply
         data = reply.data if isinstance(reply.data, dict) else None
         if not reply.ok or data is None:
-            return _failure(reply, "search")
+            return reply_failure(reply, "jira search")
         issues = data.get("issues") or []
         if not issues:
             return NotFound()
@@ -112,7 +112,7 @@ class JiraSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 201 else _failure(reply, "comment")
+        return Delivered() if reply.status == 201 else reply_failure(reply, "jira comment")
 
     async def resolve(self, request: TicketRequest) -> SinkResult:
         if self._s.resolve_transition_id is None or request.ticket is None:
@@ -127,7 +127,7 @@ class JiraSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 204 else _failure(reply, "transition")
+        return Delivered() if reply.status == 204 else reply_failure(reply, "jira transition")
 
     async def close(self) -> None:
         return None
@@ -150,12 +150,6 @@ class JiraSink:
             timeout_s=self._timeout_s,
             secrets=self._secrets,
         )
-
-
-def _failure(reply: HttpReply, what: str) -> RetryLater | Rejected:
-    if reply.ok:
-        return Rejected(f"jira {what}: unexpected reply HTTP {reply.status}")
-    return failure_of(reply, f"jira {what}", datetime.now(UTC))
 
 
 def _epoch_ms(value: Any) -> datetime | None:

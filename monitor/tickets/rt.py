@@ -30,7 +30,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import with_ref_tag
 from monitor.tickets.config import RtSinkSettings
-from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, reply_failure
 
 
 class RtSink:
@@ -68,7 +68,7 @@ class RtSink:
         if not isinstance(reply, HttpReply):
             return reply
         if reply.status != 201 or not isinstance(reply.data, dict) or "id" not in reply.data:
-            return _failure(reply, "create")
+            return reply_failure(reply, "rt create")
         return Delivered(await self._ticket(str(reply.data["id"])))
 
     async def find_existing(self, request: TicketRequest) -> FindResult:
@@ -85,7 +85,7 @@ class RtSink:
         if not isinstance(reply, HttpReply):
             return reply
         if not reply.ok or not isinstance(reply.data, dict):
-            return _failure(reply, "search")
+            return reply_failure(reply, "rt search")
         items = reply.data.get("items") or []
         if not items:
             return NotFound()
@@ -114,7 +114,7 @@ class RtSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.ok else _failure(reply, "resolve")
+        return Delivered() if reply.ok else reply_failure(reply, "rt resolve")
 
     async def close(self) -> None:
         return None
@@ -133,7 +133,7 @@ class RtSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 201 else _failure(reply, self._s.note)
+        return Delivered() if reply.status == 201 else reply_failure(reply, f"rt {self._s.note}")
 
     async def _ticket(self, ticket_id: str) -> TicketRef:
         """The new ticket with RT's own creation time (absent if that read fails)."""
@@ -174,12 +174,6 @@ class RtSink:
             timeout_s=self._timeout_s,
             secrets=self._secrets,
         )
-
-
-def _failure(reply: HttpReply, what: str) -> RetryLater | Rejected:
-    if reply.ok:  # 2xx with a body we cannot use: RT answered, but not as documented
-        return Rejected(f"rt {what}: unexpected reply HTTP {reply.status}")
-    return failure_of(reply, f"rt {what}", datetime.now(UTC))
 
 
 def _rt_time(value: Any) -> datetime | None:

@@ -30,7 +30,7 @@ from monitor.tickets.base import (
     TicketRequest,
 )
 from monitor.tickets.config import ServiceNowSinkSettings
-from monitor.tickets.http_client import HttpReply, basic_auth, call, failure_of
+from monitor.tickets.http_client import HttpReply, basic_auth, call, reply_failure
 
 MAX_SHORT_DESCRIPTION = 160  # the incident form's short_description length
 FIELDS = "sys_id,number,sys_created_on"
@@ -81,7 +81,7 @@ class ServiceNowSink:
             return reply
         result = reply.data.get("result") if isinstance(reply.data, dict) else None
         if reply.status != 201 or not isinstance(result, dict) or not result.get("sys_id"):
-            return _failure(reply, "create")
+            return reply_failure(reply, "servicenow create")
         return Delivered(self._ref(result))
 
     async def find_existing(self, request: TicketRequest) -> FindResult:
@@ -100,7 +100,7 @@ class ServiceNowSink:
             return reply
         result = reply.data.get("result") if isinstance(reply.data, dict) else None
         if not reply.ok or not isinstance(result, list):
-            return _failure(reply, "search")
+            return reply_failure(reply, "servicenow search")
         if not result:
             return NotFound()
         return Delivered(self._ref(result[0]))
@@ -134,7 +134,7 @@ class ServiceNowSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 200 else _failure(reply, what)
+        return Delivered() if reply.status == 200 else reply_failure(reply, f"servicenow {what}")
 
     def _ref(self, result: dict[str, Any]) -> TicketRef:
         sys_id = str(result["sys_id"])
@@ -158,12 +158,6 @@ class ServiceNowSink:
             timeout_s=self._timeout_s,
             secrets=self._secrets,
         )
-
-
-def _failure(reply: HttpReply, what: str) -> RetryLater | Rejected:
-    if reply.ok:
-        return Rejected(f"servicenow {what}: unexpected reply HTTP {reply.status}")
-    return failure_of(reply, f"servicenow {what}", datetime.now(UTC))
 
 
 def _glide_time(value: Any) -> datetime | None:

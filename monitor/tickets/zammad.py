@@ -31,7 +31,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.compose import with_ref_tag
 from monitor.tickets.config import ZammadSinkSettings
-from monitor.tickets.http_client import HttpReply, call, failure_of
+from monitor.tickets.http_client import HttpReply, call, reply_failure
 
 # Zammad's default priorities: "3 high" for an outage, "2 normal" for a degradation.
 PRIORITY = {Severity.CRITICAL: "3 high", Severity.WARNING: "2 normal"}
@@ -72,7 +72,7 @@ class ZammadSink:
         if not isinstance(reply, HttpReply):
             return reply
         if reply.status != 201 or not isinstance(reply.data, dict) or "id" not in reply.data:
-            return _failure(reply, "create")
+            return reply_failure(reply, "zammad create")
         return Delivered(self._ref(reply.data))
 
     async def find_existing(self, request: TicketRequest) -> FindResult:
@@ -84,7 +84,7 @@ class ZammadSink:
         if not isinstance(reply, HttpReply):
             return reply
         if not reply.ok or not isinstance(reply.data, list):
-            return _failure(reply, "search")
+            return reply_failure(reply, "zammad search")
         matches = [
             t for t in reply.data if isinstance(t, dict) and request.ref in str(t.get("title"))
         ]
@@ -102,7 +102,7 @@ class ZammadSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 201 else _failure(reply, "note")
+        return Delivered() if reply.status == 201 else reply_failure(reply, "zammad note")
 
     async def resolve(self, request: TicketRequest) -> SinkResult:
         if request.ticket is None:
@@ -114,7 +114,7 @@ class ZammadSink:
         )
         if not isinstance(reply, HttpReply):
             return reply
-        return Delivered() if reply.status == 200 else _failure(reply, "close")
+        return Delivered() if reply.status == 200 else reply_failure(reply, "zammad close")
 
     async def close(self) -> None:
         return None
@@ -155,12 +155,6 @@ class ZammadSink:
             timeout_s=self._timeout_s,
             secrets=self._secrets,
         )
-
-
-def _failure(reply: HttpReply, what: str) -> RetryLater | Rejected:
-    if reply.ok:
-        return Rejected(f"zammad {what}: unexpected reply HTTP {reply.status}")
-    return failure_of(reply, f"zammad {what}", datetime.now(UTC))
 
 
 def _iso(value: Any) -> datetime | None:
