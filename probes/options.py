@@ -482,9 +482,14 @@ class OptionsProbe:
         assert self.conn is not None
         return self.conn.local
 
+    def _udp_of_family(self) -> UdpSipTransport | None:
+        """The shared UDP socket for this trunk's address family (None before resolution)."""
+        if self.transport_name != "udp" or self.addr is None:
+            return None
+        return self.udp_v6 if ":" in self.addr[0] else self.udp
+
     def _udp_for_addr(self) -> UdpSipTransport:
-        assert self.addr is not None
-        transport = self.udp_v6 if ":" in self.addr[0] else self.udp
+        transport = self._udp_of_family()
         if transport is None:
             raise RuntimeError("no UDP socket for this address family")
         return transport
@@ -678,17 +683,15 @@ class OptionsProbe:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self.transport_name == "udp" and self.addr is not None:
-            udp = self.udp_v6 if ":" in self.addr[0] else self.udp
-            if udp is not None and udp.by_addr.get(self.addr) is self:
-                del udp.by_addr[self.addr]
+        udp, addr = self._udp_of_family(), self.addr
+        if udp is not None and addr is not None and udp.by_addr.get(addr) is self:
+            del udp.by_addr[addr]
         self._txn = None
 
     def _unregister_branch(self) -> None:
-        if self.branch and self.transport_name == "udp" and self.addr is not None:
-            udp = self.udp_v6 if ":" in self.addr[0] else self.udp
-            if udp is not None and udp.by_branch.get(self.branch) is self:
-                del udp.by_branch[self.branch]
+        udp = self._udp_of_family()
+        if udp is not None and self.branch and udp.by_branch.get(self.branch) is self:
+            del udp.by_branch[self.branch]
 
     def _result(
         self,
