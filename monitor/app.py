@@ -30,15 +30,15 @@ from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, red
 from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
 from monitor.maintenance import ALL_SERVICES, MaintenanceWindow, occurrences
 from monitor.scheduler import Scheduler
+from monitor.secrets import SecretsNotRead
 from monitor.server import make_app, serve
-from monitor.service_sla import SlaContext, TicketRecord
+from monitor.service_sla import SlaContext
 from monitor.sla_metrics import METRICS as SLA_METRICS
 from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
 from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
 from monitor.store.samples import CallSample, ProbeSample, insert_samples
-from monitor.store.tickets import list_tickets
 from monitor.tickets.service import TicketService
 from monitor.transition_samples import TransitionSampler
 from probes.clock import utc_from_ns
@@ -127,6 +127,8 @@ class Monitor:
     """A running trunkwatch agent: `await start()`, then `await stop()`."""
 
     def __init__(self, config: Config, *, http_port: int | None = None) -> None:
+        if not config.secrets_read:
+            raise SecretsNotRead("the monitor needs a config loaded with its secrets")
         self.config = config
         self.http_port = config.http.port if http_port is None else http_port
         self.store: Store | None = None
@@ -198,7 +200,7 @@ class Monitor:
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
-        self.sla = SlaContext(self.store, cfg.sla, tickets=self._ticket_records)
+        self.sla = SlaContext(self.store, cfg.sla)
         await self._refresh_maintenance()
         # After the windows are known: a ticket owed from before a restart may be held.
         await self.tickets.start(self.store)
@@ -456,22 +458,6 @@ class Monitor:
                 if occurrences(window, at, at + timedelta(microseconds=1)):
                     return True
         return False
-
-    async def _ticket_records(self) -> list[TicketRecord]:
-        """Tickets as the SLA sees them: the contract clock starts when the carrier's system
-        acknowledged the ticket (issue 4); corrections in the ledger override it."""
-        assert self.store is not None
-        return [
-            TicketRecord(
-                id=f"{row.sink}:{row.ticket_key}",
-                outage_id=row.outage_id,
-                opened_at=row.acknowledged_at or row.sink_created_at,
-                acknowledged_at=row.acknowledged_at,
-                carrier_ref=row.number or row.external_id,
-                status=row.state,
-            )
-            for row in await list_tickets(self.store)
-        ]
 
     def _sla_gauges(self) -> tuple[ExtraGauge, ...]:
         if self.sla_metrics is None:

@@ -39,13 +39,15 @@ ConfigOpt = Annotated[Path, typer.Option("--config", "-c", help="The YAML config
 
 
 def _run(coro: Coroutine[Any, Any, T], *, use_uvloop: bool = True) -> T:
+    # Only the import may fall back: an ImportError raised while the command runs (a missing
+    # database driver, say) is the command's own error, not a missing uvloop.
     if use_uvloop:
         try:
             import uvloop
-
-            return uvloop.run(coro)
         except ImportError:
             pass  # the stock loop is a supported fallback
+        else:
+            return uvloop.run(coro)
     return asyncio.run(coro)
 
 

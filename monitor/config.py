@@ -40,6 +40,8 @@ from sqlalchemy.exc import ArgumentError
 from monitor import __version__
 from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
+from monitor.secrets import SECRET_NOT_READ
+from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 
@@ -552,6 +554,7 @@ class StoreSettings(BaseModel):
                 raise ValueError(
                     "do not put the password in the URL; set PGPASSWORD or use a .pgpass file"
                 )
+            driver_missing(ASYNC_DRIVERS["postgresql"])
             return value
         raise ValueError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
 
@@ -607,6 +610,8 @@ class Config(BaseModel):
     tickets: TicketsSettings = Field(default_factory=TicketsSettings)
     sla: ContractsSettings = Field(default_factory=ContractsSettings)
     source: str = "<memory>"
+    # False when loaded for a read-only command: every secret is SECRET_NOT_READ.
+    secrets_read: bool = True
 
     @model_validator(mode="after")
     def _sla_names_known_trunks(self) -> Config:
@@ -659,8 +664,13 @@ _PASSWORD_IN_FILE: Final = (
 Path_ = tuple[str | int, ...]
 
 
-def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
-    """Read and validate a config file; ConfigError lists every problem found."""
+def load_config(
+    path: str | Path, env: Mapping[str, str] | None = None, *, secrets: bool = True
+) -> Config:
+    """Read and validate a config file; ConfigError lists every problem found.
+
+    ``secrets=False`` reads no secret (no environment variable, no file): for commands
+    that only read the store, such as reports and listings."""
     source = str(path)
     file_path = Path(path)
     try:
@@ -680,7 +690,9 @@ def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Confi
         line = raw[: exc.start].count(b"\n") + 1
         problem = f"not valid UTF-8 (byte {exc.start})"
         raise ConfigError([ConfigProblem(source, line, "", problem)]) from None
-    return config_from_text(text, source=source, base_dir=file_path.resolve().parent, env=env)
+    return config_from_text(
+        text, source=source, base_dir=file_path.resolve().parent, env=env, secrets=secrets
+    )
 
 
 def config_from_text(
@@ -689,6 +701,7 @@ def config_from_text(
     source: str = "<memory>",
     base_dir: Path | None = None,
     env: Mapping[str, str] | None = None,
+    secrets: bool = True,
 ) -> Config:
     """Validate config YAML given as text; relative paths resolve against base_dir (or cwd)."""
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
@@ -700,6 +713,7 @@ def config_from_text(
         root=root,
         base_dir=(base_dir or Path.cwd()).absolute(),
         env=os.environ if env is None else env,
+        secrets=secrets,
     )
     return loader.build()
 
@@ -801,20 +815,32 @@ class _TooManyValues(Exception):
 class _Loader:
     """Walks the YAML tree once, validating each part and collecting every problem."""
 
-    __slots__ = ("_problem_fields", "_problems", "_values", "base_dir", "env", "root", "source")
+    __slots__ = (
+        "_problem_fields",
+        "_problems",
+        "_values",
+        "base_dir",
+        "env",
+        "root",
+        "secrets",
+        "source",
+    )
 
-    def __init__(self, *, source: str, root: Any, base_dir: Path, env: Mapping[str, str]) -> None:
+    def __init__(
+        self, *, source: str, root: Any, base_dir: Path, env: Mapping[str, str], secrets: bool
+    ) -> None:
         self.source = source
         self.root = root
         self.base_dir = base_dir
         self.env = env
+        self.secrets = secrets
         self._problems: list[ConfigProblem] = []
         self._problem_fields: set[str] = set()
         self._values = 0
 
     @property
     def _context(self) -> dict[str, Any]:
-        return {"base_dir": self.base_dir, "env": self.env}
+        return {"base_dir": self.base_dir, "env": self.env, "secrets": self.secrets}
 
     def add(self, path: Path_, problem: str) -> None:
         field = _field_text(path)
@@ -887,7 +913,7 @@ class _Loader:
                 self.add(("sla", "services"), f"unknown trunks: {', '.join(unknown)}")
         if self._problems:
             raise ConfigError(_by_line(self._problems))
-        return Config(**built, trunks=tuple(trunks), source=self.source)
+        return Config(**built, trunks=tuple(trunks), source=self.source, secrets_read=self.secrets)
 
     def _check_calls(self, calls: CallsSettings, trunks: Sequence[TrunkConfig]) -> None:
         """Call probes name known profiles, and need the `calls` extra (pjsua2)."""
@@ -1107,6 +1133,8 @@ class _Loader:
         elif not sources:
             if "password" not in raw:
                 self.add(prefix, "needs password_env or password_file")
+        elif not self.secrets:
+            password = SECRET_NOT_READ
         elif sources[0] == "password_env":
             password = self._password_from_env(raw["password_env"], (*prefix, "password_env"))
         else:

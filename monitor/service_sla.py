@@ -8,7 +8,7 @@ trunk outages) unless a ticket-time correction says otherwise (the latest one wi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -41,6 +41,7 @@ from monitor.store.sla_store import (
     SlaStore,
     TicketCorrection,
 )
+from monitor.store.tickets import TicketRow, list_tickets
 
 __all__ = [
     "HEARTBEAT_STALE",
@@ -50,10 +51,10 @@ __all__ = [
     "ServiceSla",
     "SlaContext",
     "TicketRecord",
-    "TicketsProvider",
     "UnknownService",
     "compose_outages",
     "parse_month",
+    "ticket_records",
 ]
 
 # app.HEARTBEAT_S is 10 s: six missed heartbeats mean the daemon is not running, so the time
@@ -89,7 +90,20 @@ class TicketRecord:
         }
 
 
-TicketsProvider = Callable[[], Awaitable[Sequence[TicketRecord]]]
+def ticket_records(rows: Iterable[TicketRow]) -> list[TicketRecord]:
+    """Stored tickets as the SLA sees them: the contract clock starts when the carrier's
+    system acknowledged the ticket (issue 4); corrections in the ledger override it."""
+    return [
+        TicketRecord(
+            id=f"{row.sink}:{row.ticket_key}",
+            outage_id=row.outage_id,
+            opened_at=row.acknowledged_at or row.sink_created_at,
+            acknowledged_at=row.acknowledged_at,
+            carrier_ref=row.number or row.external_id,
+            status=row.state,
+        )
+        for row in rows
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -331,11 +345,14 @@ class ServiceSla:
 
 @dataclass(slots=True)
 class SlaContext:
-    """What the SLA computation reads: the store, the ledger, the contracts, the tickets."""
+    """What the SLA computation reads: the store (journal, tickets, ledger) and the contracts.
+
+    The one way every front end (daemon gauges, API, CLI, evidence) builds its SLA view:
+    everything is read from the store, so no front end can leave an input out (issue 9).
+    """
 
     store: Store
     settings: ContractsSettings
-    tickets: TicketsProvider | None = None
     ledger: SlaStore = field(init=False)
 
     def __post_init__(self) -> None:
@@ -360,7 +377,7 @@ class SlaContext:
         return month_of(now, contract.tz)
 
     async def all_tickets(self) -> list[TicketRecord]:
-        return [] if self.tickets is None else list(await self.tickets())
+        return ticket_records(await list_tickets(self.store))
 
     async def unknown_time(self, start: datetime, end: datetime, now: datetime) -> IntervalSet:
         """Time no one watched within [start, end): recorded gaps, before the first journal

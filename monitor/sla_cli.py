@@ -63,7 +63,7 @@ def load_sla_config(path: Path) -> SlaCliConfig:
     from monitor.config import ConfigError, load_config
 
     try:
-        cfg = load_config(path)
+        cfg = load_config(path, secrets=False)  # reads the store: needs no secret
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_USAGE) from None

@@ -29,6 +29,7 @@ from monitor.config import (
     parse_alive_codes,
 )
 from monitor.durations import format_duration, parse_duration
+from monitor.store import engine as store_engine
 
 EXAMPLE = Path(__file__).resolve().parent.parent / "docs" / "trunkwatch.example.yaml"
 SECRET = "s3cr3t-Pa55w0rd-never-shown"
@@ -824,7 +825,9 @@ def test_relative_paths_resolve_against_config_dir(
     assert cfg.source == os.path.relpath(path, elsewhere)
 
 
-def test_store_urls_kept() -> None:
+def test_store_urls_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Whether asyncpg is installed is tests/test_config_secrets.py's concern.
+    monkeypatch.setattr(store_engine, "OPTIONAL_DRIVERS", {})
     for url in ("postgresql://tw@db.example/tw", "sqlite:///:memory:", "sqlite://"):
         cfg = config_from_text(f"store:\n  url: {url!r}\n")
         assert cfg.store.url == url

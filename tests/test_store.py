@@ -30,6 +30,7 @@ from monitor.events import (
 )
 from monitor.health import HealthPolicy, TrunkHealth, reduce
 from monitor.store import GAP_REASON_NOT_RUNNING, JournalCorruptError, Store, resume
+from monitor.store import engine as store_engine
 from monitor.store.engine import async_url
 from monitor.store.schema import heartbeats, journal, metadata
 from probes.clock import ns_from_utc
@@ -180,7 +181,11 @@ async def test_bad_urls_get_clear_errors(url: str, message: str) -> None:
         ("postgresql+asyncpg://tw@db/tw", "postgresql+asyncpg://tw@db/tw"),
     ],
 )
-def test_plain_urls_map_to_async_drivers(url: str, expected: str, tmp_path: Path) -> None:
+def test_plain_urls_map_to_async_drivers(
+    url: str, expected: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The mapping only: whether asyncpg is installed is tests/test_config_secrets.py's concern.
+    monkeypatch.setattr(store_engine, "OPTIONAL_DRIVERS", {})
     if url.startswith("sqlite:///var"):
         (tmp_path / "var").mkdir()
         url = url.replace("var", str(tmp_path / "var"))

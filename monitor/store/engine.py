@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,9 @@ ASYNC_DRIVERS = {
     "postgresql": "postgresql+asyncpg",
     "postgres": "postgresql+asyncpg",  # the libpq/Heroku spelling
 }
+# Optional drivers: the Python package and the trunkwatch extra that installs it
+# (aiosqlite, for the default store, is a plain dependency).
+OPTIONAL_DRIVERS = {"postgresql+asyncpg": ("asyncpg", "postgres")}
 # A CLI command (outages, sla report) may read while the daemon writes; under WAL readers never
 # block, and a writer waits this long for another writer instead of failing at once.
 SQLITE_BUSY_TIMEOUT_MS = 5_000
@@ -46,11 +50,24 @@ def async_url(url: str) -> str:
             parent = Path(database).expanduser().parent
             if not parent.is_dir():
                 raise ValueError(f"database directory {str(parent)!r} does not exist")
+    driver_missing(driver or parsed.drivername)
     if driver is None:
         return url
     # Swap the scheme textually: re-rendering the parsed URL would percent-encode the rest.
     _scheme, _, rest = url.partition("://")
     return f"{driver}://{rest}"
+
+
+def driver_missing(driver: str) -> None:
+    """ValueError naming the package and its install when `driver`'s package is not installed
+    (SQLAlchemy would only fail on first connect, with an ImportError from deep inside)."""
+    package, extra = OPTIONAL_DRIVERS.get(driver, (None, ""))
+    if package is not None and importlib.util.find_spec(package) is None:
+        raise ValueError(
+            f"the {driver.partition('+')[0]} store needs the Python package {package!r}, "
+            f"which is not installed: pip install 'trunkwatch[{extra}]' (in a checkout: "
+            f".venv/bin/pip install -e '.[{extra}]')"
+        )
 
 
 def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:

@@ -124,7 +124,7 @@ def tickets(
     from monitor.store import Store
 
     try:
-        cfg = load_config(config)
+        cfg = load_config(config, secrets=False)  # lists the store: needs no secret
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_CONFIG) from None

@@ -71,6 +71,7 @@ from pydantic import (
 )
 
 from monitor.durations import parse_duration
+from monitor.secrets import SECRET_NOT_READ
 from monitor.tickets.templates import TEMPLATE_FIELDS, TEMPLATE_NAMES
 
 # Same rule as trunk names (monitor.config.LABEL_PATTERN): sink names become metric labels.
@@ -195,7 +196,11 @@ def _resolve_secrets(
         has_env, has_file = env_key in out, file_key in out
         if has_env and has_file:
             raise ValueError(f"give {env_key} or {file_key}, not both")
-        if has_env:
+        if (has_env or has_file) and context.get("secrets") is False:
+            out.pop(env_key, None)
+            out.pop(file_key, None)
+            out[name] = SecretStr(SECRET_NOT_READ)
+        elif has_env:
             out[name] = _secret_from_env(out.pop(env_key), env_key, env_map)
         elif has_file:
             out[name] = _secret_from_file(out.pop(file_key), file_key, base_dir)
@@ -293,7 +298,8 @@ class WebhookSinkSettings(_SinkBase):
     @field_validator("secret")
     @classmethod
     def _standard_webhooks_secret(cls, value: SecretStr) -> SecretStr:
-        webhook_key(value)  # raises ValueError with the reason
+        if value.get_secret_value() != SECRET_NOT_READ:
+            webhook_key(value)  # raises ValueError with the reason
         return value
 
     @field_validator("headers")

@@ -3,8 +3,8 @@ window and an exclusion, in a real SQLite store (shared by the tests/sla tests).
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -14,8 +14,12 @@ from monitor.contracts import ContractsSettings
 from monitor.events import Outage, OutageClosed, OutageKind, OutageOpened, TrunkState
 from monitor.events import TrunkStateChanged as Changed
 from monitor.maintenance import MaintenanceWindow, Origin
-from monitor.service_sla import SlaContext, TicketRecord
+from monitor.service_sla import SlaContext
 from monitor.store import Store
+from monitor.store.tickets import TicketStore, append_with_outbox, outbox_rows
+from monitor.tickets.base import Action, TicketRef
+from monitor.tickets.config import TicketsSettings
+from monitor.tickets.routing import TicketRouting
 
 MX = ZoneInfo("America/Mexico_City")
 SERVICE = "voice-mx"
@@ -72,14 +76,28 @@ def outage(
     )
 
 
-@dataclass
-class Tickets:
-    """The tickets callable the API and SLA take (the tickets module's stand-in here)."""
+# The tickets come from the store as the monitor writes them: one outbox request per
+# outage, acknowledged by the carrier's system at the instant its clock starts.
+TICKETS = {"o1": (mx(10, 3, 14, 2), "CX-1001"), "o2": (mx(10, 20, 2), "CX-1002")}
+TICKETS["o3"] = (mx(10, 25, 9, 1), "CX-1003")
+HOOK_SECRET = "whsec_" + base64.b64encode(bytes(range(32))).decode()
 
-    records: list[TicketRecord]
 
-    async def __call__(self) -> Sequence[TicketRecord]:
-        return list(self.records)
+async def ticket_rows(store: Store, pairs: Sequence[tuple[OutageOpened, OutageClosed]]) -> None:
+    """Append the outages with their outbox requests and acknowledge each open at TICKETS."""
+    sink = {"name": "carrierx", "type": "webhook", "url": "http://127.0.0.1:9/hook"}
+    tickets = TicketsSettings.model_validate(
+        {"sinks": [{**sink, "secret_env": "HOOK"}]}, context={"env": {"HOOK": HOOK_SECRET}}
+    )
+    routing = TicketRouting.build(tickets, [(TRUNK, "CarrierX")])
+    for opened, closed in pairs:
+        await append_with_outbox(store, [opened], routing, opened.outage.confirmed_at)
+        await append_with_outbox(store, [closed], routing, closed.outage.closed_at or NOW)
+    ledger = TicketStore(store.engine)
+    for row in await outbox_rows(store):
+        if row.action is Action.OPEN:
+            at, number = TICKETS[row.ticket_key]
+            await ledger.opened(row, TicketRef(external_id=number, sink_created_at=at), at)
 
 
 async def worked_example(tmp_path: Path, *, url: str | None = None) -> tuple[Store, SlaContext]:
@@ -90,22 +108,9 @@ async def worked_example(tmp_path: Path, *, url: str | None = None) -> tuple[Sto
     o1 = outage("o1", mx(10, 3, 14), mx(10, 3, 15, 32))
     o2 = outage("o2", mx(10, 20, 1), mx(10, 20, 3))
     o3 = outage("o3", mx(10, 25, 9), mx(10, 25, 9, 30))
-    await store.append([o1[0]])
-    await store.append([o1[1]])
-    await store.append([o2[0]])
-    await store.append([o2[1]])
-    await store.append([o3[0]])
-    await store.append([o3[1]])
+    await ticket_rows(store, [o1, o2, o3])
     await store.heartbeat(NOW)
-    tickets = Tickets(
-        [
-            TicketRecord("t1", "o1", mx(10, 3, 14, 2), mx(10, 3, 14, 5), "CX-1001", "closed"),
-            # No ticket inside the window; the outage still down at its end gets one then.
-            TicketRecord("t2", "o2", mx(10, 20, 2), mx(10, 20, 2, 4), "CX-1002", "closed"),
-            TicketRecord("t3", "o3", mx(10, 25, 9, 1), None, "CX-1003", "closed"),
-        ]
-    )
-    ctx = SlaContext(store, settings(tmp_path), tickets)
+    ctx = SlaContext(store, settings(tmp_path))
     await ctx.ledger.add_window(
         MaintenanceWindow(
             id="w1",

@@ -102,3 +102,13 @@ async def test_gauges_match_the_report(tmp_path: Path) -> None:
     assert samples[("trunkwatch_monitoring_coverage_ratio", svc)] == 1.0
     assert ("trunkwatch_availability_ratio", (*svc, ("window", "rolling"))) in samples
     assert len(metrics.samples()) == 6 and metrics.errors == 0
+
+
+def test_the_sla_view_has_one_constructor_and_reads_its_tickets_from_the_store() -> None:
+    # Issue 9: the CLI built SlaContext without the tickets the daemon passed in. Every input
+    # now comes from the store, so no front end can build a partial view.
+    import dataclasses
+
+    from monitor.service_sla import SlaContext
+
+    assert [f.name for f in dataclasses.fields(SlaContext) if f.init] == ["store", "settings"]
