@@ -126,6 +126,10 @@ def demo(
     silent_for: Annotated[float, typer.Option(help="Seconds the responder stays silent.")] = 20.0,
     period: Annotated[float, typer.Option(help="Seconds between scripted outages.")] = 60.0,
     interval: Annotated[float, typer.Option(help="Probe interval in seconds.")] = 1.0,
+    folder: Annotated[
+        Path,
+        typer.Option("--dir", help="Where the demo keeps its config, store and evidence key."),
+    ] = Path("trunkwatch-demo"),
 ) -> None:
     """Monitor a built-in responder on 127.0.0.1 that goes silent on a schedule."""
     from monitor.demo import DemoScript, run_demo
@@ -138,6 +142,7 @@ def demo(
         await run_demo(
             stop,
             http_port=port,
+            folder=folder,
             script=DemoScript(
                 interval=interval, silent_at=silent_at, silent_for=silent_for, period=period
             ),

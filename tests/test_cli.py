@@ -9,7 +9,9 @@ import subprocess
 import sys
 import time
 import urllib.request
+from datetime import datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from peers import Kamailio, free_port
 
@@ -43,9 +45,11 @@ def json_lines(text: str) -> list[dict[str, object]]:
 
 def test_demo_shows_an_outage_open_and_close(tmp_path: Path) -> None:
     port = free_port("tcp")
+    folder = tmp_path / "demo"
     proc = subprocess.Popen(
         [TRUNKWATCH, "--log-format", "json", "demo", "--duration", "8", "--port", str(port),
-         "--interval", "0.2", "--silent-at", "1.5", "--silent-for", "3", "--period", "100"],
+         "--interval", "0.2", "--silent-at", "1.5", "--silent-for", "3", "--period", "100",
+         "--dir", str(folder)],
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     )  # fmt: skip
     seen_down = False
@@ -74,6 +78,27 @@ def test_demo_shows_an_outage_open_and_close(tmp_path: Path) -> None:
         assert name in names, (name, names)
     closed = next(e for e in events if e["event"] == "outage_closed")
     assert 2.6 <= float(str(closed["duration_s"])) <= 3.6  # silent for 3 s, probed every 0.2 s
+    ticket = next(e for e in events if e["event"] == "ticket_opened")
+    assert ticket["external_id"] == "DEMO-1"
+
+    # The README's month-end workflow on what the demo left behind.
+    config = str(folder / "trunkwatch.yaml")
+    month = datetime.now(ZoneInfo("America/Mexico_City")).strftime("%Y-%m")
+    r = tw("sla", "report", "-c", config, "-s", "demo-voice", "-m", month, "-f", "json",
+           "--lang", "en")  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    report = json.loads(r.stdout)
+    (outage,) = report["outages"]
+    assert outage["id"] == closed["outage_id"]
+    assert (outage["ticket_source"], outage["carrier_ticket"]) == ("ticket", "DEMO-1")
+    assert outage["ticket_opened_at"] > outage["first_failure_at"]
+    assert float(outage["counted"]["seconds"]) > 0 and float(outage["unclaimed"]["seconds"]) > 0
+    assert float(report["availability"]["pct"]) <= 100
+    bundle = tmp_path / "bundle"
+    r = tw("evidence", "export", "-c", config, "-m", month, "-o", str(bundle), "--no-pdf")
+    assert r.returncode == 0, r.stderr
+    r = tw("evidence", "verify", str(bundle))
+    assert r.returncode == 0 and r.stdout.splitlines()[-1].startswith("OK "), r.stdout
 
 
 def test_check_config(tmp_path: Path) -> None:
