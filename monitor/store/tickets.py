@@ -15,10 +15,10 @@ Tables (created by migration 0003):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
@@ -41,8 +41,17 @@ from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened
 from monitor.store.engine import WRITE
 from monitor.store.schema import KIND_LENGTH, NAME_LENGTH, SERIAL, UUID_LENGTH, metadata, outages
 from monitor.store.types import UtcDateTime
-from monitor.tickets.base import Action, TicketContext, TicketRef, idempotency_key, ticket_ref
-from monitor.tickets.grouping import all_down, group_key, mergeable
+from monitor.tickets.base import Action, TicketContext, TicketRef, ticket_ref
+from monitor.tickets.plan import (
+    Book,
+    Merge,
+    NewTicket,
+    OutboxRequest,
+    Step,
+    TicketEntry,
+    WaitingOpen,
+    plan,
+)
 from monitor.tickets.routing import TicketRouting
 
 if TYPE_CHECKING:
@@ -190,157 +199,106 @@ async def enqueue(
     conn: AsyncConnection, events: Sequence[Event], routing: TicketRouting, now: datetime
 ) -> None:
     """Queue requests for ``events`` on ``conn`` (inside the journal's transaction, after
-    the outage rows are written)."""
+    the outage rows are written): read the book, let ``tickets.plan`` decide, write."""
+    book = await _load_book(conn, events, routing)
+    for step in plan(events, routing, book, now):
+        await _apply(conn, step, now)
+
+
+async def _load_book(
+    conn: AsyncConnection, events: Sequence[Event], routing: TicketRouting
+) -> Book:
+    ids = {e.outage.id for e in events if isinstance(e, OutageOpened | OutageClosed)}
+    if not ids:
+        return Book()
+    grouping_trunks: set[str] = set()
     for event in events:
-        if isinstance(event, OutageOpened):
-            await _enqueue_open(conn, event.outage, routing, now)
-        elif isinstance(event, OutageClosed):
-            await _enqueue_close(conn, event.outage, routing, now)
-
-
-async def _enqueue_open(
-    conn: AsyncConnection, outage: Outage, routing: TicketRouting, now: datetime
-) -> None:
-    sinks = routing.sinks_for(outage.trunk, outage.kind)
-    if not sinks:
-        return
-    carrier = routing.carrier_of(outage.trunk)
-    grouped = routing.groups(carrier) and outage.kind is OutageKind.OUTAGE
-    due = now + timedelta(seconds=routing.group_window_s) if grouped else now
-    context = TicketContext(key=outage.id, carrier=carrier, outages=(outage,))
-    for sink in sinks:
-        exists = await conn.execute(
-            select(tickets.c.outage_id).where(
-                tickets.c.outage_id == outage.id, tickets.c.sink == sink
+        if isinstance(event, OutageOpened) and event.outage.kind is OutageKind.OUTAGE:
+            carrier = routing.carrier_of(event.outage.trunk)
+            if routing.groups(carrier):
+                grouping_trunks |= routing.trunks_of(carrier)
+    open_of_grouping = and_(
+        outages.c.closed_at.is_(None),
+        outages.c.kind == OutageKind.OUTAGE.value,
+        outages.c.trunk.in_(sorted(grouping_trunks)),
+    )
+    found = await _load_outages(conn, outages.c.id.in_(sorted(ids)) | open_of_grouping)
+    book = Book(outages={o.id: o for o in found})
+    rows = (
+        await conn.execute(select(tickets).where(tickets.c.outage_id.in_(sorted(book.outages))))
+    ).all()
+    # The other members of the grouped tickets among them: a closing member needs them all.
+    groups = sorted({r.ticket_key for r in rows if r.ticket_key != r.outage_id})
+    if groups:
+        rows = (
+            await conn.execute(
+                select(tickets).where(
+                    tickets.c.outage_id.in_(sorted(book.outages)) | tickets.c.ticket_key.in_(groups)
+                )
             )
-        )
-        if exists.first() is not None:
-            continue  # this outage's request was queued before (a replayed batch)
+        ).all()
+        missing = {r.outage_id for r in rows} - book.outages.keys()
+        for o in await _load_outages(conn, outages.c.id.in_(sorted(missing))):
+            book.outages[o.id] = o
+    book.tickets = [TicketEntry(r.outage_id, r.sink, r.ticket_key, r.state) for r in rows]
+    if grouping_trunks:
+        waiting = (
+            await conn.execute(
+                select(ticket_outbox).where(
+                    ticket_outbox.c.ticket_key.in_(
+                        sorted(o.id for o in book.outages.values() if o.trunk in grouping_trunks)
+                    ),
+                    ticket_outbox.c.action == Action.OPEN.value,
+                    ticket_outbox.c.status == OutboxStatus.PENDING,
+                    ticket_outbox.c.attempts == 0,
+                )
+            )
+        ).all()
+        for row in map(_outbox_row, waiting):
+            outage = row.context.outages[0]
+            book.waiting.append(WaitingOpen(row.idempotency_key, row.ticket_key, row.sink, outage))
+    return book
+
+
+async def _apply(conn: AsyncConnection, step: Step, now: datetime) -> None:
+    """Write one planned step (the decisions were all made by ``tickets.plan``)."""
+    if isinstance(step, NewTicket):
+        outage = step.outage
         await conn.execute(
             insert(tickets).values(
                 outage_id=outage.id,
-                sink=sink,
+                sink=step.sink,
                 ticket_key=outage.id,
                 trunk=outage.trunk,
                 kind=outage.kind.value,
                 state=TicketState.REQUESTED,
                 ref=ticket_ref(outage.id),
-                requested_at=now,
+                requested_at=step.requested_at,
             )
         )
-        await _insert_request(conn, context, sink, Action.OPEN, "", now, due)
-    if grouped:
-        await _maybe_group(conn, carrier, routing, now)
-
-
-async def _maybe_group(
-    conn: AsyncConnection, carrier: str, routing: TicketRouting, now: datetime
-) -> None:
-    trunks = routing.trunks_of(carrier)
-    rows = await conn.execute(
-        select(outages.c.id, outages.c.trunk).where(
-            outages.c.closed_at.is_(None),
-            outages.c.trunk.in_(sorted(trunks)),
-            outages.c.kind == OutageKind.OUTAGE.value,
-        )
-    )
-    open_outages = {trunk: oid for oid, trunk in rows.all()}
-    if not all_down(trunks, open_outages):
-        return
-    waiting_rows = (
-        await conn.execute(
-            select(ticket_outbox).where(
-                ticket_outbox.c.ticket_key.in_(sorted(open_outages.values())),
-                ticket_outbox.c.action == Action.OPEN.value,
-                ticket_outbox.c.status == OutboxStatus.PENDING,
-                ticket_outbox.c.attempts == 0,
-            )
-        )
-    ).all()
-    by_sink: dict[str, list[OutboxRow]] = {}
-    for row in waiting_rows:
-        by_sink.setdefault(row.sink, []).append(_outbox_row(row))
-    for sink, requests in sorted(by_sink.items()):
-        waiting = {r.ticket_key: r.context.outages[0].trunk for r in requests}
-        members = mergeable(waiting, open_outages)
-        if not members:
-            # A lone waiter: nobody else will join it, so it need not wait any longer.
-            await conn.execute(
-                update(ticket_outbox)
-                .where(ticket_outbox.c.id.in_([r.id for r in requests]))
-                .values(due_at=now)
-            )
-            continue
-        key = group_key(members)
-        member_requests = [r for r in requests if r.ticket_key in members]
-        context = TicketContext(
-            key=key,
-            carrier=carrier,
-            outages=tuple(
-                sorted((r.context.outages[0] for r in member_requests), key=lambda o: o.trunk)
-            ),
-            grouped=True,
-        )
+    elif isinstance(step, OutboxRequest):
+        await _insert_request(conn, step)
+    elif isinstance(step, Merge):
         await conn.execute(
             update(ticket_outbox)
-            .where(ticket_outbox.c.id.in_([r.id for r in member_requests]))
+            .where(ticket_outbox.c.idempotency_key.in_(step.requests))
             .values(status=OutboxStatus.MERGED, finished_at=now)
         )
         await conn.execute(
             update(tickets)
-            .where(tickets.c.outage_id.in_(members), tickets.c.sink == sink)
-            .values(ticket_key=key, ref=ticket_ref(key))
+            .where(tickets.c.outage_id.in_(step.members), tickets.c.sink == step.sink)
+            .values(ticket_key=step.group, ref=ticket_ref(step.group))
         )
-        await _insert_request(conn, context, sink, Action.OPEN, "", now, now)
-
-
-async def _enqueue_close(
-    conn: AsyncConnection, outage: Outage, routing: TicketRouting, now: datetime
-) -> None:
-    rows = (await conn.execute(select(tickets).where(tickets.c.outage_id == outage.id))).all()
-    carrier = routing.carrier_of(outage.trunk)
-    for row in rows:
-        if row.state in (TicketState.FAILED, TicketState.SUPPRESSED):
-            continue  # no ticket exists to resolve
-        if row.ticket_key == outage.id:
-            context = TicketContext(key=outage.id, carrier=carrier, outages=(outage,))
-            await _insert_request(conn, context, row.sink, Action.RESOLVE, "", now, now)
-            continue
-        member_ids = (
-            (
-                await conn.execute(
-                    select(tickets.c.outage_id).where(
-                        tickets.c.ticket_key == row.ticket_key, tickets.c.sink == row.sink
-                    )
-                )
-            )
-            .scalars()
-            .all()
+    else:
+        await conn.execute(
+            update(ticket_outbox)
+            .where(ticket_outbox.c.idempotency_key.in_(step.requests))
+            .values(due_at=now)
         )
-        members = await _load_outages(conn, member_ids)
-        context = TicketContext(
-            key=row.ticket_key,
-            carrier=carrier,
-            outages=tuple(sorted(members, key=lambda o: o.trunk)),
-            grouped=True,
-            member=outage.id,
-        )
-        if all(not o.is_open for o in members):
-            await _insert_request(conn, context, row.sink, Action.RESOLVE, "", now, now)
-        else:
-            await _insert_request(conn, context, row.sink, Action.UPDATE, outage.id, now, now)
 
 
-async def _insert_request(
-    conn: AsyncConnection,
-    context: TicketContext,
-    sink: str,
-    action: Action,
-    discriminator: str,
-    now: datetime,
-    due: datetime,
-) -> None:
-    key = idempotency_key(context.key, sink, action, discriminator)
+async def _insert_request(conn: AsyncConnection, request: OutboxRequest) -> None:
+    key = request.idempotency_key
     seen = await conn.execute(
         select(ticket_outbox.c.id).where(ticket_outbox.c.idempotency_key == key)
     )
@@ -348,21 +306,21 @@ async def _insert_request(
         return  # the same request is already queued (or delivered)
     await conn.execute(
         insert(ticket_outbox).values(
-            ticket_key=context.key,
-            sink=sink,
-            action=action.value,
+            ticket_key=request.context.key,
+            sink=request.sink,
+            action=request.action.value,
             idempotency_key=key,
-            payload=context.to_json(),
-            created_at=now,
-            due_at=due,
+            payload=request.context.to_json(),
+            created_at=request.created_at,
+            due_at=request.due_at,
             attempts=0,
             status=OutboxStatus.PENDING,
         )
     )
 
 
-async def _load_outages(conn: AsyncConnection, ids: Iterable[str]) -> list[Outage]:
-    rows = (await conn.execute(select(outages).where(outages.c.id.in_(sorted(ids))))).all()
+async def _load_outages(conn: AsyncConnection, where: Any) -> list[Outage]:
+    rows = (await conn.execute(select(outages).where(where))).all()
     return [
         Outage(
             id=r.id,
