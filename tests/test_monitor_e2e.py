@@ -275,7 +275,7 @@ sla:
         await wait_for(lambda: states(monitor) == {TrunkState.UP}, 8, "up again")
         await wait_for(lambda: len(received) >= 2, 5, "ticket resolved")
         assert monitor.sla is not None
-        tickets = await monitor._ticket_records()
+        tickets = await monitor.sla.all_tickets()
     finally:
         await monitor.stop()
         await runner.cleanup()
