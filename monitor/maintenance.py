@@ -25,6 +25,7 @@ __all__ = [
     "MAX_OCCURRENCES",
     "MAX_WINDOW",
     "IcsEvent",
+    "MaintenanceCalendar",
     "MaintenanceError",
     "MaintenanceWindow",
     "Origin",
@@ -204,6 +205,30 @@ def windows_for(
     """Maintenance time of service within [start, end): cancelled windows do not count."""
     groups = [occurrences(w, start, end) for w in windows if not w.cancelled and w.covers(service)]
     return union(*groups)
+
+
+class MaintenanceCalendar:
+    """The windows in force, in memory: the ticket outbox asks about every held ticket each
+    second whether its trunk is inside a window of a service the trunk is part of."""
+
+    def __init__(self, services: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """``services``: (service name, its parts) pairs: windows name services, not trunks."""
+        self._services_of: dict[str, set[str]] = {}
+        for name, parts in services:
+            for trunk in parts:
+                self._services_of.setdefault(trunk, set()).add(name)
+        self._windows: list[MaintenanceWindow] = []
+
+    def replace(self, windows: Iterable[MaintenanceWindow]) -> None:
+        self._windows = [w for w in windows if not w.cancelled]
+
+    def covers(self, trunk: str, at: datetime) -> bool:
+        services = self._services_of.get(trunk, set())
+        for window in self._windows:
+            if ALL_SERVICES in window.services or services & set(window.services):
+                if occurrences(window, at, at + timedelta(microseconds=1)):
+                    return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)

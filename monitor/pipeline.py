@@ -1,0 +1,226 @@
+"""The result pipeline: a probe result in; journal events, sample rows and log lines out.
+
+No I/O: the monitor feeds every result through :meth:`Pipeline.on_result` and does the
+writing and logging itself (``monitor/store/writer.py``, ``log_lines``). The pipeline owns
+the per-trunk state the verdicts need: health, OPTIONS statistics, the transition sampler.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+from monitor.call_metrics import CallMetrics
+from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
+from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
+from monitor.stats import ProbeStats
+from monitor.store.samples import CallSample, ProbeSample
+from monitor.transition_samples import TransitionSampler
+from probes.clock import utc_from_ns
+from probes.media.thresholds import Metric, ThresholdProfile
+from probes.result import NOT_THE_TRUNKS_FAULT, MediaDirection, Outcome, ProbeResult
+
+__all__ = ["LogLine", "Pipeline", "Produced", "call_sample", "log_lines", "quality_verdict"]
+
+# The events that keep the probe samples around them (monitor/transition_samples.py).
+# Samples are kept around the opening and closing of outages and degradations: the
+# UNKNOWN -> UP of every trunk at start-up is no evidence, and capturing it for 10,000
+# trunks at once stalled the probe loop (measured: lateness p99 349 ms).
+_TRANSITIONS: Final = (OutageOpened, OutageClosed)
+
+
+@dataclass(frozen=True, slots=True)
+class LogLine:
+    """One structured log line: level, stable event name, fields."""
+
+    level: str  # "info" or "warning"
+    event: str
+    fields: Mapping[str, object]
+
+
+@dataclass(slots=True)
+class Produced:
+    """What one result produced: events to journal (and ticket), sample rows, log lines."""
+
+    events: list[Event] = field(default_factory=list)
+    probe_samples: list[ProbeSample] = field(default_factory=list)
+    call_samples: list[CallSample] = field(default_factory=list)
+    logs: list[LogLine] = field(default_factory=list)
+
+
+class Pipeline:
+    """Per-trunk verdicts: OPTIONS results decide availability, test calls quality."""
+
+    def __init__(
+        self,
+        agent: str,
+        health: dict[str, TrunkHealth],
+        policies: Mapping[str, HealthPolicy],
+        *,
+        quality_policies: dict[str, QualityPolicy] | None = None,
+        call_profiles: Mapping[str, ThresholdProfile | None] | None = None,
+        call_metrics: CallMetrics | None = None,
+    ) -> None:
+        self.agent = agent
+        self.health = health
+        self.policies = policies
+        self.quality_policies = quality_policies or {}
+        self.call_profiles = call_profiles or {}
+        self.call_metrics = call_metrics or CallMetrics({})
+        self.stats = {trunk: ProbeStats(trunk, "options") for trunk in health}
+        self.sampler = TransitionSampler(agent)
+        self.outages_opened: dict[str, int] = {}
+
+    def on_result(self, result: ProbeResult, now: datetime) -> Produced:
+        out = Produced()
+        if result.probe == "options":
+            self._options(result, now, out)
+        else:
+            self._call(result, now, out)
+        if out.events:
+            self._transitions(out)
+        return out
+
+    def _options(self, result: ProbeResult, now: datetime, out: Produced) -> None:
+        self.stats[result.trunk].record(result)
+        raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
+        done = self.sampler.record(result.trunk, raw)
+        if done is not None:
+            out.probe_samples.extend(done)
+        out.events.extend(
+            reduce(self.health[result.trunk], result, now, self.policies[result.trunk])
+        )
+
+    def _call(self, result: ProbeResult, now: datetime, out: Produced) -> None:
+        """A test call judges quality (DEGRADED); availability is the OPTIONS probes' job."""
+        self.call_metrics.record(result)
+        if result.outcome in NOT_THE_TRUNKS_FAULT:
+            return
+        out.call_samples.append(call_sample(self.agent, result, self.call_profiles))
+        health = self.health[result.trunk]
+        if health.open_outage is not None:
+            return  # the outage already says it; a failing call adds nothing
+        verdict = quality_verdict(result)
+        if verdict is not None:
+            fields: dict[str, object] = {
+                "trunk": result.trunk,
+                "verdict": verdict,
+                "detail": result.detail,
+            }
+            out.logs.append(LogLine("info", "test_call_below_profile", fields))
+        out.events.extend(
+            reduce_quality(
+                health,
+                verdict,
+                utc_from_ns(result.sent_wall_ns),
+                now,
+                self.quality_policies[result.trunk],
+            )
+        )
+
+    def _transitions(self, out: Produced) -> None:
+        out.logs.extend(log_lines(out.events))
+        for event in out.events:
+            if isinstance(event, OutageOpened):
+                trunk = event.outage.trunk
+                self.outages_opened[trunk] = self.outages_opened.get(trunk, 0) + 1
+            if isinstance(event, _TRANSITIONS) and event.trunk is not None:
+                out.probe_samples.extend(self.sampler.transition(event.trunk, event.kind, event.at))
+
+
+def quality_verdict(result: ProbeResult) -> str | None:
+    """None when a test call met its profile; else why not (violated metrics or outcome)."""
+    if result.outcome is not Outcome.OK:
+        return result.outcome.value  # the call itself failed: busy, no_audio, ...
+    call = result.call
+    if call is None or not call.violations:
+        return None
+    return ",".join(sorted({v.metric.value for v in call.violations}))
+
+
+def _worst(values: Sequence[float | None]) -> float | None:
+    known = [v for v in values if v is not None]
+    return max(known) if known else None
+
+
+def _jitter(d: MediaDirection | None) -> float | None:
+    if d is None:
+        return None
+    return d.jitter_worst_s if d.jitter_worst_s is not None else d.jitter_s
+
+
+def call_sample(
+    agent: str, result: ProbeResult, profiles: Mapping[str, ThresholdProfile | None]
+) -> CallSample:
+    """A test call's figures as stored: per direction the worst window the profile judges."""
+    call = result.call
+    directions = [] if call is None else [d for d in (call.rx, call.tx) if d is not None]
+    profile = profiles.get(result.trunk)
+    limits: dict[str, float | None] = {}
+    if profile is not None:
+        limits = {
+            Metric.ONE_WAY_LATENCY.value: profile.one_way_latency_s,
+            Metric.RTT.value: profile.rtt_s,
+            Metric.JITTER.value: profile.jitter_s,
+            Metric.LOSS.value: profile.loss_ratio,
+            Metric.BURST_LOSS.value: profile.burst_loss_ratio,
+        }
+    return CallSample(
+        agent=agent,
+        trunk=result.trunk,
+        at=utc_from_ns(result.sent_wall_ns),
+        outcome=result.outcome.value,
+        mos=None if call is None else call.mos,
+        rx_jitter_s=None if call is None else _jitter(call.rx),
+        tx_jitter_s=None if call is None else _jitter(call.tx),
+        loss_ratio=_worst(
+            [
+                d.worst_loss_ratio if d.worst_loss_ratio is not None else d.loss_ratio
+                for d in directions
+            ]
+        ),
+        burst_loss_ratio=_worst([d.burst_loss_ratio for d in directions]),
+        rtt_s=None if call is None else call.rtt_s,
+        one_way_latency_s=None if call is None else call.one_way_latency_s,
+        violations=() if call is None else tuple(sorted({v.metric.value for v in call.violations})),
+        profile=profile.name if profile is not None else (call.profile if call else None),
+        limits=limits,
+    )
+
+
+def log_lines(events: Sequence[Event]) -> list[LogLine]:
+    """One log line per state change, with stable event names."""
+    lines: list[LogLine] = []
+    fields: dict[str, object]
+    for event in events:
+        if isinstance(event, TrunkStateChanged):
+            fields = {"trunk": event.trunk, "previous": event.old.value, "cause": event.cause}
+            lines.append(LogLine("info", f"trunk_{event.new.value}", fields))
+        elif isinstance(event, OutageOpened):
+            o = event.outage
+            fields = {
+                "trunk": o.trunk,
+                "outage_id": o.id,
+                "first_failure_at": o.first_failure_at.isoformat(),
+                "confirmed_at": o.confirmed_at.isoformat(),
+                "outcome": o.first_outcome,
+                "detail": o.detail,
+            }
+            lines.append(LogLine("warning", f"{o.kind.value}_opened", fields))
+        elif isinstance(event, OutageClosed):
+            o = event.outage
+            assert o.restored_at is not None
+            fields = {
+                "trunk": o.trunk,
+                "outage_id": o.id,
+                "first_failure_at": o.first_failure_at.isoformat(),
+                "restored_at": o.restored_at.isoformat(),
+                "duration_s": round((o.restored_at - o.first_failure_at).total_seconds(), 3),
+            }
+            lines.append(LogLine("info", f"{o.kind.value}_closed", fields))
+        elif isinstance(event, MonitorGap):
+            fields = {"start": event.start.isoformat(), "end": event.end.isoformat()}
+            lines.append(LogLine("warning", "monitor_gap", fields))
+    return lines

@@ -1,0 +1,99 @@
+"""The journal writer: events and sample rows queued in memory, written in batches off the
+probe loop, retried with backoff until stored (a locked or unreachable database loses no
+event; samples, which are evidence detail, are capped)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Final
+
+from monitor.events import Event
+from monitor.log import RateLimitedLog, get_logger
+from monitor.store.samples import CallSample, ProbeSample
+
+__all__ = ["MAX_PENDING_SAMPLES", "JournalWriter"]
+
+log = get_logger("trunkwatch.store")
+
+# Journal write retry backoff (seconds).
+WRITE_RETRY_MIN_S: Final = 0.5
+WRITE_RETRY_MAX_S: Final = 30.0
+# Sample rows held while the database is unreachable; past this the oldest are dropped
+# (logged): samples are evidence detail, the journal is what must never be lost.
+MAX_PENDING_SAMPLES: Final = 20_000
+
+AppendEvents = Callable[[Sequence[Event]], Awaitable[None]]
+InsertSamples = Callable[[Sequence[ProbeSample], Sequence[CallSample]], Awaitable[None]]
+
+
+class JournalWriter:
+    """``queue``/``queue_samples`` from the probe loop; ``run`` writes until ``stopping``."""
+
+    def __init__(self, append: AppendEvents, insert_samples: InsertSamples) -> None:
+        self._append = append  # the journal and the tickets its events owe: one transaction
+        self._insert_samples = insert_samples
+        self.pending: list[Event] = []
+        self.probe_samples: list[ProbeSample] = []
+        self.call_samples: list[CallSample] = []
+        self.errors = 0
+        self.wake = asyncio.Event()
+        self.stopping = asyncio.Event()
+        self._samples_log = RateLimitedLog(log)
+
+    def queue(self, events: Sequence[Event]) -> None:
+        self.pending.extend(events)
+        self.wake.set()
+
+    def queue_samples(self, probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+        if not (probes or calls):
+            return
+        self.probe_samples.extend(probes)
+        self.call_samples.extend(calls)
+        excess = len(self.probe_samples) + len(self.call_samples) - MAX_PENDING_SAMPLES
+        if excess > 0:
+            self._samples_log.error("samples_dropped", now_ns=time.monotonic_ns(), count=excess)
+            dropped = min(excess, len(self.probe_samples))
+            del self.probe_samples[:dropped]
+            del self.call_samples[: excess - dropped]
+        self.wake.set()
+
+    async def run(self) -> None:
+        """Write whenever woken, until ``stopping`` is set (then ``flush(final=True)``)."""
+        while not self.stopping.is_set():
+            await self.wake.wait()
+            self.wake.clear()
+            await self.flush()
+            await self.flush_samples()
+
+    async def flush(self, *, final: bool = False) -> None:
+        """Write what is pending; on failure keep it and retry with backoff (loses nothing)."""
+        delay = WRITE_RETRY_MIN_S
+        while self.pending:
+            batch = list(self.pending)
+            try:
+                await self._append(batch)
+            except Exception as exc:
+                self.errors += 1
+                log.error("journal_write_failed", error=repr(exc)[:200], pending=len(batch))
+                if final or self.stopping.is_set():  # stop() makes the last try
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, WRITE_RETRY_MAX_S)
+                continue
+            del self.pending[: len(batch)]
+
+    async def flush_samples(self) -> None:
+        """One batch; on failure the rows stay queued for the next wake-up."""
+        probes, calls = list(self.probe_samples), list(self.call_samples)
+        if not (probes or calls):
+            return
+        try:
+            await self._insert_samples(probes, calls)
+        except Exception as exc:
+            self.errors += 1
+            log.error("samples_write_failed", error=repr(exc)[:200], pending=len(probes + calls))
+            return
+        del self.probe_samples[: len(probes)]
+        del self.call_samples[: len(calls)]
