@@ -41,7 +41,7 @@ from monitor.store.sla_store import (
     SlaStore,
     TicketCorrection,
 )
-from monitor.store.tickets import TicketRow, list_tickets
+from monitor.tickets.ledger import TicketRow, list_tickets
 
 __all__ = [
     "HEARTBEAT_STALE",

@@ -28,7 +28,6 @@ from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
 
 # Imported for its side effect: the ticket tables join schema.metadata (migration 0003).
-from monitor.store.tickets import ticket_outbox as _ticket_outbox  # noqa: F401
 
 
 class JournalCorruptError(ValueError):
@@ -74,7 +73,7 @@ class Store:
         """Journal ``events`` and update the outage and gap tables, all or nothing.
 
         ``extra`` runs last in the same transaction (the ticket outbox queues its requests
-        there: monitor.store.tickets.append_with_outbox); if it raises, nothing is written.
+        there: monitor.tickets.ledger.append_with_outbox); if it raises, nothing is written.
         """
         if not events:
             return

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 import typer
 
-from monitor.store.tickets import TicketRow, list_tickets
+from monitor.tickets.ledger import TicketRow, list_tickets
 from monitor.tickets.templates import format_duration
 
 EXIT_CONFIG = 2

@@ -33,7 +33,6 @@ import aioimaplib  # type: ignore[import-untyped]
 import aiosmtplib
 
 from monitor.log import get_logger, truncate_untrusted
-from monitor.store.tickets import TicketRow, TicketStore
 from monitor.tickets.base import (
     Action,
     Delivered,
@@ -48,6 +47,7 @@ from monitor.tickets.base import (
 from monitor.tickets.compose import MAX_SUBJECT_LENGTH, with_ref_tag
 from monitor.tickets.config import EmailSinkSettings, ImapSettings
 from monitor.tickets.http_client import redact
+from monitor.tickets.ledger import TicketRow, TicketStore
 
 log = get_logger("trunkwatch.tickets")
 

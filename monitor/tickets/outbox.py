@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.log import get_logger, truncate_untrusted
-from monitor.store.tickets import OutboxRow, OutboxStatus, TicketState, TicketStore
+from monitor.store.schema import OutboxStatus, TicketState
 from monitor.tickets.base import (
     Action,
     Delivered,
@@ -38,6 +38,7 @@ from monitor.tickets.base import (
     TicketRequest,
     TicketSink,
 )
+from monitor.tickets.ledger import OutboxRow, TicketStore
 from monitor.tickets.metrics import TicketMetrics
 
 log = get_logger("trunkwatch.tickets")

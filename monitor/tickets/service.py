@@ -30,7 +30,6 @@ from prometheus_client.registry import Collector
 from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
 from monitor.log import get_logger, truncate_untrusted
 from monitor.store.store import Store
-from monitor.store.tickets import OutboxRow, TicketStore, append_with_outbox
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
 from monitor.tickets.compose import compose
 from monitor.tickets.config import (
@@ -46,6 +45,7 @@ from monitor.tickets.config import (
 )
 from monitor.tickets.email import EmailSink, ImapPoller
 from monitor.tickets.jira import JiraSink
+from monitor.tickets.ledger import OutboxRow, TicketStore, append_with_outbox
 from monitor.tickets.metrics import TicketMetrics
 from monitor.tickets.outbox import InMaintenance, OutboxWorker, never_in_maintenance
 from monitor.tickets.pagerduty import PagerDutySink

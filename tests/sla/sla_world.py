@@ -16,9 +16,9 @@ from monitor.events import TrunkStateChanged as Changed
 from monitor.maintenance import MaintenanceWindow, Origin
 from monitor.service_sla import SlaContext
 from monitor.store import Store
-from monitor.store.tickets import TicketStore, append_with_outbox, outbox_rows
 from monitor.tickets.base import Action, TicketRef
 from monitor.tickets.config import TicketsSettings
+from monitor.tickets.ledger import TicketStore, append_with_outbox, outbox_rows
 from monitor.tickets.routing import TicketRouting
 
 MX = ZoneInfo("America/Mexico_City")

@@ -13,15 +13,15 @@ from typer.testing import CliRunner
 
 from monitor.events import OutageOpened
 from monitor.store import Store
-from monitor.store.tickets import (
+from monitor.tickets.base import TicketRef
+from monitor.tickets.cli import render_tickets, tickets_app, tickets_json
+from monitor.tickets.ledger import (
     TicketRow,
     TicketStore,
     append_with_outbox,
     list_tickets,
     outbox_rows,
 )
-from monitor.tickets.base import TicketRef
-from monitor.tickets.cli import render_tickets, tickets_app, tickets_json
 from monitor.tickets.routing import TicketRouting
 
 

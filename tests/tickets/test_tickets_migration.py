@@ -12,8 +12,7 @@ from sqlalchemy.engine import Connection
 
 from monitor.store import Store
 from monitor.store.migrations import alembic_config
-from monitor.store.schema import metadata
-from monitor.store.tickets import ticket_outbox, tickets
+from monitor.store.schema import metadata, ticket_outbox, tickets
 
 
 def _state(conn: Connection) -> dict[str, Any]:

@@ -22,15 +22,9 @@ from tickets_support import (
 
 from monitor.events import OutageClosed, OutageKind, OutageOpened
 from monitor.store import Store
-from monitor.store.schema import journal, outages
-from monitor.store.tickets import (
-    OutboxStatus,
-    TicketState,
-    append_with_outbox,
-    list_tickets,
-    outbox_rows,
-)
+from monitor.store.schema import OutboxStatus, TicketState, journal, outages
 from monitor.tickets.base import Action, idempotency_key
+from monitor.tickets.ledger import append_with_outbox, list_tickets, outbox_rows
 from monitor.tickets.routing import TicketRouting
 from monitor.tickets.service import TicketService
 
@@ -111,7 +105,7 @@ async def test_a_replayed_batch_queues_nothing_twice(store: Store) -> None:
     await append_with_outbox(store, [OutageOpened(o)], routing, now)
     await append_with_outbox(store, [OutageClosed(closed(o))], routing, now)
     async with store.engine.begin() as conn:  # the same events again (a re-flushed batch)
-        from monitor.store.tickets import enqueue
+        from monitor.tickets.ledger import enqueue
 
         await enqueue(conn, [OutageOpened(o), OutageClosed(closed(o))], routing, now)
     rows = await outbox_rows(store)

@@ -25,7 +25,8 @@ from tickets_support import FAST_OUTBOX, closed, outage, settings, until
 
 from monitor.events import OutageClosed, OutageOpened
 from monitor.store import Store
-from monitor.store.tickets import TicketState, list_tickets
+from monitor.store.schema import TicketState
+from monitor.tickets.ledger import list_tickets
 from monitor.tickets.service import TicketService
 
 pytestmark = pytest.mark.peers

@@ -19,7 +19,8 @@ from ticket_fakes import SN_PASSWORD, SN_USER, ServiceNowFake
 from tickets_support import FAST_OUTBOX, WEBHOOK_SECRET, WebhookReceiver, outage, until
 
 from monitor.store import Store
-from monitor.store.tickets import TicketState, list_tickets, outbox_rows
+from monitor.store.schema import TicketState
+from monitor.tickets.ledger import list_tickets, outbox_rows
 
 pytestmark = pytest.mark.peers
 

@@ -28,7 +28,8 @@ from tickets_support import FAST_OUTBOX, closed, outage, settings, until
 
 from monitor.events import OutageClosed, OutageKind, OutageOpened
 from monitor.store import Store
-from monitor.store.tickets import TicketState, list_tickets
+from monitor.store.schema import TicketState
+from monitor.tickets.ledger import list_tickets
 from monitor.tickets.service import TicketService
 
 ENV = {

@@ -15,7 +15,7 @@ down_revision: str | None = "0002"
 branch_labels: str | None = None
 depends_on: str | None = None
 
-# Written out, not imported from monitor.store.tickets: a migration must keep meaning
+# Written out, not imported from monitor.tickets.ledger: a migration must keep meaning
 # what it meant.
 _SERIAL = sa.BigInteger().with_variant(sa.Integer(), "sqlite")
 

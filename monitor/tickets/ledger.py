@@ -22,13 +22,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
-    Column,
-    Index,
-    Integer,
     Row,
-    String,
-    Table,
-    Text,
     and_,
     func,
     insert,
@@ -39,8 +33,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened, as_utc
 from monitor.store.engine import WRITE
-from monitor.store.schema import KIND_LENGTH, NAME_LENGTH, SERIAL, UUID_LENGTH, metadata, outages
-from monitor.store.types import UtcDateTime
+from monitor.store.schema import OutboxStatus, TicketState, outages, ticket_outbox, tickets
 from monitor.tickets.base import Action, TicketContext, TicketRef, ticket_ref
 from monitor.tickets.plan import (
     Book,
@@ -56,78 +49,6 @@ from monitor.tickets.routing import TicketRouting
 
 if TYPE_CHECKING:
     from monitor.store.store import Store
-
-# Group keys are "grp-" + a UUID (40 characters); room to spare.
-KEY_LENGTH = 64
-IDEMPOTENCY_LENGTH = 64
-REF_LENGTH = 32
-STATUS_LENGTH = 16
-EXTERNAL_LENGTH = 200
-
-
-class OutboxStatus:
-    PENDING = "pending"  # due at due_at (first try, or a retry)
-    HELD = "held"  # an open inside a maintenance window: re-checked until the window ends
-    DONE = "done"
-    FAILED = "failed"  # the sink refused for good (4xx other than 408/429)
-    CANCELLED = "cancelled"  # nothing to deliver (the open failed, or was suppressed)
-    MERGED = "merged"  # an open that became part of a grouped ticket
-
-
-class TicketState:
-    REQUESTED = "requested"  # queued, not yet acknowledged by the sink
-    HELD = "held"  # inside a maintenance window
-    OPEN = "open"  # the sink acknowledged it
-    RESOLVED = "resolved"
-    FAILED = "failed"  # the sink refused the open for good
-    SUPPRESSED = "suppressed"  # the outage ended inside the maintenance window: no ticket
-
-
-ticket_outbox = Table(
-    "ticket_outbox",
-    metadata,
-    Column("id", SERIAL, primary_key=True, autoincrement=True),
-    Column("ticket_key", String(KEY_LENGTH), nullable=False),
-    Column("sink", String(NAME_LENGTH), nullable=False),
-    Column("action", String(KIND_LENGTH), nullable=False),
-    Column("idempotency_key", String(IDEMPOTENCY_LENGTH), nullable=False),
-    Column("payload", Text(), nullable=False),
-    Column("created_at", UtcDateTime(), nullable=False),
-    Column("due_at", UtcDateTime(), nullable=False),
-    Column("attempts", Integer(), nullable=False),
-    Column("last_attempt_at", UtcDateTime(), nullable=True),
-    Column("last_error", Text(), nullable=True),
-    Column("status", String(STATUS_LENGTH), nullable=False),
-    Column("finished_at", UtcDateTime(), nullable=True),
-    Index("ix_ticket_outbox_status_due", "status", "due_at"),
-    Index("ix_ticket_outbox_key_sink", "ticket_key", "sink"),
-    Index("uq_ticket_outbox_idempotency", "idempotency_key", unique=True),
-)
-
-tickets = Table(
-    "tickets",
-    metadata,
-    Column("outage_id", String(UUID_LENGTH), primary_key=True),
-    Column("sink", String(NAME_LENGTH), primary_key=True),
-    Column("ticket_key", String(KEY_LENGTH), nullable=False),
-    Column("trunk", String(NAME_LENGTH), nullable=False),
-    Column("kind", String(KIND_LENGTH), nullable=False),
-    Column("state", String(STATUS_LENGTH), nullable=False),
-    Column("ref", String(REF_LENGTH), nullable=False),
-    Column("external_id", String(EXTERNAL_LENGTH), nullable=True),
-    Column("number", String(EXTERNAL_LENGTH), nullable=True),
-    Column("url", Text(), nullable=True),
-    Column("requested_at", UtcDateTime(), nullable=False),
-    Column("first_sent_at", UtcDateTime(), nullable=True),
-    Column("acknowledged_at", UtcDateTime(), nullable=True),
-    Column("sink_created_at", UtcDateTime(), nullable=True),
-    Column("number_captured_at", UtcDateTime(), nullable=True),
-    Column("resolved_at", UtcDateTime(), nullable=True),
-    Column("last_error", Text(), nullable=True),
-    Column("data", Text(), nullable=True),
-    Index("ix_tickets_ticket_key", "ticket_key"),
-    Index("ix_tickets_requested_at", "requested_at"),
-)
 
 
 @dataclass(slots=True, frozen=True)
