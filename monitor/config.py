@@ -4,7 +4,6 @@ file, line, field and problem (all problems at once, never a secret)."""
 from __future__ import annotations
 
 import difflib
-import importlib
 import importlib.util
 import ipaddress
 import os
@@ -12,7 +11,6 @@ import re
 import socket
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
@@ -44,6 +42,8 @@ from monitor.secrets import SECRET_NOT_READ
 from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
+from probes.sip.errors import SipParseError
+from probes.sip.uri import SipUri
 
 # --- limits and defaults, each with its reason -------------------------------------------
 
@@ -94,13 +94,6 @@ MAX_CONFIG_VALUES: Final = 1_000_000
 _HOSTNAME = re.compile(
     r"^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
-)
-# Fallback check used only when probes.sip.uri is not importable: scheme, optional
-# userinfo, a host (name, IPv4 or [IPv6]), optional port, then params/headers (RFC 3261 §19.1.1).
-_SIP_URI_FALLBACK = re.compile(
-    r"^(?i:sips?):(?:(?P<userinfo>[^@\s;?]+)@)?"
-    r"(?P<host>\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9](?:[A-Za-z0-9.-]*[A-Za-z0-9])?\.?)"
-    r"(?::(?P<port>\d{1,5}))?(?:;[^\s?]*)?(?:\?\S*)?$"
 )
 _SIP_SCHEME = re.compile(r"^(?i:sips?):")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -214,46 +207,17 @@ def default_agent_name() -> str:
     return cleaned or "trunkwatch"
 
 
-@cache
-def _sip_uri_parser() -> tuple[Callable[[str], object], tuple[type[Exception], ...]] | None:
-    # probes.sip.uri is written by another engineer; until it exists the fallback regex
-    # checks the shape, and once it exists its full RFC 3261 grammar is used.
-    try:
-        module = importlib.import_module("probes.sip.uri")
-    except ImportError:
-        return None
-    parse = getattr(getattr(module, "SipUri", None), "parse", None)
-    if not callable(parse):
-        return None
-    errors: list[type[Exception]] = [ValueError]
-    parse_error = getattr(module, "SipParseError", None)
-    if isinstance(parse_error, type) and issubclass(parse_error, Exception):
-        errors.append(parse_error)
-    return parse, tuple(errors)
-
-
 def check_sip_uri(value: str) -> str:
     """value if it is a sip: or sips: URI without a password, else ValueError saying why."""
     # Messages never quote the URI: a bad one may still hold user:password@.
     if not _SIP_SCHEME.match(value):
         raise ValueError("must be a sip: or sips: URI, e.g. sip:sbc1.carrier.example:5060")
-    parser = _sip_uri_parser()
-    if parser is not None:
-        parse, errors = parser
-        try:
-            parsed = parse(value)
-        except errors as exc:
-            reason = getattr(exc, "reason", None) or "malformed"
-            raise ValueError(f"not a valid SIP URI ({reason})") from None
-        has_password = getattr(parsed, "password", None) is not None
-    else:
-        match = _SIP_URI_FALLBACK.match(value)
-        if match is None:
-            raise ValueError("not a valid SIP URI (expected sip:[user@]host[:port][;params])")
-        port = match.group("port")
-        if port is not None and not 0 < int(port) <= 65535:
-            raise ValueError(f"port {port} is out of range 1-65535")
-        has_password = ":" in (match.group("userinfo") or "")
+    try:
+        parsed = SipUri.parse(value)
+    except (SipParseError, ValueError) as exc:
+        reason = getattr(exc, "reason", None) or "malformed"
+        raise ValueError(f"not a valid SIP URI ({reason})") from None
+    has_password = parsed.password is not None
     if has_password:
         # RFC 3261 §19.1.1 advises against passwords in URIs; this one would be logged.
         raise ValueError("must not carry a password (user:password@): use auth with password_env")

@@ -29,7 +29,7 @@ from monitor.events import (
     TrunkStateChanged,
     new_outage_id,
 )
-from probes.clock import utc_from_ns
+from probes.instants import utc_from_ns
 from probes.result import NOT_THE_TRUNKS_FAULT, Outcome, ProbeResult
 
 __all__ = [

@@ -18,7 +18,7 @@ from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, red
 from monitor.stats import ProbeStats
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
-from probes.clock import utc_from_ns
+from probes.instants import utc_from_ns
 from probes.media.thresholds import Metric, ThresholdProfile
 from probes.result import NOT_THE_TRUNKS_FAULT, MediaDirection, Outcome, ProbeResult
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import heapq
-import time
 import zlib
 from array import array
 from bisect import bisect_left
@@ -20,6 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from monitor.log import RateLimitedLog, get_logger
+from probes.clock import SYSTEM_CLOCK, Clock
 from probes.probe import Probe
 from probes.result import Outcome, ProbeResult
 
@@ -73,7 +73,13 @@ class Scheduler:
         on_result: Callable[[ProbeResult], None],
         *,
         max_in_flight: int = 2000,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # Bound once: the hot path calls them per probe. The monotonic reading must be in
+        # the event loop's time base (CLOCK_MONOTONIC, as the system clock's is): the wheel
+        # arms loop timers at those instants.
+        self._mono_ns = clock.monotonic_ns
+        self._wall_ns = clock.wall_ns
         self.items = [
             Scheduled(probe, max(int(interval * 1e9), TICK_NS)) for probe, interval in probes
         ]
@@ -96,7 +102,7 @@ class Scheduler:
         """Arm every target; first sends are spread over each target's interval."""
         self._loop = asyncio.get_running_loop()
         self._running = True
-        now = time.monotonic_ns()
+        now = self._mono_ns()
         for item in self.items:
             # A stable phase per trunk name keeps one trunk's probes evenly spaced across
             # restarts and spreads thousands of targets over the interval.
@@ -138,7 +144,7 @@ class Scheduler:
     def _on_tick(self) -> None:
         self._timer = None
         self._timer_tick = -1
-        current = time.monotonic_ns() // TICK_NS
+        current = self._mono_ns() // TICK_NS
         ticks, slots = self._ticks, self._slots
         while ticks and ticks[0] <= current and self._running:
             for item in slots.pop(heapq.heappop(ticks)):
@@ -158,7 +164,7 @@ class Scheduler:
         return done
 
     def _fire(self, item: Scheduled) -> None:
-        now = time.monotonic_ns()
+        now = self._mono_ns()
         lateness = now - item.due_ns
         self.lag.observe(lateness / 1e9 if lateness > 0 else 0.0)
         item.due_ns += item.interval_ns
@@ -188,7 +194,7 @@ class Scheduler:
                         trunk=item.probe.trunk,
                         probe=item.probe.kind,
                         outcome=Outcome.PROBE_CRASHED,
-                        sent_wall_ns=time.time_ns(),
+                        sent_wall_ns=self._wall_ns(),
                         detail="probe raised",
                     )
                 )
@@ -197,7 +203,7 @@ class Scheduler:
         self.errors += 1
         self._error_log.error(
             event,
-            now_ns=time.monotonic_ns(),
+            now_ns=self._mono_ns(),
             trunk=item.probe.trunk,
             probe=item.probe.kind,
             exc_info=True,

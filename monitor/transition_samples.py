@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Final
 
 from monitor.store.samples import ProbeSample
-from probes.clock import utc_from_ns
+from probes.instants import utc_from_ns
 from probes.result import Outcome
 
 __all__ = ["AFTER_SIZE", "RING_SIZE", "RawResult", "TransitionSampler"]

@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import structlog
 
-from probes.clock import NS_PER_S, Clock, SystemClock
+from probes.clock import Clock, SystemClock
+from probes.instants import NS_PER_S
 from probes.media.emodel import burst_r_from_mean_burst, g711
 from probes.media.rfc6076 import CallAttempt
 from probes.media.rtp import G711_DEFAULT_PTIME_S, Snapshot

@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
-from typing import Protocol
+from datetime import datetime
+from typing import Final, Protocol
 
-NS_PER_S = 1_000_000_000
+from probes.instants import NS_PER_S, utc_from_ns
 
 
 class Clock(Protocol):
+    """``monotonic_ns`` for durations and deadlines, ``wall_ns`` for instants (UTC)."""
+
     def monotonic_ns(self) -> int: ...
     def wall_ns(self) -> int: ...
 
@@ -46,12 +48,10 @@ class FakeClock:
         self.wall += step
 
 
-def utc_from_ns(wall_ns: int) -> datetime:
-    """An aware UTC datetime (microsecond precision) from a wall-clock reading in ns."""
-    return datetime.fromtimestamp(wall_ns / NS_PER_S, tz=UTC)
+# The one system clock: hot-path code binds its methods once (no cost per call).
+SYSTEM_CLOCK: Final = SystemClock()
 
 
-def ns_from_utc(instant: datetime) -> int:
-    if instant.tzinfo is None:
-        raise ValueError("naive datetime: instants must be timezone-aware UTC")
-    return round(instant.timestamp() * 1_000_000) * 1_000
+def utc_now(clock: Clock) -> datetime:
+    """The clock's wall reading as an aware UTC datetime."""
+    return utc_from_ns(clock.wall_ns())

@@ -21,7 +21,8 @@ from typing import cast
 
 import structlog
 
-from probes.clock import NS_PER_S, Clock, SystemClock
+from probes.clock import Clock, SystemClock
+from probes.instants import NS_PER_S
 from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
 from probes.sip.grammar import split_list

@@ -34,7 +34,7 @@ from monitor.health import (
     reduce,
     replay,
 )
-from probes.clock import ns_from_utc
+from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
 
 T0 = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)

@@ -7,7 +7,7 @@ from itertools import count
 
 from monitor.events import OutageClosed, OutageKind, OutageOpened, TrunkState, TrunkStateChanged
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality, replay
-from probes.clock import NS_PER_S
+from probes.instants import NS_PER_S
 from probes.result import Outcome, ProbeResult
 
 T0 = datetime(2026, 10, 3, 14, 0, tzinfo=UTC)

@@ -33,7 +33,7 @@ from monitor.store import GAP_REASON_NOT_RUNNING, JournalCorruptError, Store, re
 from monitor.store import engine as store_engine
 from monitor.store.engine import async_url
 from monitor.store.schema import heartbeats, journal, metadata
-from probes.clock import ns_from_utc
+from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
 
 T0 = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)

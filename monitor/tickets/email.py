@@ -21,7 +21,7 @@ import email.policy
 import json
 import re
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
@@ -48,6 +48,7 @@ from monitor.tickets.compose import MAX_SUBJECT_LENGTH, with_ref_tag
 from monitor.tickets.config import EmailSinkSettings, ImapSettings
 from monitor.tickets.http_client import redact
 from monitor.tickets.ledger import TicketRow, TicketStore
+from probes.clock import Clock, utc_now
 
 log = get_logger("trunkwatch.tickets")
 
@@ -59,8 +60,6 @@ MAX_TICKETS_PER_POLL = 200
 # SMTP reply classes (RFC 5321 §4.2.1): 4yz transient (retry), 5yz permanent.
 SMTP_PERMANENT = 500
 _UNSAFE_ID = re.compile(r"[^A-Za-z0-9_.-]")
-
-Clock = Callable[[], datetime]
 
 
 def message_id(idempotency: str, domain: str) -> str:
@@ -132,7 +131,7 @@ class EmailSink:
         if self._s.cc:
             msg["Cc"] = ", ".join(self._s.cc)
         msg["Message-ID"] = own_id
-        msg["Date"] = format_datetime(self._clock().astimezone(UTC))
+        msg["Date"] = format_datetime(utc_now(self._clock).astimezone(UTC))
         msg["X-Trunkwatch-Ref"] = request.ref
         msg.set_content(request.body)
         return msg
@@ -279,7 +278,7 @@ class ImapPoller:
 
     async def poll_once(self) -> int:
         """Capture what replies have arrived; the number of tickets that got a number."""
-        now = self._clock()
+        now = utc_now(self._clock)
         waiting = await self._db.tickets_without_number(self._sink, now - MAX_REPLY_AGE)
         by_id: dict[str, TicketRow] = {}
         for row in waiting:

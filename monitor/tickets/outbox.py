@@ -40,6 +40,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.ledger import OutboxRow, TicketStore
 from monitor.tickets.metrics import TicketMetrics
+from probes.clock import Clock, utc_now
 
 log = get_logger("trunkwatch.tickets")
 
@@ -54,7 +55,6 @@ DB_ERROR_PAUSE_S = 2.0
 # Deliveries in flight at once across all sinks (each is one HTTP/SMTP exchange).
 MAX_IN_FLIGHT = 32
 
-Clock = Callable[[], datetime]
 InMaintenance = Callable[[str, datetime], bool]
 Compose = Callable[[OutboxRow, TicketRef | None, int], TicketRequest]
 
@@ -150,7 +150,7 @@ class OutboxWorker:
     async def _pass(self) -> float:
         """Start every due delivery; seconds until the next thing is due."""
         rows = await self._db.live_rows()
-        now = self._clock()
+        now = utc_now(self._clock)
         self.metrics.pending = sum(1 for r in rows if r.status == OutboxStatus.PENDING)
         heads: dict[tuple[str, str], OutboxRow] = {}
         later: dict[tuple[str, str], list[OutboxRow]] = {}
@@ -186,7 +186,7 @@ class OutboxWorker:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # the store failed (or a bug): pause this ticket
-                self._cooldown[pair] = self._clock() + timedelta(seconds=DB_ERROR_PAUSE_S)
+                self._cooldown[pair] = utc_now(self._clock) + timedelta(seconds=DB_ERROR_PAUSE_S)
                 log.error(
                     "ticket_delivery_error",
                     ticket_key=pair[0],
@@ -203,7 +203,7 @@ class OutboxWorker:
         return all(self._in_maintenance(trunk, at) for trunk in context.trunks)
 
     async def _recheck_hold(self, row: OutboxRow, *, ended: bool) -> None:
-        now = self._clock()
+        now = utc_now(self._clock)
         if ended:
             await self._db.suppress(row, now)
             log.info(
@@ -216,7 +216,7 @@ class OutboxWorker:
             log.info("ticket_released", sink=row.sink, ticket_key=row.ticket_key)
 
     async def _deliver(self, row: OutboxRow) -> None:
-        now = self._clock()
+        now = utc_now(self._clock)
         if row.action is Action.OPEN and row.attempts == 0 and self._maintenance(row.context, now):
             await self._db.hold(row, now + timedelta(seconds=MAINTENANCE_RECHECK_S))
             log.info(
@@ -280,7 +280,7 @@ class OutboxWorker:
         return await sink.resolve(request)
 
     async def _record(self, row: OutboxRow, request: TicketRequest, result: SinkResult) -> None:
-        now = self._clock()
+        now = utc_now(self._clock)
         if isinstance(result, Delivered):
             self.metrics.count(row.sink, "success")
             if row.action is Action.OPEN:
@@ -328,7 +328,7 @@ class OutboxWorker:
             self._rng,
             result.retry_after_s,
         )
-        await self._db.retry(row, self._clock() + timedelta(seconds=delay), result.reason)
+        await self._db.retry(row, utc_now(self._clock) + timedelta(seconds=delay), result.reason)
         log.warning(
             "ticket_retry",
             sink=row.sink,

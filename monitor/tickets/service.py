@@ -21,8 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Iterable, Sequence
-from datetime import UTC, datetime
+from collections.abc import Iterable, Sequence
 
 import aiohttp
 from prometheus_client.registry import Collector
@@ -54,6 +53,7 @@ from monitor.tickets.rt import RtSink
 from monitor.tickets.servicenow import ServiceNowSink
 from monitor.tickets.webhook import WebhookSink
 from monitor.tickets.zammad import ZammadSink
+from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 
 log = get_logger("trunkwatch.tickets")
 
@@ -62,12 +62,6 @@ log = get_logger("trunkwatch.tickets")
 STOP_DRAIN_S = 5.0
 # A poller whose IMAP server fails waits this long before the next try.
 IMAP_ERROR_PAUSE_S = 30.0
-
-Clock = Callable[[], datetime]
-
-
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
 
 
 def build_sink(
@@ -101,7 +95,7 @@ class TicketService:
         trunks: Iterable[tuple[str, str]],
         *,
         in_maintenance: InMaintenance = never_in_maintenance,
-        clock: Clock = _utc_now,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         """``trunks``: (name, carrier) of every configured trunk."""
         self.settings = settings or TicketsSettings()
@@ -166,7 +160,7 @@ class TicketService:
 
     async def append(self, store: Store, events: Sequence[Event]) -> None:
         """Journal ``events`` with their ticket requests in one transaction, then deliver."""
-        await append_with_outbox(store, events, self.routing, self._clock())
+        await append_with_outbox(store, events, self.routing, utc_now(self._clock))
         if self._worker is not None:
             self._worker.wake()
 

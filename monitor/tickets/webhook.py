@@ -14,8 +14,8 @@ import base64
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -32,6 +32,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.config import WebhookSinkSettings, webhook_key
 from monitor.tickets.http_client import HttpReply, call, failure_of
+from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 
 SCHEMA_VERSION = 1
 EVENT_TYPES = {
@@ -137,14 +138,14 @@ class WebhookSink:
         session: aiohttp.ClientSession,
         *,
         timeout_s: float,
-        clock: Callable[[], datetime] | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.name = settings.name
         self._settings = settings
         self._key = webhook_key(settings.secret)
         self._session = session
         self._timeout_s = timeout_s
-        self._clock = clock or (lambda: datetime.now(UTC))
+        self._clock = clock
 
     async def open(self, request: TicketRequest) -> SinkResult:
         return await self._post(request)
@@ -163,7 +164,7 @@ class WebhookSink:
         return None
 
     async def _post(self, request: TicketRequest) -> SinkResult:
-        now = self._clock()
+        now = utc_now(self._clock)
         body = json.dumps(payload(request), separators=(",", ":"), ensure_ascii=False).encode()
         timestamp = int(now.timestamp())
         headers = {

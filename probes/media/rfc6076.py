@@ -13,7 +13,7 @@ from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from probes.clock import NS_PER_S
+from probes.instants import NS_PER_S
 
 # §4.7: responses that show the network did its job even though no session was set up.
 SEER_EFFECTIVE_CODES = frozenset({200, 480, 486, 600, 603})
