@@ -24,22 +24,21 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
+from monitor import sla_commands as commands
 from monitor.evidence import EvidenceError, export_bundle, zip_bundle
 from monitor.intervals import SlaInputError
 from monitor.log import get_logger
 from monitor.maintenance import (
     ALL_SERVICES,
     MaintenanceError,
-    MaintenanceWindow,
     Origin,
-    parse_ics,
 )
 from monitor.reports import FORMATS, make_report, render, report_dict
 from monitor.reports.i18n import LANGS
 from monitor.service_sla import SlaContext, UnknownService
 from monitor.sla import ExclusionKind, OutageKind
 from monitor.store.sla_store import (
-    MANUAL_ID_PREFIX,
+    AUDIT_ENTITIES,
     LedgerConflict,
     LedgerError,
     LedgerNotFound,
@@ -384,9 +383,8 @@ async def list_outages(request: web.Request) -> web.Response:
 async def create_manual_outage(request: web.Request) -> web.Response:
     body: ManualOutageIn = await _body(request, ManualOutageIn)
     deps = _deps(request)
-    deps.ctx.service(body.service)
-    record = await deps.ctx.ledger.add_manual_outage(
-        service=body.service, kind=body.kind, first_failure_at=body.first_failure_at,
+    record = await commands.add_manual_outage(
+        deps.ctx, service=body.service, kind=body.kind, first_failure_at=body.first_failure_at,
         restored_at=body.restored_at, ticket_opened_at=body.ticket_opened_at,
         carrier_ticket=body.carrier_ticket, evidence_ref=body.evidence_ref, note=body.note,
         by=body.by, at=deps.clock(),
@@ -397,39 +395,18 @@ async def create_manual_outage(request: web.Request) -> web.Response:
 async def withdraw_manual_outage(request: web.Request) -> web.Response:
     body: WithdrawIn = await _body(request, WithdrawIn)
     deps = _deps(request)
-    record = await deps.ctx.ledger.withdraw_manual_outage(
-        request.match_info["outage_id"], reason=body.reason, by=body.by, at=deps.clock()
+    record = await commands.withdraw_manual_outage(
+        deps.ctx, request.match_info["outage_id"], reason=body.reason, by=body.by, at=deps.clock()
     )
     return web.json_response(record.to_dict())
-
-
-async def _known_outage(deps: ApiDeps, service: str, outage_id: str) -> None:
-    """404 unless outage_id names an outage of service (journal, degradation piece or manual)."""
-    svc, _ = deps.ctx.service(service)
-    if outage_id.startswith(MANUAL_ID_PREFIX):
-        manual = await deps.ctx.ledger.manual_outage(outage_id)
-        if manual.service != service:
-            raise LedgerNotFound(f"manual outage {outage_id} is not of service {service}")
-        return
-    trunk_id = outage_id.split("@", 1)[0]
-    for part in svc.parts:
-        if any(o.id == trunk_id for o in await deps.ctx.store.outages(trunk=part)):
-            return
-    raise LedgerNotFound(f"no outage {outage_id} of service {service}")
 
 
 async def create_exclusion(request: web.Request) -> web.Response:
     body: ExclusionIn = await _body(request, ExclusionIn)
     deps = _deps(request)
-    outage_id = request.match_info["outage_id"]
-    _, contract = deps.ctx.service(body.service)
-    if body.kind not in contract.exclusion_kinds:
-        allowed = ", ".join(sorted(k.value for k in contract.exclusion_kinds))
-        raise LedgerError(f"contract {contract.name} does not allow {body.kind.value}: {allowed}")
-    await _known_outage(deps, body.service, outage_id)
-    record = await deps.ctx.ledger.add_exclusion(
-        outage_id=outage_id, service=body.service, kind=body.kind, reason=body.reason,
-        reference=body.reference, by=body.by, at=deps.clock(),
+    record = await commands.add_exclusion(
+        deps.ctx, outage_id=request.match_info["outage_id"], service=body.service,
+        kind=body.kind, reason=body.reason, reference=body.reference, by=body.by, at=deps.clock(),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
 
@@ -445,26 +422,22 @@ async def list_exclusions(request: web.Request) -> web.Response:
 async def revoke_exclusion(request: web.Request) -> web.Response:
     body: RevokeIn = await _body(request, RevokeIn)
     deps = _deps(request)
-    record = await deps.ctx.ledger.revoke_exclusion(
-        request.match_info["exclusion_id"], reason=body.reason, by=body.by, at=deps.clock()
-    )
+    record = await commands.revoke_exclusion(
+        deps.ctx, request.match_info["exclusion_id"], reason=body.reason, by=body.by,
+        at=deps.clock(),
+    )  # fmt: skip
     return web.json_response(record.to_dict())
 
 
 async def correct_ticket(request: web.Request) -> web.Response:
     body: TicketCorrectionIn = await _body(request, TicketCorrectionIn)
     deps = _deps(request)
-    record = await deps.ctx.ledger.correct_ticket_time(
-        outage_id=request.match_info["outage_id"], value=body.value, previous=body.previous,
-        reason=body.reason, reference=body.reference, by=body.by, at=deps.clock(),
+    record = await commands.correct_ticket(
+        deps.ctx, outage_id=request.match_info["outage_id"], value=body.value,
+        previous=body.previous, reason=body.reason, reference=body.reference, by=body.by,
+        at=deps.clock(),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
-
-
-def _check_services(deps: ApiDeps, services: list[str]) -> None:
-    for name in services:
-        if name != ALL_SERVICES:
-            deps.ctx.service(name)
 
 
 async def list_windows(request: web.Request) -> web.Response:
@@ -474,17 +447,13 @@ async def list_windows(request: web.Request) -> web.Response:
 
 
 async def create_window(request: web.Request) -> web.Response:
-    import uuid
-
     body: MaintenanceIn = await _body(request, MaintenanceIn)
     deps = _deps(request)
-    _check_services(deps, body.services)
-    window = MaintenanceWindow(
-        id=str(uuid.uuid4()), title=body.title, services=tuple(body.services), origin=body.origin,
-        start=body.start, end=body.end, tz=body.tz, rrule=body.rrule,
-        exdates=tuple(body.exdates), notice_ref=body.notice_ref,
+    stored = await commands.add_window(
+        deps.ctx, title=body.title, services=body.services, origin=body.origin,
+        start=body.start, end=body.end, tz=body.tz, rrule=body.rrule, exdates=body.exdates,
+        notice_ref=body.notice_ref, by=body.by, at=deps.clock(),
     )  # fmt: skip
-    stored = await deps.ctx.ledger.add_window(window, by=body.by, at=deps.clock())
     return web.json_response(stored.to_dict(), status=201)
 
 
@@ -497,9 +466,6 @@ async def patch_window(request: web.Request) -> web.Response:
     body: MaintenancePatch = await _body(request, MaintenancePatch)
     deps = _deps(request)
     changes = body.model_dump(exclude_unset=True, exclude={"by"})
-    if "services" in changes and changes["services"] is not None:
-        _check_services(deps, changes["services"])
-        changes["services"] = tuple(changes["services"])
     if changes.get("exdates") is not None:
         changes["exdates"] = tuple(changes["exdates"])
     for required in ("title", "services", "origin", "start", "end", "tz", "exdates"):
@@ -507,8 +473,8 @@ async def patch_window(request: web.Request) -> web.Response:
             raise _Problem(400, "validation", f"{required} cannot be null")
     if "notice_ref" in changes and changes["notice_ref"] is None:
         changes["notice_ref"] = ""
-    window = await deps.ctx.ledger.update_window(
-        request.match_info["window_id"], by=body.by, at=deps.clock(), **changes
+    window = await commands.update_window(
+        deps.ctx, request.match_info["window_id"], changes, by=body.by, at=deps.clock()
     )
     return web.json_response(window.to_dict())
 
@@ -519,8 +485,8 @@ async def cancel_window(request: web.Request) -> web.Response:
     reason, by = request.query.get("reason", ""), request.query.get("by", "")
     if not reason.strip() or not by.strip() or len(reason) > MAX_TEXT or len(by) > 200:
         raise _Problem(400, "bad_query", "reason and by are required query parameters")
-    window = await deps.ctx.ledger.cancel_window(
-        request.match_info["window_id"], reason=reason, by=by, at=deps.clock()
+    window = await commands.cancel_window(
+        deps.ctx, request.match_info["window_id"], reason=reason, by=by, at=deps.clock()
     )
     return web.json_response(window.to_dict())
 
@@ -532,15 +498,11 @@ async def import_ics(request: web.Request) -> web.Response:
     if not by.strip() or len(by) > 200:
         raise _Problem(400, "bad_query", "by is a required query parameter")
     services = [s for s in request.query.get("services", ALL_SERVICES).split(",") if s]
-    if not services:
-        raise _Problem(400, "bad_query", "services must name at least one service or '*'")
-    _check_services(deps, services)
     origin = _choice(request, "origin", tuple(o.value for o in Origin), "carrier")
-    tz = request.query.get("tz", "UTC")
-    events = parse_ics(await request.read(), tz)
-    result = await deps.ctx.ledger.import_ics(
-        events, services=services, origin=origin, by=by, at=deps.clock()
-    )
+    result = await commands.import_ics(
+        deps.ctx, await request.read(), services=services, origin=origin,
+        tz=request.query.get("tz", "UTC"), by=by, at=deps.clock(),
+    )  # fmt: skip
     return web.json_response(result.to_dict())
 
 
@@ -551,9 +513,7 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 async def get_audit(request: web.Request) -> web.Response:
     entity = request.query.get("entity")
-    if entity is not None and entity not in (
-        "exclusion", "manual_outage", "ticket_correction", "maintenance",
-    ):  # fmt: skip
+    if entity is not None and entity not in AUDIT_ENTITIES:
         raise _Problem(400, "bad_query", "unknown entity")
     entries = await _deps(request).ctx.ledger.audit_log(
         entity=entity, entity_id=request.query.get("entity_id")

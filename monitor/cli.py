@@ -30,6 +30,7 @@ app.add_typer(sla_cli.evidence_app, name="evidence")
 app.add_typer(sla_cli.maintenance_app, name="maintenance")
 app.add_typer(sla_cli.exclude_app, name="exclude")
 app.add_typer(sla_cli.outages_app, name="outages")
+app.add_typer(sla_cli.audit_app, name="audit")
 app.add_typer(tickets_app, name="tickets")
 
 T = TypeVar("T")

@@ -144,6 +144,9 @@ class ContractConfig(BaseModel):
     currency: Annotated[str, Field(max_length=MAX_TEXT)] = ""
     credit_tiers: tuple[CreditTierConfig, ...] = Field(default=(), max_length=MAX_CREDIT_TIERS)
     exclusion_kinds: frozenset[ExclusionKind] = frozenset(ExclusionKind)
+    # Below this much monitoring coverage a report's headline says "insufficient coverage"
+    # instead of a bare figure: 100 % of almost nothing watched proves nothing.
+    coverage_floor_pct: Percent = Decimal(99)
 
     @field_validator("acceptance", mode="before")
     @classmethod

@@ -122,6 +122,9 @@ def configure_logging(
     _route_stdlib(out, level_no, shared, [*before_render, renderer])
 
 
+QUIET_LIBRARIES = ("alembic",)
+
+
 def _route_stdlib(
     out: TextIO, level_no: int, shared: list[Processor], tail: list[Processor]
 ) -> None:
@@ -145,6 +148,10 @@ def _route_stdlib(
             root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level_no)
+    # Libraries' start-up chatter ("Context impl SQLiteImpl", each migration applied) is
+    # noise in a command's output: shown only when debugging.
+    for name in QUIET_LIBRARIES:
+        logging.getLogger(name).setLevel(level_no if level_no <= logging.DEBUG else logging.WARNING)
 
 
 def get_logger(name: str) -> FilteringBoundLogger:

@@ -426,9 +426,12 @@ class SlaContext:
         ]
         windows = [w for w in await self.ledger.windows() if w.covers(name)]
         maintenance = windows_for(name, windows, period.start_utc, period.end_utc)
-        gaps = (
-            await self.unknown_time(period.start_utc, period.end_utc, now) if until > start else ()
-        )
+        gaps: IntervalSet = ()
+        if until > start:
+            # A manual outage entered with evidence is known time, usually for a period the
+            # monitor did not see: it is not unknown, so it counts (and adds to coverage).
+            known = union(*(span(m.first_failure_at, m.restored_at or now) for m in manual))
+            gaps = difference(await self.unknown_time(period.start_utc, period.end_utc, now), known)
         outages = build_service_outages(composed, manual, tickets, corrections, exclusions)
         return ServiceInputs(
             service=service,

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import sys
-import uuid
 from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from monitor.service_sla import SlaContext
 
 __all__ = [
+    "audit_app",
     "evidence_app",
     "exclude_app",
     "load_sla_config",
@@ -41,6 +42,7 @@ sla_app = typer.Typer(help="Contract SLA reports.", no_args_is_help=True)
 evidence_app = typer.Typer(help="Signed evidence bundles.", no_args_is_help=True)
 maintenance_app = typer.Typer(help="Maintenance windows (never deleted).", no_args_is_help=True)
 exclude_app = typer.Typer(help="Exclusions of outages (audited, revocable).", no_args_is_help=True)
+audit_app = typer.Typer(help="The audit log of every ledger change.", no_args_is_help=True)
 outages_app = typer.Typer(
     help="Outages: list, manual entries, ticket-time corrections.", no_args_is_help=True
 )
@@ -98,16 +100,33 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
         raise typer.Exit(EXIT_USAGE) from None
 
 
-def _instant(text: str, name: str) -> datetime:
+def _instant(text: str, name: str, zone: ZoneInfo | None) -> datetime:
+    """An ISO 8601 instant; without an offset it is read in the contract's zone (`zone`) and
+    echoed back with the offset it got, so the operator sees what was recorded."""
     try:
         value = datetime.fromisoformat(text)
     except ValueError:
         raise typer.BadParameter(f"{text!r} is not an ISO 8601 instant", param_hint=name) from None
-    if value.tzinfo is None:
+    if value.tzinfo is not None:
+        return value
+    if zone is None:
         raise typer.BadParameter(
-            "needs a UTC offset, e.g. 2026-10-03T14:02:00-06:00", param_hint=name
+            "the contracts have several zones: give a UTC offset, e.g. 2026-10-03T14:02:00-06:00",
+            param_hint=name,
         )
+    value = value.replace(tzinfo=zone)
+    typer.echo(f"{name} {text} read as {value.isoformat()} ({zone.key})", err=True)
     return value
+
+
+def _zone(ctx: SlaContext, services: list[str] | tuple[str, ...] = ()) -> ZoneInfo | None:
+    """The contract zone of the named services, or the one zone every contract shares."""
+    from monitor.maintenance import ALL_SERVICES
+
+    named = [s for s in services if s != ALL_SERVICES]
+    contracts = [ctx.service(s)[1] for s in named] if named else ctx.settings.contracts
+    zones = {str(c.tz) for c in contracts}
+    return ZoneInfo(zones.pop()) if len(zones) == 1 else None
 
 
 def _now() -> datetime:
@@ -256,39 +275,31 @@ def maintenance_add(
     end: Annotated[str, typer.Option("--end", help="ISO instant with offset.")],
     by: ByOpt,
     service: Annotated[list[str], typer.Option("--service", "-s", help="Service, or * for all.")],
-    tz: Annotated[str, typer.Option("--tz", help="Zone the rule repeats in.")] = "UTC",
+    tz: Annotated[
+        str | None,
+        typer.Option("--tz", help="Zone the rule repeats in (default: the contract's)."),
+    ] = None,
     rrule: Annotated[str | None, typer.Option("--rrule", help="RFC 5545 RRULE.")] = None,
     notice: Annotated[str, typer.Option("--notice", help="Notice reference.")] = "",
     origin: Annotated[
         str, typer.Option("--origin", help="carrier, customer or vendor.")
     ] = "carrier",
 ) -> None:
-    """Add a one-off or recurring maintenance window."""
-    from monitor.maintenance import ALL_SERVICES, MaintenanceWindow, Origin
-
-    try:
-        window_origin = Origin(origin)
-    except ValueError:
-        raise typer.BadParameter("carrier, customer or vendor", param_hint="--origin") from None
-    begin, finish = _instant(start, "--start"), _instant(end, "--end")
+    """Add a one-off or recurring maintenance window (times without offset: contract zone)."""
+    from monitor import sla_commands as commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            for name in service:
-                if name != ALL_SERVICES:
-                    ctx.service(name)
-            window = MaintenanceWindow(
-                id=str(uuid.uuid4()),
-                title=title,
-                services=tuple(service),
-                origin=window_origin,
-                start=begin,
-                end=finish,
-                tz=tz,
-                rrule=rrule,
-                notice_ref=notice,
-            )
-            return (await ctx.ledger.add_window(window, by=by, at=_now())).to_dict()
+            try:
+                zone = ZoneInfo(tz) if tz else _zone(ctx, service)
+            except (ZoneInfoNotFoundError, ValueError):
+                raise typer.BadParameter(f"unknown time zone {tz!r}", param_hint="--tz") from None
+            window = await commands.add_window(
+                ctx, title=title, services=service, origin=origin,
+                start=_instant(start, "--start", zone), end=_instant(end, "--end", zone),
+                tz=zone.key if zone else "UTC", rrule=rrule, notice_ref=notice, by=by, at=_now(),
+            )  # fmt: skip
+            return window.to_dict()
 
     _print_json(_run(main))
 
@@ -302,11 +313,12 @@ def maintenance_cancel(
 ) -> None:
     """Cancel a window (it is kept, marked cancelled)."""
 
+    from monitor import sla_commands as commands
+
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            return (
-                await ctx.ledger.cancel_window(window_id, reason=reason, by=by, at=_now())
-            ).to_dict()
+            window = await commands.cancel_window(ctx, window_id, reason=reason, by=by, at=_now())
+            return window.to_dict()
 
     _print_json(_run(main))
 
@@ -321,20 +333,17 @@ def maintenance_import(
     origin: Annotated[str, typer.Option("--origin")] = "carrier",
 ) -> None:
     """Import notices: new UIDs are added, higher SEQUENCE updates, STATUS:CANCELLED cancels."""
-    from monitor.maintenance import ALL_SERVICES, parse_ics
+    from monitor import sla_commands as commands
+    from monitor.maintenance import ALL_SERVICES
 
     data = ics.read_bytes()
 
     async def main() -> dict[str, list[str]]:
-        events = parse_ics(data, tz)
         async with _context(config) as ctx:
-            names = service or [ALL_SERVICES]
-            for name in names:
-                if name != ALL_SERVICES:
-                    ctx.service(name)
-            result = await ctx.ledger.import_ics(
-                events, services=names, origin=origin, by=by, at=_now()
-            )
+            result = await commands.import_ics(
+                ctx, data, services=service or [ALL_SERVICES], origin=origin, tz=tz, by=by,
+                at=_now(),
+            )  # fmt: skip
             return result.to_dict()
 
     _print_json(_run(main))
@@ -354,25 +363,14 @@ def exclude_add(
     reference: Annotated[str, typer.Option("--reference")] = "",
 ) -> None:
     """Classify OUTAGE_ID of SERVICE as excluded (whole outage, audited, revocable)."""
-    from monitor.sla import ExclusionKind
-    from monitor.store.sla_store import LedgerError
+    from monitor import sla_commands as commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            _, contract = ctx.service(service)
-            if kind not in {k.value for k in contract.exclusion_kinds}:
-                raise LedgerError(
-                    f"contract {contract.name} does not allow exclusion kind {kind!r}"
-                )
-            record = await ctx.ledger.add_exclusion(
-                outage_id=outage_id,
-                service=service,
-                kind=ExclusionKind(kind),
-                reason=reason,
-                reference=reference,
-                by=by,
-                at=_now(),
-            )
+            record = await commands.add_exclusion(
+                ctx, outage_id=outage_id, service=service, kind=kind, reason=reason,
+                reference=reference, by=by, at=_now(),
+            )  # fmt: skip
             return record.to_dict()
 
     _print_json(_run(main))
@@ -387,10 +385,12 @@ def exclude_revoke(
 ) -> None:
     """Revoke an exclusion: the outage counts again; the record is kept."""
 
+    from monitor import sla_commands as commands
+
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            record = await ctx.ledger.revoke_exclusion(
-                exclusion_id, reason=reason, by=by, at=_now()
+            record = await commands.revoke_exclusion(
+                ctx, exclusion_id, reason=reason, by=by, at=_now()
             )
             return record.to_dict()
 
@@ -440,26 +440,20 @@ def outages_add(
     kind: Annotated[str, typer.Option("--kind", help="outage or degradation.")] = "outage",
     note: Annotated[str, typer.Option("--note")] = "",
 ) -> None:
-    """Record an outage the monitor did not see (with evidence)."""
-    first = _instant(start, "--start")
-    restored = None if end is None else _instant(end, "--end")
-    ticket_at = None if ticket is None else _instant(ticket, "--ticket-at")
+    """Record an outage the monitor did not see (with evidence; times without offset are
+    read in the contract's zone)."""
+    from monitor import sla_commands as commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            ctx.service(service)
-            record = await ctx.ledger.add_manual_outage(
-                service=service,
-                kind=kind,
-                first_failure_at=first,
-                restored_at=restored,
-                ticket_opened_at=ticket_at,
-                carrier_ticket=carrier_ticket,
-                evidence_ref=evidence,
-                note=note,
-                by=by,
-                at=_now(),
-            )
+            zone = _zone(ctx, [service])
+            record = await commands.add_manual_outage(
+                ctx, service=service, kind=kind,
+                first_failure_at=_instant(start, "--start", zone),
+                restored_at=None if end is None else _instant(end, "--end", zone),
+                ticket_opened_at=None if ticket is None else _instant(ticket, "--ticket-at", zone),
+                carrier_ticket=carrier_ticket, evidence_ref=evidence, note=note, by=by, at=_now(),
+            )  # fmt: skip
             return record.to_dict()
 
     _print_json(_run(main))
@@ -474,10 +468,12 @@ def outages_withdraw(
 ) -> None:
     """Withdraw a manual outage (kept, marked withdrawn)."""
 
+    from monitor import sla_commands as commands
+
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            record = await ctx.ledger.withdraw_manual_outage(
-                outage_id, reason=reason, by=by, at=_now()
+            record = await commands.withdraw_manual_outage(
+                ctx, outage_id, reason=reason, by=by, at=_now()
             )
             return record.to_dict()
 
@@ -488,25 +484,48 @@ def outages_withdraw(
 def outages_correct_ticket(
     config: ConfigOpt,
     outage_id: Annotated[str, typer.Argument()],
-    at: Annotated[str, typer.Option("--at", help="True ticket opening (ISO with offset).")],
+    at: Annotated[
+        str, typer.Option("--at", help="True ticket opening (ISO; no offset: contract zone).")
+    ],
     reason: Annotated[str, typer.Option("--reason")],
     by: ByOpt,
     reference: Annotated[str, typer.Option("--reference")] = "",
 ) -> None:
     """Correct OUTAGE_ID's ticket opening time, with the reason (the latest correction wins)."""
-    value = _instant(at, "--at")
+    from monitor import sla_commands as commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
-            record = await ctx.ledger.correct_ticket_time(
-                outage_id=outage_id,
-                value=value,
-                previous=None,
-                reason=reason,
-                reference=reference,
-                by=by,
-                at=_now(),
-            )
+            record = await commands.correct_ticket(
+                ctx, outage_id=outage_id, value=_instant(at, "--at", _zone(ctx)), previous=None,
+                reason=reason, reference=reference, by=by, at=_now(),
+            )  # fmt: skip
             return record.to_dict()
+
+    _print_json(_run(main))
+
+
+# ---- audit --------------------------------------------------------------------------------
+
+
+@audit_app.command("list")
+def audit_list(
+    config: ConfigOpt,
+    entity: Annotated[
+        str | None,
+        typer.Option(help="exclusion, manual_outage, ticket_correction or maintenance."),
+    ] = None,
+    entity_id: Annotated[str | None, typer.Option("--entity-id")] = None,
+) -> None:
+    """Every change to the ledger: who, when, what, before and after (JSON, oldest first)."""
+    from monitor.store.sla_store import AUDIT_ENTITIES
+
+    if entity is not None and entity not in AUDIT_ENTITIES:
+        raise typer.BadParameter(f"one of {', '.join(AUDIT_ENTITIES)}", param_hint="--entity")
+
+    async def main() -> list[dict[str, Any]]:
+        async with _context(config) as ctx:
+            entries = await ctx.ledger.audit_log(entity=entity, entity_id=entity_id)
+            return [e.to_dict() for e in entries]
 
     _print_json(_run(main))

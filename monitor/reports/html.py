@@ -75,6 +75,13 @@ def _summary(r: Report) -> str:
         if r.target_met
         else f'<span class="not-met">{_e(t("not_met", lang))}</span>'
     )
+    if not r.coverage_sufficient:
+        # Never a bare figure over too little watched time (a 100 % at 0 % coverage).
+        shown = "—" if r.coverage_pct is None else f"{r.coverage_pct} %"
+        met = (
+            f'<span class="not-met">{_e(t("insufficient_coverage", lang))}: {_e(shown)} '
+            f"&lt; {_e(r.coverage_floor_pct)} %</span>"
+        )
     if r.tier is None:
         credit = _e(t("no_credit", lang))
     else:

@@ -62,6 +62,7 @@ TEXT: Final[dict[str, dict[str, str]]] = {
         "en": "Downtime between detection and ticket opening (not claimable).",
     },
     "coverage": {"es": "Cobertura del monitoreo", "en": "Monitoring coverage"},
+    "insufficient_coverage": {"es": "Cobertura insuficiente", "en": "Insufficient coverage"},
     "coverage_note": {
         "es": "Tiempo sin monitoreo: desconocido, no cuenta como disponible ni como caído.",
         "en": "Time not monitored: unknown, counted neither as up nor as down.",

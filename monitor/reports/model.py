@@ -121,6 +121,8 @@ class Report:
     observed_us: int
     unknown_us: int
     coverage_pct: Decimal | None
+    coverage_exact: str | None  # the exact fraction "n/d" of coverage_pct
+    coverage_floor_pct: Decimal
     outages: tuple[OutageRow, ...]
     maintenance: tuple[MaintenanceLine, ...]
     gaps: tuple[GapLine, ...]
@@ -132,6 +134,16 @@ class Report:
         if instant is None:
             return ""
         return instant.astimezone(ZoneInfo(self.tz)).strftime("%Y-%m-%d %H:%M:%S %z")
+
+    @property
+    def coverage_sufficient(self) -> bool:
+        """Coverage at or above the contract's floor (nothing observed yet is not)."""
+        return self.coverage_pct is not None and self.coverage_pct >= self.coverage_floor_pct
+
+    @property
+    def degraded_us(self) -> int:
+        """In-period time of the degradations (faults that are not downtime)."""
+        return sum(o.duration_us - o.outside_us for o in self.outages if o.kind == "degradation")
 
     @property
     def counted_minutes(self) -> Decimal:
@@ -247,7 +259,7 @@ def build_report(
         if result.tier is None
         else {"below_pct": str(result.tier.below_pct), "credit_pct": str(result.tier.credit_pct)}
     )
-    exact = result.availability_exact
+    exact, coverage = result.availability_exact, result.coverage_exact
     return Report(
         lang=lang,
         service=inputs.service.name,
@@ -284,6 +296,8 @@ def build_report(
         observed_us=_us(result.observed),
         unknown_us=_us(result.unknown),
         coverage_pct=result.coverage_pct,
+        coverage_exact=None if coverage is None else f"{coverage.numerator}/{coverage.denominator}",
+        coverage_floor_pct=contract.coverage_floor_pct,
         outages=rows,
         maintenance=tuple(sorted(maintenance, key=lambda m: (m.start, m.window_id))),
         gaps=gaps,

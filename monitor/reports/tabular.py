@@ -151,8 +151,19 @@ def report_dict(r: Report) -> dict[str, Any]:
             ],
         },
         "unclaimed": _duration(r.unclaimed_us),
+        "totals": {
+            "counted": _duration(r.tnodisp_us),
+            "unclaimed": _duration(r.unclaimed_us),
+            "degraded": _duration(r.degraded_us),
+            "maintenance": _duration(sum(o.maintenance_us for o in r.outages)),
+            "withheld": _duration(sum(o.withheld_us for o in r.outages)),
+            "unknown": _duration(r.unknown_us),
+        },
         "coverage": {
             "pct": None if r.coverage_pct is None else _dec(r.coverage_pct),
+            "exact": r.coverage_exact,
+            "floor_pct": _dec(r.coverage_floor_pct),
+            "sufficient": r.coverage_sufficient,
             "observed": _duration(r.observed_us),
             "unknown": _duration(r.unknown_us),
             "gaps": [
@@ -205,6 +216,8 @@ CSV_COLUMNS: Final = (
     "currency",
     "unclaimed_minutes",
     "coverage_pct",
+    "coverage_sufficient",
+    "degraded_minutes",
     "outage_id",
     "kind",
     "source",
@@ -261,6 +274,8 @@ def render_csv(r: Report) -> bytes:
         r.currency,
         _dec(minutes(r.unclaimed_us)),
         "" if r.coverage_pct is None else _dec(r.coverage_pct),
+        str(r.coverage_sufficient).lower(),
+        _dec(minutes(r.degraded_us)),
     ]
     # The quality block is per trunk and metric: one JSON cell (same as the JSON form).
     quality = json.dumps(_quality(r.quality)["trunks"], ensure_ascii=False, sort_keys=True)

@@ -31,6 +31,7 @@ from monitor.store.schema import (
 )
 
 __all__ = [
+    "AUDIT_ENTITIES",
     "MANUAL_ID_PREFIX",
     "TICKET_OPENED_AT",
     "AuditEntry",
@@ -44,6 +45,8 @@ __all__ = [
     "TicketCorrection",
 ]
 
+# What the audit log records changes of.
+AUDIT_ENTITIES: Final = ("exclusion", "manual_outage", "ticket_correction", "maintenance")
 MANUAL_ID_PREFIX: Final = "manual-"  # manual outage ids never collide with journal outage ids
 TICKET_OPENED_AT: Final = "ticket_opened_at"  # the one ticket time the SLA clock uses
 CORRECTABLE_FIELDS: Final = frozenset({TICKET_OPENED_AT})

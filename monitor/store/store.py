@@ -188,6 +188,10 @@ class Store:
             conditions.append(outages.c.first_failure_at < until)
         return await self._outages(*conditions)
 
+    async def outage(self, outage_id: str) -> Outage | None:
+        found = await self._outages(outages.c.id == outage_id)
+        return found[0] if found else None
+
     async def _outages(self, *conditions: Any) -> list[Outage]:
         query = (
             select(outages).where(*conditions).order_by(outages.c.first_failure_at, outages.c.id)
