@@ -94,6 +94,7 @@ class ManualOutageIn(BaseModel):
     evidence_ref: Reason
     note: Reference = ""
     by: Actor
+    trunk: ServiceName | None = None  # one part of the service; None: all of it
 
 
 class WithdrawIn(BaseModel):
@@ -384,10 +385,10 @@ async def create_manual_outage(request: web.Request) -> web.Response:
     body: ManualOutageIn = await _body(request, ManualOutageIn)
     deps = _deps(request)
     record = await commands.add_manual_outage(
-        deps.ctx, service=body.service, kind=body.kind, first_failure_at=body.first_failure_at,
-        restored_at=body.restored_at, ticket_opened_at=body.ticket_opened_at,
-        carrier_ticket=body.carrier_ticket, evidence_ref=body.evidence_ref, note=body.note,
-        by=body.by, at=deps.clock(),
+        deps.ctx, service=body.service, trunk=body.trunk, kind=body.kind,
+        first_failure_at=body.first_failure_at, restored_at=body.restored_at,
+        ticket_opened_at=body.ticket_opened_at, carrier_ticket=body.carrier_ticket,
+        evidence_ref=body.evidence_ref, note=body.note, by=body.by, at=deps.clock(),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
 

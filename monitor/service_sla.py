@@ -8,7 +8,7 @@ trunk outages) unless a ticket-time correction says otherwise (the latest one wi
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
@@ -212,6 +212,22 @@ class ServiceOutage:
     evidence_ref: str | None
 
 
+def _as_trunk_outage(m: ManualOutage) -> events.Outage:
+    """A per-trunk manual outage as a trunk outage, to be composed with the journal's."""
+    assert m.trunk is not None
+    return events.Outage(
+        id=m.id,
+        trunk=m.trunk,
+        kind=events.OutageKind(m.kind.value),
+        first_failure_at=m.first_failure_at,
+        confirmed_at=m.first_failure_at,
+        first_outcome="manual",
+        detail=m.evidence_ref,
+        restored_at=m.restored_at,
+        closed_at=m.restored_at,
+    )
+
+
 def _latest_correction(corrections: Sequence[TicketCorrection]) -> TicketCorrection | None:
     relevant = [c for c in corrections if c.field == TICKET_OPENED_AT]
     return max(relevant, key=lambda c: (c.created_at, c.id)) if relevant else None
@@ -223,8 +239,14 @@ def build_service_outages(
     tickets: Sequence[TicketRecord],
     corrections: Sequence[TicketCorrection],
     exclusions: Sequence[ExclusionRecord],
+    *,
+    per_trunk: Mapping[str, ManualOutage] | None = None,
 ) -> list[ServiceOutage]:
-    """OutageRecords for sla.availability, with tickets, corrections and exclusions applied."""
+    """OutageRecords for sla.availability, with tickets, corrections and exclusions applied.
+
+    ``manual`` are whole-service manual outages; ``per_trunk`` (by id) the manual outages
+    of single trunks, already among the composed outages' constituents."""
+    per_trunk = per_trunk or {}
     by_outage: dict[str, list[TicketRecord]] = {}
     for t in tickets:
         by_outage.setdefault(t.outage_id, []).append(t)
@@ -242,6 +264,10 @@ def build_service_outages(
         first = min(opened, key=lambda t: (t.opened_at, t.id)) if opened else None
         ticket_at = None if first is None else first.opened_at
         source = "ticket" if first is not None else "none"
+        entered = [per_trunk[o.id] for o in c.constituents if o.id in per_trunk]
+        entered_tickets = [m.ticket_opened_at for m in entered if m.ticket_opened_at is not None]
+        if first is None and entered_tickets:
+            ticket_at, source = min(entered_tickets), "manual"
         correction = _latest_correction(fixes.get(c.id, ()))
         if correction is not None:
             ticket_at, source = correction.value, "correction"
@@ -256,10 +282,12 @@ def build_service_outages(
             exclusions=tuple(e.to_sla() for e in excl.get(c.id, ())),
         )
         acknowledged = first.carrier_ref if first is not None else None
+        if acknowledged is None:
+            acknowledged = next((m.carrier_ticket for m in entered if m.carrier_ticket), None)
         out.append(
             ServiceOutage(
                 record=record,
-                source="monitor",
+                source="manual" if c.id in per_trunk else "monitor",
                 trunks=tuple(sorted({o.trunk for o in c.constituents})),
                 trunk_outage_ids=tuple(o.id for o in c.constituents),
                 closed_at=max(closed) if c.end is not None and closed else None,
@@ -267,7 +295,7 @@ def build_service_outages(
                 tickets=tuple(mine),
                 corrections=tuple(fixes.get(c.id, ())),
                 carrier_ticket=acknowledged,
-                evidence_ref=None,
+                evidence_ref="; ".join(m.evidence_ref for m in entered) or None,
             )
         )
     for m in manual:
@@ -412,13 +440,18 @@ class SlaContext:
             trunk_outages.extend(
                 await self.store.outages(trunk=part, since=period.start_utc, until=until)
             )
-        composed = compose_outages(service, trunk_outages, now)
         manual = [
             m
             for m in await self.ledger.manual_outages(service=name)
             if m.first_failure_at < until and (m.restored_at is None or m.restored_at > start)
         ]
-        ids = [c.id for c in composed] + [m.id for m in manual]
+        # A manual outage of one trunk is composed with the journal's, part by part.
+        per_trunk = {m.id: m for m in manual if m.trunk is not None}
+        composed = compose_outages(
+            service, [*trunk_outages, *(_as_trunk_outage(m) for m in per_trunk.values())], now
+        )
+        whole = [m for m in manual if m.trunk is None]
+        ids = [c.id for c in composed] + [m.id for m in whole]
         exclusions = await self.ledger.exclusions(service=name, outage_ids=ids)
         corrections = await self.ledger.ticket_corrections(ids)
         tickets = [
@@ -432,7 +465,9 @@ class SlaContext:
             # monitor did not see: it is not unknown, so it counts (and adds to coverage).
             known = union(*(span(m.first_failure_at, m.restored_at or now) for m in manual))
             gaps = difference(await self.unknown_time(period.start_utc, period.end_utc, now), known)
-        outages = build_service_outages(composed, manual, tickets, corrections, exclusions)
+        outages = build_service_outages(
+            composed, whole, tickets, corrections, exclusions, per_trunk=per_trunk
+        )
         return ServiceInputs(
             service=service,
             contract=contract,

@@ -439,6 +439,9 @@ def outages_add(
     carrier_ticket: Annotated[str, typer.Option("--carrier-ticket")] = "",
     kind: Annotated[str, typer.Option("--kind", help="outage or degradation.")] = "outage",
     note: Annotated[str, typer.Option("--note")] = "",
+    trunk: Annotated[
+        str | None, typer.Option("--trunk", help="One part of the service (default: all of it).")
+    ] = None,
 ) -> None:
     """Record an outage the monitor did not see (with evidence; times without offset are
     read in the contract's zone)."""
@@ -448,7 +451,7 @@ def outages_add(
         async with _context(config) as ctx:
             zone = _zone(ctx, [service])
             record = await commands.add_manual_outage(
-                ctx, service=service, kind=kind,
+                ctx, service=service, trunk=trunk, kind=kind,
                 first_failure_at=_instant(start, "--start", zone),
                 restored_at=None if end is None else _instant(end, "--end", zone),
                 ticket_opened_at=None if ticket is None else _instant(ticket, "--ticket-at", zone),

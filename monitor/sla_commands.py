@@ -82,14 +82,17 @@ async def add_manual_outage(
     note: str,
     by: str,
     at: datetime,
+    trunk: str | None = None,
 ) -> ManualOutage:
-    ctx.service(service)
+    svc, _ = ctx.service(service)
+    if trunk is not None and trunk not in svc.parts:
+        raise LedgerError(f"trunk {trunk!r} is not a part of {service} ({', '.join(svc.parts)})")
     if ticket_opened_at is not None and ticket_opened_at < first_failure_at:
         raise LedgerError("ticket_opened_at is before first_failure_at")
     return await ctx.ledger.add_manual_outage(
         service=service, kind=kind, first_failure_at=first_failure_at, restored_at=restored_at,
         ticket_opened_at=ticket_opened_at, carrier_ticket=carrier_ticket,
-        evidence_ref=evidence_ref, note=note, by=by, at=at,
+        evidence_ref=evidence_ref, note=note, by=by, at=at, trunk=trunk,
     )  # fmt: skip
 
 

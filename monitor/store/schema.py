@@ -146,6 +146,7 @@ manual_outages = Table(
     Column("withdrawn_at", UtcDateTime(), nullable=True),
     Column("withdrawn_by", String(NAME_LENGTH), nullable=True),
     Column("withdrawn_reason", Text(), nullable=True),
+    Column("trunk", String(NAME_LENGTH), nullable=True),  # 0005; NULL: the whole service
     Index("ix_manual_outages_service", "service", "first_failure_at"),
 )
 

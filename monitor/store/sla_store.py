@@ -142,11 +142,13 @@ class ManualOutage:
     withdrawn_at: datetime | None = None
     withdrawn_by: str | None = None
     withdrawn_reason: str | None = None
+    trunk: str | None = None  # one part of the service; None: the whole service
 
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "service": self.service,
+            "trunk": self.trunk,
             "kind": self.kind.value,
             "first_failure_at": self.first_failure_at.isoformat(),
             "ticket_opened_at": _iso(self.ticket_opened_at),
@@ -391,6 +393,7 @@ class SlaStore:
         note: str,
         by: str,
         at: datetime,
+        trunk: str | None = None,
     ) -> ManualOutage:
         by, at = self._who(by, at)
         try:
@@ -416,12 +419,14 @@ class SlaStore:
             note=_text(note, "note", required=False),
             created_at=at,
             created_by=by,
+            trunk=None if trunk is None else _text(trunk, "trunk", limit=MAX_ACTOR),
         )
         async with self._writing() as conn:
             await conn.execute(
                 insert(manual_outages).values(
                     id=record.id,
                     service=record.service,
+                    trunk=record.trunk,
                     kind=kind.value,
                     first_failure_at=first,
                     ticket_opened_at=ticket,
@@ -798,6 +803,7 @@ def _manual_from_row(row: Row[Any]) -> ManualOutage:
         withdrawn_at=row.withdrawn_at,
         withdrawn_by=row.withdrawn_by,
         withdrawn_reason=row.withdrawn_reason,
+        trunk=row.trunk,
     )
 
 

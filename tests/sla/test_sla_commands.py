@@ -14,15 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import typer
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sla_world import ACTOR, SERVICE, TRUNK, mx, settings_dict, worked_example
 from typer.testing import CliRunner
 
+from monitor import sla_cli
 from monitor.api import ApiDeps, make_api_app
-from monitor.cli import app as cli_app
 from monitor.service_sla import SlaContext
 
+# The SLA commands as monitor/cli.py mounts them, without its logging set-up (which would
+# point the process's logs at CliRunner's stream, closed after each call).
+cli_app = typer.Typer()
+for name, sub in (("sla", sla_cli.sla_app), ("outages", sla_cli.outages_app),
+                  ("exclude", sla_cli.exclude_app), ("audit", sla_cli.audit_app)):  # fmt: skip
+    cli_app.add_typer(sub, name=name)
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 Client = TestClient[web.Request, web.Application]
@@ -187,3 +194,95 @@ async def test_the_audit_log_reads_the_same_from_both(world: World) -> None:
     assert [e["action"] for e in cli][-1] == "ticket_correction.create"
     code, out = await world.cli("audit", "list", "--entity", "ticket_correction")
     assert [e["entity"] for e in json.loads(out)] == ["ticket_correction"]
+
+
+@pytest.fixture
+async def pair(
+    tmp_path: Path, aiohttp_client: Callable[[web.Application], Awaitable[Client]]
+) -> AsyncIterator[World]:
+    """A service of two trunks down only when both are (rule all), watched all November;
+    trunk a's journal has an outage 10:00-11:00 on the 10th (Mexico City)."""
+    from sla_world import outage
+
+    from monitor.contracts import ContractsSettings
+    from monitor.events import TrunkState
+    from monitor.events import TrunkStateChanged as Changed
+    from monitor.store import Store
+
+    store = await Store.open(f"sqlite:///{tmp_path / 'tw.db'}", agent="agent-1")
+    await store.append([Changed("a", mx(10, 30, 0), TrunkState.UNKNOWN, TrunkState.UP, "ok")])
+    for event in outage("oa", mx(11, 10, 10), mx(11, 10, 11), trunk="a"):
+        await store.append([event])
+    await store.heartbeat(datetime.now(UTC))
+    data = settings_dict()
+    data["services"] = [{"name": SERVICE, "rule": "all", "parts": ["a", "b"]}]
+    contracts = ContractsSettings.model_validate(
+        {"signing_key_file": str(tmp_path / "evidence.key"), **data}
+    )
+    ctx = SlaContext(store, contracts)
+    config = tmp_path / "trunkwatch.yaml"
+    trunks = [{"name": n, "carrier": "CarrierX", "uri": f"sip:127.0.0.1:59{i}9"}
+              for i, n in enumerate("ab")]  # fmt: skip
+    config.write_text(
+        json.dumps(
+            {
+                "agent": "agent-1",
+                "store": {"url": f"sqlite:///{tmp_path / 'tw.db'}"},
+                "trunks": trunks,
+                "sla": {"signing_key_file": str(tmp_path / "evidence.key"), **data},
+            }
+        )
+    )
+    root = web.Application()
+    now = lambda: datetime.now(UTC)  # noqa: E731
+    root.add_subapp("/api/v1", make_api_app(ApiDeps(ctx, TOKEN, live_state=dict, clock=now)))
+    try:
+        yield World(ctx, await aiohttp_client(root), config)
+    finally:
+        await store.close()
+
+
+@pytest.mark.parametrize("front_end", ["cli", "api"])
+async def test_a_manual_outage_of_one_trunk_is_composed_part_by_part(
+    pair: World, front_end: str
+) -> None:
+    before = await report(pair, "2026-11")
+    assert before["outages"][0]["kind"] == "degradation"  # one part of two down
+    assert before["totals"]["counted"]["minutes"] == "0.00"
+    # The carrier's log: trunk b was down 10:30-12:00, ticket at 10:30. Only 10:30-11:00
+    # had both parts down.
+    if front_end == "cli":
+        code, out = await pair.cli(
+            "outages", "add", "-s", SERVICE, "--trunk", "b", "--start", "2026-11-10T10:30",
+            "--end", "2026-11-10T12:00", "--ticket-at", "2026-11-10T10:30",
+            "--evidence", "carrier log CX-78", "--by", ACTOR,
+        )  # fmt: skip
+        assert code == 0, out
+        code, out = await pair.cli(
+            "outages", "add", "-s", SERVICE, "--trunk", "zz", "--start", "2026-11-10T10:30",
+            "--evidence", "x", "--by", ACTOR,
+        )  # fmt: skip
+        assert code == 2 and "not a part of" in out
+    else:
+        await pair.api_json(
+            "POST", "/outages", 201,
+            json={"service": SERVICE, "trunk": "b",
+                  "first_failure_at": "2026-11-10T10:30:00-06:00",
+                  "restored_at": "2026-11-10T12:00:00-06:00",
+                  "ticket_opened_at": "2026-11-10T10:30:00-06:00",
+                  "evidence_ref": "carrier log CX-78", "by": ACTOR},
+        )  # fmt: skip
+        problem = await pair.api_json(
+            "POST", "/outages", 422,
+            json={"service": SERVICE, "trunk": "zz", "first_failure_at": "2026-11-10T10:30:00Z",
+                  "evidence_ref": "x", "by": ACTOR},
+        )  # fmt: skip
+        assert "not a part of" in problem["message"]
+    after = await report(pair, "2026-11")
+    down = [o for o in after["outages"] if o["kind"] == "outage"]
+    (line,) = down
+    assert line["first_failure_at"] == "2026-11-10T16:30:00+00:00"
+    assert line["restored_at"] == "2026-11-10T17:00:00+00:00"
+    assert (line["ticket_source"], line["counted"]["minutes"]) == ("manual", "30.00")
+    assert line["evidence_ref"] == "carrier log CX-78"
+    assert after["totals"]["counted"]["minutes"] == "30.00"
