@@ -33,7 +33,7 @@ from monitor.maintenance import (
     MaintenanceError,
     Origin,
 )
-from monitor.reports import FORMATS, make_report, render, report_dict
+from monitor.reports import FORMATS, ReportsExtraMissing, make_report, render, report_dict
 from monitor.reports.i18n import LANGS
 from monitor.service_sla import SlaContext, UnknownService
 from monitor.sla import ExclusionKind, OutageKind
@@ -214,6 +214,8 @@ async def _errors(
         return _error(409, "conflict", str(exc))
     except (LedgerError, SlaInputError, MaintenanceError, EvidenceError) as exc:
         return _error(422, "invalid", str(exc))
+    except ReportsExtraMissing as exc:
+        return _error(501, "not_installed", str(exc))
     except web.HTTPException as exc:
         if exc.status >= 400:
             return _error(exc.status, exc.reason.lower().replace(" ", "_"), exc.reason)

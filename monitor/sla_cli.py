@@ -90,12 +90,14 @@ def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     from monitor.evidence import EvidenceError
     from monitor.intervals import SlaInputError
     from monitor.maintenance import MaintenanceError
+    from monitor.reports import ReportsExtraMissing
     from monitor.service_sla import UnknownService
     from monitor.store.sla_store import LedgerError
 
+    errors = (LedgerError, SlaInputError, MaintenanceError, EvidenceError, UnknownService)
     try:
         return asyncio.run(factory())
-    except (LedgerError, SlaInputError, MaintenanceError, EvidenceError, UnknownService) as exc:
+    except (*errors, ReportsExtraMissing) as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(EXIT_USAGE) from None
 

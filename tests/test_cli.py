@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from peers import Kamailio, free_port
 
 REPO = Path(__file__).resolve().parents[1]
-FIXTURES = REPO.parent / "shared" / "fixtures" / "rfc4475"
+FIXTURES = REPO / "tests" / "fixtures" / "rfc4475"
 TRUNKWATCH = str(Path(sys.executable).parent / "trunkwatch")
 
 

@@ -7,7 +7,7 @@ from typing import Final
 
 from monitor.reports.assemble import MAX_CREDIT_MONTHS, credit_history, make_report
 from monitor.reports.html import render_html
-from monitor.reports.model import SCHEMA, Report, build_report
+from monitor.reports.model import SCHEMA, Report, ReportsExtraMissing, build_report
 from monitor.reports.pdf import render_pdf
 from monitor.reports.tabular import CSV_COLUMNS, render_csv, render_json, report_dict
 
@@ -17,6 +17,7 @@ __all__ = [
     "MAX_CREDIT_MONTHS",
     "SCHEMA",
     "Report",
+    "ReportsExtraMissing",
     "build_report",
     "credit_history",
     "make_report",

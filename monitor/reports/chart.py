@@ -9,7 +9,7 @@ from typing import Final
 from zoneinfo import ZoneInfo
 
 from monitor.reports.i18n import t
-from monitor.reports.model import Report
+from monitor.reports.model import Report, ReportsExtraMissing
 
 __all__ = ["timeline_svg"]
 
@@ -26,7 +26,10 @@ _LOCK = threading.Lock()
 
 def timeline_svg(report: Report) -> str:
     """An SVG timeline: one row each for outages, maintenance and gaps, local dates on x."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise ReportsExtraMissing("matplotlib") from None
 
     matplotlib.use("Agg")
     import matplotlib.dates as mdates

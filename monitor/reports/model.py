@@ -63,6 +63,16 @@ class OutageRow:
     evidence_ref: str | None
 
 
+class ReportsExtraMissing(RuntimeError):
+    """HTML/PDF reports need the `reports` extra (matplotlib, WeasyPrint), not installed."""
+
+    def __init__(self, package: str) -> None:
+        super().__init__(
+            f"HTML and PDF reports need {package}, which is not installed: "
+            "pip install 'trunkwatch[reports]' (JSON and CSV work without it)"
+        )
+
+
 @dataclass(frozen=True, slots=True)
 class MaintenanceLine:
     window_id: str

@@ -15,7 +15,7 @@ from probes.sip.headers import Headers, parse_name_addr, parse_via
 from probes.sip.message import SipRequest, SipResponse, parse_message, serialize, transaction_key
 from probes.sip.uri import PLAIN_SIP_URI_RE, SipUri
 
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "rfc4475"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rfc4475"
 CORPUS = [p.read_bytes() for p in sorted(FIXTURES.glob("*.dat"))]
 
 # Modest example counts: the machine is shared (team guide), and each property is cheap.

@@ -11,8 +11,8 @@ from probes.sip.errors import SipParseError
 from probes.sip.headers import parse_name_addr, parse_via
 from probes.sip.message import SipRequest, SipResponse, parse_message, serialize
 
-# The fixtures live next to the repository: /work/shared/fixtures/rfc4475 for /work/main.
-FIXTURES = Path(__file__).resolve().parents[2].parent / "shared" / "fixtures" / "rfc4475"
+# RFC 4475 §3's messages, byte-exact (tests/fixtures/rfc4475/README.md says where from).
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "rfc4475"
 
 
 def _verdicts() -> list[tuple[str, str, str, str]]:
