@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 from peers import Kamailio, Promtool, TlsFiles, make_tls_ca, require_binary, running_kamailio
+from pg_peer import PgServer, running_postgres
 
 
 @pytest.fixture(scope="session")
@@ -30,3 +31,16 @@ def promtool_path() -> str:
 @pytest.fixture(scope="session")
 def promtool(promtool_path: str) -> Promtool:
     return Promtool(promtool_path)
+
+
+@pytest.fixture(scope="session")
+def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+    """One PostgreSQL 15 cluster for the session (initdb + pg_ctl in a temp directory)."""
+    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+        yield server
+
+
+@pytest.fixture
+def pg_url(postgres: PgServer) -> str:
+    """A fresh database of that cluster, for one test."""
+    return postgres.new_database()

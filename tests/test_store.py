@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import sqlite3
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -42,8 +41,11 @@ AGENT = "agent-1"
 POLICY = HealthPolicy(down_after=3, up_after=2)
 
 
-@pytest.fixture
-def db_url(tmp_path: Path) -> str:
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """Every store test runs on both backends: SQLite (one agent) and PostgreSQL (shared)."""
+    if request.param == "postgresql":
+        return str(request.getfixturevalue("pg_url"))
     return f"sqlite:///{tmp_path / 'trunkwatch.db'}"
 
 
@@ -105,7 +107,9 @@ def _schema(conn: Connection) -> dict[str, Any]:
         "pragmas": {
             p: conn.exec_driver_sql(f"PRAGMA {p}").scalar_one()
             for p in ("journal_mode", "synchronous", "foreign_keys")
-        },
+        }
+        if conn.dialect.name == "sqlite"
+        else None,
     }
 
 
@@ -134,8 +138,8 @@ async def test_migrations_create_the_schema(store: Store) -> None:
     assert schema["columns"]["heartbeats"] == {"agent", "last_seen_at"}
     assert schema["diff"] == []  # the migration builds exactly what schema.py declares
     assert schema["version"] == _head_revision()
-    # WAL, synchronous=NORMAL (1), foreign keys on
-    assert schema["pragmas"] == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1}
+    if store.engine.dialect.name == "sqlite":  # WAL, synchronous=NORMAL (1), foreign keys on
+        assert schema["pragmas"] == {"journal_mode": "wal", "synchronous": 1, "foreign_keys": 1}
 
 
 async def test_reopening_keeps_data_and_does_not_remigrate(db_url: str) -> None:
@@ -286,11 +290,12 @@ async def test_aware_non_utc_input_is_stored_as_utc(store: Store, db_url: str) -
     await store.append([OutageOpened(outage("o-1", "carrier-a", first))])
     (stored,) = await store.outages()
     assert stored.first_failure_at.tzinfo is UTC and stored.first_failure_at.hour == 14
-    # what SQLite holds on disk is the UTC wall time
-    path = db_url.removeprefix("sqlite:///")
-    with sqlite3.connect(path) as raw:
-        (seen,) = raw.execute("SELECT last_seen_at FROM heartbeats").fetchone()
-    assert seen == "2026-10-03 20:00:00.250000"
+    # what the database holds is the UTC wall time
+    async with store.engine.connect() as conn:
+        seen = (
+            await conn.exec_driver_sql("SELECT CAST(last_seen_at AS TEXT) FROM heartbeats")
+        ).scalar_one()
+    assert str(seen).startswith("2026-10-03 20:00:00.25")
 
 
 # --- queries ------------------------------------------------------------------------------

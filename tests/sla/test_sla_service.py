@@ -112,3 +112,23 @@ def test_the_sla_view_has_one_constructor_and_reads_its_tickets_from_the_store()
     from monitor.service_sla import SlaContext
 
     assert [f.name for f in dataclasses.fields(SlaContext) if f.init] == ["store", "settings"]
+
+
+async def test_the_worked_example_gives_the_same_figures_on_postgresql(
+    tmp_path: Path, pg_url: str
+) -> None:
+    """The shared store (PostgreSQL) computes exactly what the single-agent one does."""
+    from sla_world import NOW
+
+    results = []
+    for name, url in (("sqlite", None), ("postgresql", pg_url)):
+        (tmp_path / name).mkdir()
+        store, ctx = await worked_example(tmp_path / name, url=url)
+        try:
+            period = ctx.month(SERVICE, "2026-10")
+            results.append((await ctx.sla(SERVICE, period, NOW)).result)
+        finally:
+            await store.close()
+    sqlite, postgres = results
+    assert postgres == sqlite
+    assert str(postgres.availability_pct) == "99.6528"

@@ -19,8 +19,17 @@ def alembic_config() -> Config:
     return config
 
 
+# Any fixed number: the advisory lock that serialises migrations of one PostgreSQL database.
+MIGRATION_LOCK_KEY = 0x7477_6D69  # "twmi"
+
+
 def upgrade_to_head(connection: Connection) -> None:
     """Bring the schema on this (sync, already transactional) connection to the newest revision."""
+    if connection.dialect.name == "postgresql":
+        # Agents starting together on a new database: one migrates, the others wait here and
+        # then find the schema at head (without the lock their CREATE TABLEs deadlock). The
+        # lock ends with the transaction. SQLite's BEGIN IMMEDIATE does the same.
+        connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
     config = alembic_config()
     # env.py runs on the caller's connection instead of opening its own engine.
     config.attributes["connection"] = connection
