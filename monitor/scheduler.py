@@ -156,6 +156,8 @@ class Scheduler:
             if item.in_flight:
                 item.in_flight = False
                 self.in_flight -= 1
+            if result.outcome is Outcome.PROBE_CRASHED:
+                self._crashed(result, item)
             try:
                 self.on_result(result)
             except Exception:
@@ -198,6 +200,17 @@ class Scheduler:
                         detail="probe raised",
                     )
                 )
+
+    def _crashed(self, result: ProbeResult, item: Scheduled) -> None:
+        """A probe that ended on its own bug (probes/options.py `crashed`): counted, logged."""
+        self.errors += 1
+        self._error_log.error(
+            "probe_crashed",
+            now_ns=self._mono_ns(),
+            trunk=item.probe.trunk,
+            probe=item.probe.kind,
+            detail=result.detail,
+        )
 
     def _bug(self, event: str, item: Scheduled) -> None:
         self.errors += 1

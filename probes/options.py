@@ -523,7 +523,12 @@ class OptionsProbe:
         return template
 
     def _build_request(self, template: _RequestTemplate) -> bytes:
-        auth = b"" if self._auth_header is None else self._auth_header.encode() + b"\r\n"
+        # surrogateescape: a realm or nonce that was not UTF-8 goes back as the bytes it was.
+        auth = (
+            b""
+            if self._auth_header is None
+            else self._auth_header.encode("utf-8", "surrogateescape") + b"\r\n"
+        )
         return b"".join(
             (
                 template.before_branch,
@@ -582,6 +587,17 @@ class OptionsProbe:
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
+        try:
+            self._timer_fired()
+        except Exception as exc:
+            self.crashed(exc)
+
+    def crashed(self, exc: Exception) -> None:
+        """A bug on this probe's completion path: the probe ends now, as the monitor's own
+        fault (never the trunk's), and the scheduler counts and logs it."""
+        self._finish(Outcome.PROBE_CRASHED, detail=_truncate(f"{type(exc).__name__}: {exc}"))
+
+    def _timer_fired(self) -> None:
         self._timer = None
         txn = self._txn
         if txn is None:
@@ -601,6 +617,14 @@ class OptionsProbe:
     # ---- inputs from the transports -------------------------------------------------
 
     def on_response(
+        self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
+    ) -> None:
+        try:
+            self._on_response(msg, key, peer, raw)
+        except Exception as exc:
+            self.crashed(exc)
+
+    def _on_response(
         self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
     ) -> None:
         now = time.perf_counter_ns()

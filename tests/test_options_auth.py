@@ -45,16 +45,20 @@ request_route {{
 """
 
 
+REALM = "trunkwatch.test"
+# Not UTF-8: "réseau" in Latin-1, as some carriers' SBCs send it (issue 10).
+LATIN1_REALM = "r\xe9seau.example"
+
+
 @contextlib.contextmanager
-def challenging_kamailio(workdir: Path, algorithm: str) -> Iterator[int]:
+def challenging_kamailio(workdir: Path, algorithm: str, realm: str = REALM) -> Iterator[int]:
     binary = require_binary("kamailio")
     port = free_port("both")
     cfg = workdir / "kamailio-auth.cfg"
-    cfg.write_text(
-        AUTH_CFG.format(
-            port=port, mpath=kamailio_module_dir() + "/", algorithm=algorithm, password=PASSWORD
-        )
+    text = AUTH_CFG.format(
+        port=port, mpath=kamailio_module_dir() + "/", algorithm=algorithm, password=PASSWORD
     )
+    cfg.write_bytes(text.replace(REALM, realm).encode("latin-1"))
     log = (workdir / "kamailio-auth.log").open("wb")
     proc = subprocess.Popen(
         [binary, "-DD", "-E", "-f", str(cfg), "-m", "64", "-M", "8"],
@@ -123,3 +127,69 @@ async def test_challenge_without_credentials_is_alive_by_policy(
     )
     assert result.outcome is Outcome.OK
     assert result.status_code == 401
+
+
+async def test_a_challenge_that_is_not_utf8_is_answered_with_its_own_bytes(
+    tmp_path: Path,
+) -> None:
+    """A Latin-1 realm used to raise UnicodeEncodeError inside the probe and leave it in
+    flight for ever; the digest is computed over the bytes as received (RFC 7616 §3.4.2)."""
+    with challenging_kamailio(tmp_path, "MD5", realm=LATIN1_REALM) as port:
+        settings = OptionsSettings(
+            trunk="t", uri=f"sip:trunk@127.0.0.1:{port}", timeout=2.0, username="alice",
+            password=PASSWORD,
+        )  # fmt: skip
+        started = time.monotonic()
+        result, probe = await probe_options_once(settings)
+    assert time.monotonic() - started < settings.timeout
+    assert result.outcome is Outcome.OK, result  # Kamailio checked our response: it matched
+    assert b'realm="r\xe9seau.example"' in probe.last_request
+
+
+async def test_a_bug_on_the_completion_path_ends_the_probe_counted_and_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Any exception while a probe completes ends that probe as the monitor's own fault
+    (never the trunk's), counted and logged once, and the next probe runs (issue 10)."""
+    import asyncio
+
+    from structlog.testing import capture_logs
+
+    from monitor.scheduler import Scheduler
+    from probes import options
+    from probes.options import MalformedCounter, SharedUdp
+    from probes.result import ProbeResult
+
+    def broken(values: object) -> object:
+        raise RuntimeError("a bug in challenge handling")
+
+    monkeypatch.setattr(options, "select_challenge", broken)  # simulates a bug, not a peer
+    results: list[ProbeResult] = []
+    two = asyncio.Event()
+
+    def collect(result: ProbeResult) -> None:
+        results.append(result)
+        if len(results) >= 2:
+            two.set()
+
+    with challenging_kamailio(tmp_path, "MD5") as port:
+        udp = await SharedUdp.open(MalformedCounter())
+        settings = OptionsSettings(
+            trunk="t", uri=f"sip:trunk@127.0.0.1:{port}", timeout=1.0, username="alice",
+            password=PASSWORD,
+        )  # fmt: skip
+        scheduler = Scheduler([(udp.probe(settings), 0.3)], collect)
+        with capture_logs() as logs:
+            scheduler.start()
+            try:
+                await asyncio.wait_for(two.wait(), 5)
+            finally:
+                scheduler.stop()
+                udp.close()
+    assert len(results) >= 2  # the first probe ended, so the next one was not skipped
+    assert {r.outcome for r in results} == {Outcome.PROBE_CRASHED}
+    assert results[0].detail == "RuntimeError: a bug in challenge handling"
+    assert results[0].duration_ns is not None and results[0].duration_ns < 1_000_000_000
+    assert scheduler.errors == len(results) and scheduler.skipped == 0
+    crashed = [e for e in logs if e["event"] == "probe_crashed"]
+    assert crashed and crashed[0]["trunk"] == "t"

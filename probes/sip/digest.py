@@ -124,7 +124,10 @@ def authorization_header(
         raise DigestError("nonce count out of range")
 
     def kd(*parts: str) -> str:
-        return h(":".join(parts).encode("utf-8"))
+        # Hashed as the bytes that came on the wire (RFC 7616 §3.4.2 hashes octets): header
+        # text is decoded with surrogateescape, so a realm or nonce that is not UTF-8 (a
+        # Latin-1 realm, say) round-trips to its original bytes instead of raising.
+        return h(":".join(parts).encode("utf-8", "surrogateescape"))
 
     qop: str | None = None
     if challenge.qop:
