@@ -91,15 +91,26 @@ def version() -> None:
 @app.command()
 def run(config: ConfigOpt) -> None:
     """Monitor the trunks in a config file until SIGINT/SIGTERM."""
+    from sqlalchemy.exc import SQLAlchemyError
+
     from monitor.app import Monitor
+    from monitor.log import get_logger
+    from monitor.store.engine import describe_store_error
 
     cfg = _load(config)
+    if not cfg.trunks:
+        get_logger("trunkwatch").warning("no_trunks", config=str(config))
 
     async def main() -> None:
         stop = asyncio.Event()
         _stop_on_signals(stop)
         monitor = Monitor(cfg)
-        await monitor.start()
+        try:
+            await monitor.start()
+        except (SQLAlchemyError, OSError) as exc:
+            await monitor.stop()
+            typer.echo(f"{config}: store.url: {describe_store_error(exc)}", err=True)
+            raise typer.Exit(EXIT_CONFIG) from None
         try:
             await stop.wait()
         finally:
@@ -111,8 +122,16 @@ def run(config: ConfigOpt) -> None:
 @app.command("check-config")
 def check_config(config: ConfigOpt) -> None:
     """Validate a config file; exit 2 naming file, line, field and problem if it is wrong."""
+    from monitor.store.engine import store_problem
+
     cfg = _load(config)
+    problem = store_problem(cfg.store.url)
+    if problem is not None:
+        typer.echo(f"{config}: store.url: {problem}", err=True)
+        raise typer.Exit(EXIT_CONFIG)
     typer.echo(f"{config}: OK: agent {cfg.agent}, {len(cfg.trunks)} trunk(s)")
+    if not cfg.trunks:
+        typer.echo(f"{config}: warning: no trunks: nothing will be monitored", err=True)
     for trunk in cfg.trunks:
         typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
 

@@ -9,6 +9,7 @@ import ipaddress
 import os
 import re
 import socket
+import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -38,7 +39,7 @@ from sqlalchemy.exc import ArgumentError
 from monitor import __version__
 from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
-from monitor.secrets import SECRET_NOT_READ
+from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
 from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
@@ -96,6 +97,7 @@ _HOSTNAME = re.compile(
     r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$"
 )
 _SIP_SCHEME = re.compile(r"^(?i:sips?):")
+_PYTHON_TAG = re.compile(r"!(?:!|<tag:yaml\.org,2002:)?python/")
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Only names in the usual ALL_CAPS form are echoed in errors: anything else might be a
 # password pasted into the wrong key, and secrets never reach logs.
@@ -523,13 +525,31 @@ class StoreSettings(BaseModel):
         raise ValueError(f"unsupported database {url.drivername!r}: use sqlite or postgresql")
 
 
+def _too_long(path: Path) -> str | None:
+    """Why the OS would refuse this path for its length, if it would (ENAMETOOLONG)."""
+    limit = os.pathconf("/", "PC_PATH_MAX")
+    name_limit = os.pathconf("/", "PC_NAME_MAX")
+    if len(os.fsencode(path)) >= limit:
+        return f"the database path is longer than the OS allows ({limit} bytes)"
+    if any(len(os.fsencode(part)) > name_limit for part in path.parts):
+        return f"a name in the database path is longer than the OS allows ({name_limit} bytes)"
+    return None
+
+
 def _sqlite_url(value: str, url: URL, info: ValidationInfo) -> str:
     database = url.database
     if not database or database == ":memory:" or database.startswith("file:"):
         return value
     path = _resolve(Path(database), info)
+    too_long = _too_long(path)
+    if too_long:
+        raise ValueError(too_long)
     if not path.parent.is_dir():
         raise ValueError(f"directory for the database does not exist: {path.parent}")
+    # The store writes its file and SQLite's -wal/-shm beside it (a read-only file system
+    # says so here too, even to root).
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise ValueError(f"directory for the database is not writable: {path.parent}")
     # Rebuilt by hand: render_as_string would percent-encode ':' and such in the path.
     _, query_mark, query = value.partition("?")
     return f"{url.drivername}:///{path}{query_mark}{query}"
@@ -682,10 +702,29 @@ def config_from_text(
     return loader.build()
 
 
+def _refuse_python_tags(text: str, source: str) -> None:
+    # ruamel's round-trip loader never runs them, but say so instead of a type error later.
+    for number, line in enumerate(text.splitlines(), 1):
+        if _PYTHON_TAG.search(line):
+            problem = "YAML tags that name Python objects (!!python/...) are not allowed"
+            raise ConfigError([ConfigProblem(source, number, "", problem)])
+
+
+def _long_number_line(text: str) -> int | None:
+    for number, line in enumerate(text.splitlines(), 1):
+        if re.search(rf"\d{{{sys.get_int_max_str_digits()},}}", line):
+            return number
+    return None
+
+
 def _parse_yaml(text: str, source: str) -> Any:
+    _refuse_python_tags(text, source)
     yaml = YAML(typ="rt")  # round-trip: keeps line numbers; YAML 1.2 unless the file says otherwise
     try:
         return yaml.load(text)
+    except RecursionError:
+        problem = "nested too deeply (brackets or indentation) to be a trunkwatch config"
+        raise ConfigError([ConfigProblem(source, None, "", problem)]) from None
     except DuplicateKeyError as exc:
         raise ConfigError([_duplicate_key_problem(exc, text, source)]) from None
     except MarkedYAMLError as exc:
@@ -700,6 +739,15 @@ def _parse_yaml(text: str, source: str) -> Any:
         raise ConfigError([ConfigProblem(source, line, "", problem)]) from None
     except YAMLError as exc:
         raise ConfigError([ConfigProblem(source, None, "", f"YAML error: {exc}")]) from None
+    except ValueError:
+        # Python refuses integers of more than sys.get_int_max_str_digits() digits.
+        limit = sys.get_int_max_str_digits()
+        problem = f"a number of more than {limit} digits"
+        raise ConfigError([ConfigProblem(source, _long_number_line(text), "", problem)]) from None
+    except (TypeError, AttributeError, IndexError, KeyError) as exc:
+        # The parser's own failures on shapes no config has (a list as a mapping key, ...).
+        problem = f"YAML that cannot be read as a config ({type(exc).__name__}: {exc})"[:200]
+        raise ConfigError([ConfigProblem(source, None, "", problem)]) from None
 
 
 def _duplicate_key_problem(exc: DuplicateKeyError, text: str, source: str) -> ConfigProblem:
@@ -1135,19 +1183,10 @@ class _Loader:
         # Echo only what looks like a path: a bare word here may be a pasted password.
         shown = str(file_path) if ("/" in name or "." in name) else "named here"
         try:
-            text = file_path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            self.add(path, f"file not found: {shown}")
+            return read_secret_file(file_path)
+        except SecretFileError as exc:
+            self.add(path, f"password file {shown} {exc}")
             return None
-        except (OSError, UnicodeDecodeError) as exc:
-            reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-            self.add(path, f"cannot read the password file {shown}: {reason}")
-            return None
-        password = text.strip()
-        if not password:
-            self.add(path, f"password file {shown} is empty")
-            return None
-        return password
 
 
 def _position(get: Callable[[Any], Any], key: str | int, fallback: int | None) -> int | None:
@@ -1156,6 +1195,8 @@ def _position(get: Callable[[Any], Any], key: str | int, fallback: int | None) -
     try:
         position = get(key)
     except (KeyError, AttributeError, IndexError, TypeError):
+        return fallback
+    if not position:  # a merge key of an empty mapping has no position at all
         return fallback
     return int(position[0]) + 1
 

@@ -90,6 +90,36 @@ def _sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
         cursor.close()
 
 
+def store_problem(url: str, *, wait_s: float = 1.0) -> str | None:
+    """Why the store at `url` cannot be written now (another process holds SQLite's write
+    lock, the file is not a database, ...), or None. Creates nothing: for check-config."""
+    parsed = make_url(url)
+    database = parsed.database
+    if parsed.get_backend_name() != "sqlite" or not database or database == ":memory:":
+        return None
+    path = Path(database)
+    if not path.exists():
+        return None  # created at the first start
+    try:
+        conn = sqlite3.connect(path, timeout=wait_s, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")  # the lock every writer takes
+            conn.execute("ROLLBACK")
+        finally:
+            conn.close()
+    except sqlite3.Error as exc:
+        return describe_store_error(exc)
+    return None
+
+
+def describe_store_error(exc: BaseException) -> str:
+    """A store error in an operator's words (the driver's own text after the dash)."""
+    text = str(getattr(exc, "orig", None) or exc)
+    if "locked" in text:
+        return f"the database is locked by another process (a trunkwatch still running?) - {text}"
+    return f"the store cannot be opened - {text[:200]}"
+
+
 def _switch_to_wal(cursor: Any) -> None:
     # SQLite does not always call the busy handler for this switch (a connection that would
     # have to upgrade its own lock gets SQLITE_BUSY at once, to avoid deadlock): retry it,

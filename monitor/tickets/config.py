@@ -71,7 +71,7 @@ from pydantic import (
 )
 
 from monitor.durations import parse_duration
-from monitor.secrets import SECRET_NOT_READ
+from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
 from monitor.tickets.templates import TEMPLATE_FIELDS, TEMPLATE_NAMES
 
 # Same rule as trunk names (monitor.config.LABEL_PATTERN): sink names become metric labels.
@@ -230,14 +230,9 @@ def _secret_from_file(name: Any, key: str, base_dir: Any) -> SecretStr:
     # Echo only what looks like a path: a bare word here may be a pasted secret.
     shown = str(path) if ("/" in name or "." in name) else "named here"
     try:
-        text = path.read_text(encoding="utf-8").strip()
-    except FileNotFoundError:
-        raise ValueError(f"{key}: file not found: {shown}") from None
-    except (OSError, UnicodeDecodeError):
-        raise ValueError(f"{key}: cannot read the secret file {shown}") from None
-    if not text:
-        raise ValueError(f"{key}: secret file {shown} is empty")
-    return SecretStr(text)
+        return SecretStr(read_secret_file(path))
+    except SecretFileError as exc:
+        raise ValueError(f"{key}: secret file {shown} {exc}") from None
 
 
 # --- templates and common sink fields -------------------------------------------------------
