@@ -27,14 +27,19 @@ YAML shape (every field shown; defaults in comments)::
             - {below_pct: 99.0, credit_pct: 10}
           exclusion_kinds: [customer_equipment, no_access, misuse, non_payment,
                             force_majeure, new_installation, strike, natural_disaster,
-                            scheduled_maintenance]  # default: all of these
+                            scheduled_maintenance, authority_order,
+                            customer_internet]  # default: all of these
+          response_max: 30m      # ticket opened → carrier's acknowledgement (optional)
+          repair_max: 4h         # ticket opened → restoration (optional)
+          limits:                # per service, overriding the two above (optional)
+            voice-mx: {response_max: 15m, repair_max: 2h}
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
-from datetime import date, datetime, time
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Annotated, Any, Final
@@ -43,6 +48,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     ValidationInfo,
@@ -50,6 +56,8 @@ from pydantic import (
     model_validator,
 )
 
+from monitor.contract_clocks import ClockLimits
+from monitor.durations import parse_duration
 from monitor.sla import (
     Basis,
     CompositionRule,
@@ -119,6 +127,22 @@ class ServiceConfig(BaseModel):
         return value
 
 
+def _optional_duration(value: Any) -> Any:
+    return value if value is None else parse_duration(value)
+
+
+OptionalDuration = Annotated[float | None, BeforeValidator(_optional_duration)]
+
+
+class ServiceLimits(BaseModel):
+    """One service's response and repair limits (a contract's `limits:` entry)."""
+
+    model_config = _MODEL_CONFIG
+
+    response_max: OptionalDuration = None
+    repair_max: OptionalDuration = None
+
+
 class CreditTierConfig(BaseModel):
     model_config = _MODEL_CONFIG
 
@@ -147,6 +171,21 @@ class ContractConfig(BaseModel):
     # Below this much monitoring coverage a report's headline says "insufficient coverage"
     # instead of a bare figure: 100 % of almost nothing watched proves nothing.
     coverage_floor_pct: Percent = Decimal(99)
+    # The annex's response and repair times, both from the ticket's opening; `limits`
+    # overrides them per service.
+    response_max: OptionalDuration = None
+    repair_max: OptionalDuration = None
+    limits: dict[Label, ServiceLimits] = Field(default_factory=dict)
+
+    def limits_for(self, service: str) -> ClockLimits:
+        """The response and repair limits of one of this contract's services."""
+        own = self.limits.get(service)
+        response = own.response_max if own and own.response_max is not None else self.response_max
+        repair = own.repair_max if own and own.repair_max is not None else self.repair_max
+        return ClockLimits(
+            None if response is None else timedelta(seconds=response),
+            None if repair is None else timedelta(seconds=repair),
+        )
 
     @field_validator("acceptance", mode="before")
     @classmethod

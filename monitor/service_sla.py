@@ -16,6 +16,7 @@ from typing import Any, Final
 from sqlalchemy import func, select
 
 from monitor import events
+from monitor.contract_clocks import ClockVerdict, judge
 from monitor.contracts import ContractConfig, ContractsSettings, ServiceConfig
 from monitor.intervals import Interval, IntervalSet, difference, span, union
 from monitor.maintenance import MaintenanceWindow, windows_for
@@ -98,7 +99,9 @@ def ticket_records(rows: Iterable[TicketRow]) -> list[TicketRecord]:
             id=f"{row.sink}:{row.ticket_key}",
             outage_id=row.outage_id,
             opened_at=row.acknowledged_at or row.sink_created_at,
-            acknowledged_at=row.acknowledged_at,
+            # The carrier's acknowledgement: its number captured from a reply (e-mail), else
+            # the sink's answer that created the ticket.
+            acknowledged_at=row.number_captured_at or row.acknowledged_at,
             carrier_ref=row.number or row.external_id,
             status=row.state,
         )
@@ -369,6 +372,17 @@ class ServiceInputs:
 class ServiceSla:
     inputs: ServiceInputs
     result: SlaResult
+
+    def clocks(self, outage: ServiceOutage) -> ClockVerdict:
+        """The contract's response and repair clocks of one of these outages."""
+        acknowledged = [t.acknowledged_at for t in outage.tickets if t.acknowledged_at]
+        return judge(
+            outage.record.ticket_opened_at,
+            min(acknowledged) if acknowledged else None,
+            outage.record.restored_at,
+            self.inputs.contract.limits_for(self.inputs.service.name),
+            self.inputs.now,
+        )
 
 
 @dataclass(slots=True)

@@ -98,6 +98,11 @@ class ExclusionKind(StrEnum):
     SCHEDULED_MAINTENANCE = "scheduled_maintenance"
     STRIKE = "strike"
     NATURAL_DISASTER = "natural_disaster"
+    # The annex names these two apart from force majeure: an interruption ordered by a
+    # competent authority is explicitly *not* force majeure, and the customer's Internet
+    # access bought from a third party is not the carrier's service.
+    AUTHORITY_ORDER = "authority_order"
+    CUSTOMER_INTERNET = "customer_internet"
 
 
 class CompositionRule(StrEnum):

@@ -359,7 +359,9 @@ def exclude_add(
     config: ConfigOpt,
     outage_id: Annotated[str, typer.Argument()],
     service: ServiceOpt,
-    kind: Annotated[str, typer.Option("--kind", help="customer_equipment, no_access, ...")],
+    kind: Annotated[
+        str, typer.Option("--kind", help="customer_equipment, no_access, authority_order, ...")
+    ],
     reason: Annotated[str, typer.Option("--reason")],
     by: ByOpt,
     reference: Annotated[str, typer.Option("--reference")] = "",

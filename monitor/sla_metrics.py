@@ -41,6 +41,13 @@ METRICS: Final[dict[str, str]] = {
     "trunkwatch_sla_credit_ratio": (
         "Credit due this month so far as a share (0-1) of the monthly fee."
     ),
+    "trunkwatch_ticket_response_overdue": (
+        "1 while an open outage's ticket is past the contract's response time "
+        "(no acknowledgement from the carrier yet)."
+    ),
+    "trunkwatch_ticket_repair_overdue": (
+        "1 while an open outage is past the contract's repair time since its ticket opened."
+    ),
 }
 
 
@@ -74,6 +81,18 @@ def _month_samples(service: str, sla: ServiceSla) -> list[SlaSample]:
         SlaSample("trunkwatch_monitoring_coverage_ratio", svc, coverage),
         SlaSample("trunkwatch_sla_target_ratio", svc, float(target)),
         SlaSample("trunkwatch_sla_credit_ratio", svc, credit),
+        *_overdue_samples(service, sla),
+    ]
+
+
+def _overdue_samples(service: str, sla: ServiceSla) -> list[SlaSample]:
+    clocks = [sla.clocks(o) for o in sla.inputs.outages if o.record.restored_at is None]
+    svc = (("service", service),)
+    response = any(c.response_overdue for c in clocks)
+    repair = any(c.repair_overdue for c in clocks)
+    return [
+        SlaSample("trunkwatch_ticket_response_overdue", svc, float(response)),
+        SlaSample("trunkwatch_ticket_repair_overdue", svc, float(repair)),
     ]
 
 

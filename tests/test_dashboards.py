@@ -67,6 +67,8 @@ FUTURE_METRICS = frozenset(
         "trunkwatch_sla_target_ratio",
         "trunkwatch_sla_credit_ratio",
         "trunkwatch_monitoring_coverage_ratio",
+        "trunkwatch_ticket_response_overdue",
+        "trunkwatch_ticket_repair_overdue",
         # TLS certificate probe
         "trunkwatch_tls_cert_expiry_timestamp_seconds",
     }
@@ -108,6 +110,10 @@ trunkwatch_sla_target_ratio{service="voice"} 0.995
 trunkwatch_sla_credit_ratio{service="voice"} 0
 # TYPE trunkwatch_monitoring_coverage_ratio gauge
 trunkwatch_monitoring_coverage_ratio{service="voice"} 0.9999
+# TYPE trunkwatch_ticket_response_overdue gauge
+trunkwatch_ticket_response_overdue{service="voice"} 0
+# TYPE trunkwatch_ticket_repair_overdue gauge
+trunkwatch_ticket_repair_overdue{service="voice"} 0
 # TYPE trunkwatch_tls_cert_expiry_timestamp_seconds gauge
 trunkwatch_tls_cert_expiry_timestamp_seconds{trunk="kam-tcp"} 1900000000
 """

@@ -6,6 +6,7 @@ Print CSS puts the detail on its own pages, so the same HTML becomes the PDF.
 from __future__ import annotations
 
 import base64
+from datetime import timedelta
 from decimal import Decimal
 from html import escape
 from typing import Final
@@ -139,9 +140,28 @@ def _summary(r: Report) -> str:
 <p>{_e(t("credit", lang))}: {credit}</p>
 <table>{body}</table>
 <p class="note">{_e(t("unclaimed_note", lang))} {_e(t("coverage_note", lang))}</p>
+{_breaches(r)}
 <h2>{_e(t("timeline", lang))}</h2>
 <img class="chart" alt="{_e(t("timeline", lang))}" src="data:image/svg+xml;base64,{svg}">
 """
+
+
+def _breaches(r: Report) -> str:
+    """The response and repair limits the carrier missed (the annex's own clocks)."""
+    lang = r.lang
+    if r.limits.response_max is None and r.limits.repair_max is None:
+        return ""
+    items = []
+    for o, clock, elapsed in r.breaches:
+        limit = r.limits.response_max if clock == "response" else r.limits.repair_max
+        assert limit is not None
+        items.append(
+            f"<li>{_e(t(clock + '_time', lang))} {_e(o.id)}: "
+            f"{_min(elapsed // timedelta(microseconds=1))} {_e(t('minutes', lang))} &gt; "
+            f"{_min(limit // timedelta(microseconds=1))} {_e(t('minutes', lang))}</li>"
+        )
+    body = f"<ul>{''.join(items)}</ul>" if items else f"<p>{_e(t('no_breaches', lang))}</p>"
+    return f"<h2>{_e(t('breaches', lang))}</h2>{body}"
 
 
 def _outage_table(r: Report, kind: str) -> str:

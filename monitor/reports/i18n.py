@@ -63,6 +63,13 @@ TEXT: Final[dict[str, dict[str, str]]] = {
     },
     "coverage": {"es": "Cobertura del monitoreo", "en": "Monitoring coverage"},
     "insufficient_coverage": {"es": "Cobertura insuficiente", "en": "Insufficient coverage"},
+    "breaches": {
+        "es": "Tiempos de respuesta y reparación incumplidos",
+        "en": "Response and repair times missed",
+    },
+    "no_breaches": {"es": "Ninguno.", "en": "None."},
+    "response_time": {"es": "Tiempo de respuesta", "en": "Response time"},
+    "repair_time": {"es": "Tiempo de reparación", "en": "Repair time"},
     "coverage_note": {
         "es": "Tiempo sin monitoreo: desconocido, no cuenta como disponible ni como caído.",
         "en": "Time not monitored: unknown, counted neither as up nor as down.",
@@ -183,6 +190,14 @@ EXCLUSION_KINDS: Final[dict[str, dict[str, str]]] = {
     "scheduled_maintenance": {"es": "mantenimiento programado", "en": "scheduled maintenance"},
     "strike": {"es": "huelga", "en": "strike"},
     "natural_disaster": {"es": "desastre natural", "en": "natural disaster"},
+    "authority_order": {
+        "es": "interrupción ordenada por autoridad competente",
+        "en": "interruption ordered by a competent authority",
+    },
+    "customer_internet": {
+        "es": "falla del acceso a Internet contratado con un tercero",
+        "en": "failure of Internet access bought from a third party",
+    },
 }
 
 

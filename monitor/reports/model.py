@@ -7,12 +7,13 @@ The JSON form is documented in docs/sla-report-schema.md (schema ``trunkwatch-sl
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
-from datetime import datetime
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from monitor.contract_clocks import ClockLimits, ClockVerdict
 from monitor.intervals import Interval, intersection, microseconds, span
 from monitor.maintenance import occurrences
 from monitor.reports.i18n import check_lang
@@ -61,6 +62,7 @@ class OutageRow:
     reasons: tuple[str, ...]
     exclusion: dict[str, Any] | None
     evidence_ref: str | None
+    clocks: ClockVerdict = field(default_factory=ClockVerdict)
 
 
 class ReportsExtraMissing(RuntimeError):
@@ -138,12 +140,24 @@ class Report:
     gaps: tuple[GapLine, ...]
     # Per trunk of the service with samples in the period (monitor/reports/quality.py).
     quality: tuple[TrunkQuality, ...] = ()
+    limits: ClockLimits = field(default_factory=ClockLimits)
 
     def local(self, instant: datetime | None) -> str:
         """An instant as wall time in the contract's zone, with its UTC offset."""
         if instant is None:
             return ""
         return instant.astimezone(ZoneInfo(self.tz)).strftime("%Y-%m-%d %H:%M:%S %z")
+
+    @property
+    def breaches(self) -> list[tuple[OutageRow, str, timedelta]]:
+        """(outage, "response" or "repair", elapsed) for every limit missed, even running."""
+        out: list[tuple[OutageRow, str, timedelta]] = []
+        for o in self.outages:
+            if o.clocks.response_met is False and o.clocks.response is not None:
+                out.append((o, "response", o.clocks.response))
+            if o.clocks.repair_met is False and o.clocks.repair is not None:
+                out.append((o, "repair", o.clocks.repair))
+        return out
 
     @property
     def coverage_sufficient(self) -> bool:
@@ -192,7 +206,7 @@ def _exclusion(line: OutageLine) -> dict[str, Any] | None:
     }
 
 
-def _row(outage: ServiceOutage, line: OutageLine) -> OutageRow:
+def _row(outage: ServiceOutage, line: OutageLine, clocks: ClockVerdict) -> OutageRow:
     r = outage.record
     acknowledged = [t.acknowledged_at for t in outage.tickets if t.acknowledged_at is not None]
     refs = [t.carrier_ref for t in outage.tickets if t.carrier_ref]
@@ -221,6 +235,7 @@ def _row(outage: ServiceOutage, line: OutageLine) -> OutageRow:
         reasons=tuple(reason.value for reason in line.reasons),
         exclusion=_exclusion(line),
         evidence_ref=outage.evidence_ref,
+        clocks=clocks,
     )
 
 
@@ -237,7 +252,7 @@ def build_report(
     inputs, result = sla.inputs, sla.result
     contract = inputs.contract
     by_id = {o.record.id: o for o in inputs.outages}
-    rows = tuple(_row(by_id[line.id], line) for line in result.lines)
+    rows = tuple(_row(by_id[line.id], line, sla.clocks(by_id[line.id])) for line in result.lines)
     period = result.period
     window = span(result.effective_start, period.end_utc)
     maintenance: list[MaintenanceLine] = []
@@ -312,6 +327,7 @@ def build_report(
         maintenance=tuple(sorted(maintenance, key=lambda m: (m.start, m.window_id))),
         gaps=gaps,
         quality=tuple(quality),
+        limits=contract.limits_for(inputs.service.name),
     )
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
@@ -59,7 +59,17 @@ def _outage(o: OutageRow) -> dict[str, Any]:
         "reasons": list(o.reasons),
         "exclusion": o.exclusion,
         "evidence_ref": o.evidence_ref,
+        "clocks": {
+            "response": _maybe_duration(o.clocks.response),
+            "response_met": o.clocks.response_met,
+            "repair": _maybe_duration(o.clocks.repair),
+            "repair_met": o.clocks.repair_met,
+        },
     }
+
+
+def _maybe_duration(value: timedelta | None) -> dict[str, str] | None:
+    return None if value is None else _duration(value // timedelta(microseconds=1))
 
 
 def _figure(value: float | None) -> str | None:
@@ -151,6 +161,24 @@ def report_dict(r: Report) -> dict[str, Any]:
             ],
         },
         "unclaimed": _duration(r.unclaimed_us),
+        "limits": {
+            "response_max": _maybe_duration(r.limits.response_max),
+            "repair_max": _maybe_duration(r.limits.repair_max),
+        },
+        "breaches": [
+            {
+                "outage_id": o.id,
+                "clock": clock,
+                "elapsed": _maybe_duration(elapsed),
+                "limit": _maybe_duration(
+                    r.limits.response_max if clock == "response" else r.limits.repair_max
+                ),
+                "running": o.clocks.response_running
+                if clock == "response"
+                else o.clocks.repair_running,
+            }
+            for o, clock, elapsed in r.breaches
+        ],
         "totals": {
             "counted": _duration(r.tnodisp_us),
             "unclaimed": _duration(r.unclaimed_us),
@@ -244,8 +272,20 @@ CSV_COLUMNS: Final = (
     "exclusion_reason",
     "exclusion_reference",
     "evidence_ref",
+    "response_minutes",
+    "response_met",
+    "repair_minutes",
+    "repair_met",
     "quality",
 )
+
+
+def _clock_minutes(value: timedelta | None) -> str:
+    return "" if value is None else _dec(minutes(value // timedelta(microseconds=1)))
+
+
+def _met(value: bool | None) -> str:
+    return "" if value is None else str(value).lower()
 
 
 def render_csv(r: Report) -> bytes:
@@ -312,6 +352,10 @@ def render_csv(r: Report) -> bytes:
                 exclusion.get("reason", ""),
                 exclusion.get("reference", ""),
                 o.evidence_ref or "",
+                _clock_minutes(o.clocks.response),
+                _met(o.clocks.response_met),
+                _clock_minutes(o.clocks.repair),
+                _met(o.clocks.repair_met),
                 quality,
             ]
         )

@@ -286,3 +286,21 @@ async def test_a_manual_outage_of_one_trunk_is_composed_part_by_part(
     assert (line["ticket_source"], line["counted"]["minutes"]) == ("manual", "30.00")
     assert line["evidence_ref"] == "carrier log CX-78"
     assert after["totals"]["counted"]["minutes"] == "30.00"
+
+
+@pytest.mark.parametrize("kind", ["authority_order", "customer_internet"])
+async def test_the_annex_exclusion_kinds_through_both(world: World, kind: str) -> None:
+    code, out = await world.cli(
+        "exclude", "add", "o1", "-s", SERVICE, "--kind", kind, "--reason", "annex",
+        "--by", ACTOR,
+    )  # fmt: skip
+    assert code == 0, out
+    assert json.loads(out)["kind"] == kind
+    body = {"service": SERVICE, "kind": kind, "reason": "annex", "by": ACTOR}
+    created = await world.api_json("POST", "/outages/o2/exclusions", 201, json=body)
+    assert created["kind"] == kind
+    report = await world.api_json(
+        "GET", f"/services/{SERVICE}/report?month=2026-10&format=json", 200
+    )
+    excluded = {o["id"] for o in report["outages"] if o["exclusion"]}
+    assert {"o1", "o2"} <= excluded

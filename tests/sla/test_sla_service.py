@@ -101,7 +101,8 @@ async def test_gauges_match_the_report(tmp_path: Path) -> None:
     assert samples[("trunkwatch_sla_credit_ratio", svc)] == 0.05
     assert samples[("trunkwatch_monitoring_coverage_ratio", svc)] == 1.0
     assert ("trunkwatch_availability_ratio", (*svc, ("window", "rolling"))) in samples
-    assert len(metrics.samples()) == 6 and metrics.errors == 0
+    assert len(metrics.samples()) == 8 and metrics.errors == 0
+    assert samples[("trunkwatch_ticket_response_overdue", svc)] == 0.0  # no limits configured
 
 
 def test_the_sla_view_has_one_constructor_and_reads_its_tickets_from_the_store() -> None:
