@@ -64,9 +64,11 @@ class ApiDeps:
     """What the API reads and writes through (app.py builds one)."""
 
     ctx: SlaContext
-    token: str | None  # None: writes are refused (403)
+    token: str | None  # the write token (it also reads); None: writes are refused (403)
     live_state: LiveState | None = None  # trunk name → "up"/"down"/"unknown"
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    read_token: str | None = None  # reads: outages, reports, audit
+    open_reads: bool = False  # the operator said reads need no token
 
 
 DEPS: Final = web.AppKey("trunkwatch_api_deps", ApiDeps)
@@ -229,16 +231,45 @@ def _deps(request: web.Request) -> ApiDeps:
     return request.app[DEPS]
 
 
+def _bearer(request: web.Request) -> bytes | None:
+    """The bearer token sent, as bytes (any header, however malformed: never a 500)."""
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not given.strip():
+        return None
+    return given.strip().encode("utf-8", "surrogateescape")
+
+
+def _matches(given: bytes | None, token: str | None) -> bool:
+    return (
+        given is not None
+        and token is not None
+        and hmac.compare_digest(given, token.encode("utf-8", "surrogateescape"))
+    )
+
+
 def _require_token(request: web.Request) -> None:
     token = _deps(request).token
     if token is None:
-        raise _Problem(403, "writes_disabled", "API writes are disabled: set sla.api_token_env")
-    header = request.headers.get("Authorization", "")
-    scheme, _, given = header.partition(" ")
-    if scheme.lower() != "bearer" or not given:
+        raise _Problem(403, "writes_disabled", "API writes are disabled: set http.write_token_env")
+    given = _bearer(request)
+    if given is None:
         raise _Problem(401, "unauthorized", "writes need Authorization: Bearer <token>")
-    if not hmac.compare_digest(given.strip().encode(), token.encode()):
+    if not _matches(given, token):
         raise _Problem(401, "unauthorized", "the bearer token is not valid")
+
+
+@web.middleware
+async def _reads(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """Reads need the read or the write token, unless the operator opened them."""
+    deps = _deps(request)
+    if request.method in ("GET", "HEAD") and not deps.open_reads:
+        if not request.path.endswith("/openapi.json"):
+            given = _bearer(request)
+            if not (_matches(given, deps.read_token) or _matches(given, deps.token)):
+                return _error(401, "unauthorized", "reads need Authorization: Bearer <token>")
+    return await handler(request)
 
 
 async def _body(request: web.Request, model: type[BaseModel]) -> Any:
@@ -550,7 +581,7 @@ async def get_openapi(request: web.Request) -> web.Response:
 
 def make_api_app(deps: ApiDeps) -> web.Application:
     """The /api/v1 sub-application."""
-    app = web.Application(middlewares=[_errors], client_max_size=MAX_BODY_BYTES)
+    app = web.Application(middlewares=[_errors, _reads], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
     r = app.router
     r.add_get("/openapi.json", get_openapi)

@@ -26,6 +26,7 @@ from monitor.exporter import (
     runtime_registry,
 )
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth
+from monitor.http_guard import ConnectionGuard
 from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
 from monitor.maintenance import MaintenanceCalendar
 from monitor.pipeline import Pipeline
@@ -42,6 +43,7 @@ from monitor.store import Store, resume
 from monitor.store.samples import CallSample, ProbeSample, insert_samples
 from monitor.store.writer import JournalWriter
 from monitor.tickets.service import TicketService
+from monitor.web_config import load_web_config
 from probes.options import MalformedCounter, SharedUdp
 from probes.probe import Probe
 from probes.result import ProbeResult
@@ -133,19 +135,16 @@ class Monitor:
         self.sla_metrics = SlaMetrics(self.sla)
         self._register_metrics()
         assert self.exporter is not None
-        app = make_app(self.exporter, lambda: self._ready)
-        api_token = cfg.sla.api_token(os.environ)
-        app.add_subapp(
-            "/api/v1",
-            make_api_app(
-                ApiDeps(
-                    self.sla,
-                    api_token,
-                    live_state=lambda: {n: h.state.value for n, h in self.health.items()},
-                )
-            ),
+        web_config = (
+            None if cfg.http.web_config_file is None else load_web_config(cfg.http.web_config_file)
         )
-        self.runner, self.bound_port = await serve(app, cfg.http.listen, self.http_port)
+        guard = ConnectionGuard(cfg.http.limits())
+        app = make_app(self.exporter, lambda: self._ready, web_config=web_config, guard=guard)
+        app.add_subapp("/api/v1", make_api_app(self._api_deps()))
+        ssl_context = None if web_config is None else web_config.ssl_context
+        self.runner, self.bound_port = await serve(
+            app, cfg.http.listen, self.http_port, ssl_context=ssl_context, guard=guard
+        )
 
         self._tasks.append(asyncio.create_task(self.writer.run(), name="journal-writer"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
@@ -161,6 +160,18 @@ class Monitor:
             trunks=len(cfg.trunks),
             metrics=f"http://{cfg.http.listen}:{self.bound_port}/metrics",
             loop=loop_name(),
+        )
+
+    def _api_deps(self) -> ApiDeps:
+        http, env = self.config.http, os.environ
+        write = env.get(http.write_token_env) if http.write_token_env else None
+        assert self.sla is not None
+        return ApiDeps(
+            self.sla,
+            write or self.config.sla.api_token(env),  # sla.api_token_env: the older name
+            live_state=lambda: {n: h.state.value for n, h in self.health.items()},
+            read_token=env.get(http.read_token_env) if http.read_token_env else None,
+            open_reads=http.open_reads,
         )
 
     async def _call_probes(self) -> list[tuple[Probe, float]]:

@@ -39,9 +39,11 @@ from sqlalchemy.exc import ArgumentError
 from monitor import __version__
 from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
+from monitor.http_guard import HttpLimits
 from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
 from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
+from monitor.web_config import WebConfigError, load_web_config
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.sip.errors import SipParseError
 from probes.sip.uri import SipUri
@@ -556,12 +558,51 @@ def _sqlite_url(value: str, url: URL, info: ValidationInfo) -> str:
 
 
 class HttpSettings(BaseModel):
-    """The API and /metrics listener."""
+    """The API and /metrics listener.
+
+    ``web_config_file``: TLS, basic auth and headers in the Prometheus exporter-toolkit
+    format (monitor/web_config.py). API tokens: ``read_token_env`` for reads (outages,
+    reports, audit), ``write_token_env`` for changes (it reads too); reads need a token
+    unless ``open_reads: true`` says otherwise. Limits: see monitor/http_guard.py.
+    """
 
     model_config = _MODEL_CONFIG
 
     listen: str = DEFAULT_HTTP_LISTEN
     port: int = Field(default=DEFAULT_HTTP_PORT, ge=0, le=65535)
+    web_config_file: Path | None = None
+    read_token_env: str | None = None
+    write_token_env: str | None = None
+    open_reads: bool = False
+    header_timeout: Seconds = HttpLimits().header_timeout_s
+    idle_timeout: Seconds = HttpLimits().idle_timeout_s
+    max_connections: int = Field(default=HttpLimits().max_connections, ge=1, le=100_000)
+
+    @field_validator("web_config_file")
+    @classmethod
+    def _web_config(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is None:
+            return None
+        path = _resolve(value, info)
+        try:
+            load_web_config(path)  # checked now: a bad one must not wait for `run`
+        except WebConfigError as exc:
+            raise ValueError(f"the web config file is not valid:\n{exc}") from None
+        return path
+
+    @field_validator("read_token_env", "write_token_env")
+    @classmethod
+    def _token_env(cls, value: str | None) -> str | None:
+        if value is not None and not _ENV_NAME.match(value):
+            raise ValueError("must be an environment variable name (letters, digits, '_')")
+        return value
+
+    def limits(self) -> HttpLimits:
+        return HttpLimits(
+            header_timeout_s=self.header_timeout,
+            idle_timeout_s=self.idle_timeout,
+            max_connections=self.max_connections,
+        )
 
     @field_validator("listen")
     @classmethod

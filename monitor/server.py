@@ -17,14 +17,24 @@ compress calls release the GIL now and then). The scrape took ~0.16 s either way
 from __future__ import annotations
 
 import asyncio
+import ssl
 import zlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
 from monitor.exporter import Exporter, ExpositionFormat, Snapshot, negotiate
+from monitor.http_guard import (
+    DEFAULT_MAX_REQUEST_BYTES,
+    MAX_HEADER_BYTES,
+    ConnectionGuard,
+    GuardedSite,
+    HttpLimits,
+)
+from monitor.web_config import WebConfig
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -117,10 +127,46 @@ async def readyz(request: web.Request) -> web.Response:
     return web.json_response({"status": "starting"}, status=503)
 
 
-def make_app(metrics_source: Exporter | CollectorRegistry, ready: ReadyCheck) -> web.Application:
+def _protect(web_config: WebConfig | None, guard: ConnectionGuard | None) -> list[Any]:
+    """Middlewares: the header deadline's bookkeeping, basic auth, the configured headers."""
+    middlewares: list[Any] = [] if guard is None else [guard.middleware()]
+    if web_config is None:
+        return middlewares
+    auth, headers = web_config.basic_auth, dict(web_config.headers)
+
+    @web.middleware
+    async def protect(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        if auth is not None and not auth.check(request.headers.get("Authorization", "")):
+            # Every path, as exporter-toolkit does; the API's own bearer tokens come inside.
+            response: web.StreamResponse = web.Response(
+                status=401, text="Unauthorized\n",
+                headers={"WWW-Authenticate": 'Basic realm="trunkwatch"', **headers},
+            )  # fmt: skip
+            return response
+        response = await handler(request)
+        if not response.prepared:
+            response.headers.update(headers)
+        return response
+
+    middlewares.append(protect)
+    return middlewares
+
+
+def make_app(
+    metrics_source: Exporter | CollectorRegistry,
+    ready: ReadyCheck,
+    *,
+    web_config: WebConfig | None = None,
+    guard: ConnectionGuard | None = None,
+    max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
+) -> web.Application:
     """The HTTP app. Pass an `Exporter`; a CollectorRegistry still works but renders in the
     event loop (the old path, seconds per scrape with thousands of trunks)."""
-    app = web.Application()
+    app = web.Application(
+        middlewares=_protect(web_config, guard), client_max_size=max_request_bytes
+    )
     if isinstance(metrics_source, Exporter):
         app[EXPORTER_KEY] = metrics_source
     else:
@@ -132,11 +178,29 @@ def make_app(metrics_source: Exporter | CollectorRegistry, ready: ReadyCheck) ->
     return app
 
 
-async def serve(app: web.Application, host: str, port: int) -> tuple[web.AppRunner, int]:
+async def serve(
+    app: web.Application,
+    host: str,
+    port: int,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    guard: ConnectionGuard | None = None,
+) -> tuple[web.AppRunner, int]:
     """Start the server; returns the runner and the bound port (port 0 picks one)."""
-    runner = web.AppRunner(app, access_log=None)
+    limits = guard.limits if guard is not None else HttpLimits()
+    runner = web.AppRunner(
+        app,
+        access_log=None,
+        keepalive_timeout=limits.idle_timeout_s,
+        max_line_size=MAX_HEADER_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+    )
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
+    site: web.TCPSite = (
+        web.TCPSite(runner, host, port, ssl_context=ssl_context)
+        if guard is None
+        else GuardedSite(runner, host, port, guard, ssl_context=ssl_context)
+    )
     await site.start()
     bound = port
     for address in runner.addresses:  # the real port when 0 asked for any

@@ -172,7 +172,7 @@ async def test_sla_api_and_gauges_are_served(
         f"""
 agent: e2e
 store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
-http: {{listen: 127.0.0.1, port: 0}}
+http: {{listen: 127.0.0.1, port: 0, open_reads: true}}
 defaults: {{interval: {INTERVAL}, timeout: 0.15}}
 trunks: [{{name: kam-udp, uri: "{kamailio.uri("udp")}"}}]
 sla:

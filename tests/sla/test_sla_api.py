@@ -27,7 +27,7 @@ async def client(
 ) -> AsyncIterator[Client]:
     store, ctx = await worked_example(tmp_path)
     root = web.Application()
-    deps = ApiDeps(ctx, TOKEN, live_state=lambda: {TRUNK: "up"}, clock=lambda: NOW)
+    deps = ApiDeps(ctx, TOKEN, live_state=lambda: {TRUNK: "up"}, clock=lambda: NOW, open_reads=True)
     root.add_subapp("/api/v1", make_api_app(deps))
     try:
         yield await aiohttp_client(root)

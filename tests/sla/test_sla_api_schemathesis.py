@@ -32,7 +32,9 @@ def api_url(tmp_path: Path) -> Iterator[str]:
     async def start() -> None:
         store, ctx = await worked_example(tmp_path)
         root = web.Application()
-        deps = ApiDeps(ctx, TOKEN, live_state=lambda: {TRUNK: "down"}, clock=lambda: NOW)
+        deps = ApiDeps(
+            ctx, TOKEN, live_state=lambda: {TRUNK: "down"}, clock=lambda: NOW, open_reads=True
+        )
         root.add_subapp("/api/v1", make_api_app(deps))
         runner = web.AppRunner(root)
         await runner.setup()

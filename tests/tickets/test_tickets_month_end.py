@@ -44,7 +44,7 @@ def config_text(kam: Kamailio, db: Path, hook_url: str) -> str:
     return f"""
 agent: month-end
 store: {{url: "sqlite:///{db}"}}
-http: {{listen: 127.0.0.1, port: 0}}
+http: {{listen: 127.0.0.1, port: 0, open_reads: true}}
 defaults: {{interval: {INTERVAL}, timeout: 0.15, down_after: 3, up_after: 2}}
 trunks:
   - name: kam-udp
