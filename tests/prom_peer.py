@@ -71,6 +71,8 @@ class PrometheusServer:
     # Keep the instance/job labels a target exposes (a stand-in target speaking for another).
     honor_labels: bool = False
     port: int = 0
+    # More scrape jobs, as Prometheus's own config dicts (scheme, tls_config, basic_auth...).
+    extra_jobs: Sequence[dict[str, Any]] = ()
     proc: subprocess.Popen[bytes] | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
@@ -92,7 +94,8 @@ class PrometheusServer:
                     "job_name": self.job,
                     "honor_labels": self.honor_labels,
                     "static_configs": [{"targets": list(self.scrape_targets)}],
-                }
+                },
+                *self.extra_jobs,
             ],
         }
         self.config_path.write_text(json.dumps(config, indent=2))
@@ -203,10 +206,16 @@ def running_prometheus(
     rule_files: Sequence[Path] = (),
     *,
     honor_labels: bool = False,
+    extra_jobs: Sequence[dict[str, Any]] = (),
 ) -> Iterator[PrometheusServer]:
     """A started Prometheus scraping `scrape_targets` as job "trunkwatch"; stopped by PID."""
     server = PrometheusServer(
-        workdir, require_binary("prometheus"), scrape_targets, rule_files, honor_labels=honor_labels
+        workdir,
+        require_binary("prometheus"),
+        scrape_targets,
+        rule_files,
+        honor_labels=honor_labels,
+        extra_jobs=extra_jobs,
     )
     try:
         server.start()
