@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import hmac
 import json
+import os
 import re
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final
 
 from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
@@ -43,6 +44,10 @@ from monitor.store.sla_store import (
     LedgerError,
     LedgerNotFound,
 )
+
+if TYPE_CHECKING:
+    from monitor.config import HttpSettings
+    from monitor.contracts import ContractsSettings
 
 __all__ = ["API_VERSION", "ApiDeps", "make_api_app", "openapi_document"]
 
@@ -69,6 +74,26 @@ class ApiDeps:
     clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
     read_token: str | None = None  # reads: outages, reports, audit
     open_reads: bool = False  # the operator said reads need no token
+
+    @classmethod
+    def from_config(
+        cls,
+        ctx: SlaContext,
+        http: HttpSettings,
+        sla: ContractsSettings,
+        *,
+        live_state: LiveState,
+        env: Mapping[str, str] = os.environ,
+    ) -> ApiDeps:
+        """The API's tokens from the environment variables the config names."""
+        write = env.get(http.write_token_env) if http.write_token_env else None
+        return cls(
+            ctx,
+            write or sla.api_token(env),  # sla.api_token_env: the older name
+            live_state=live_state,
+            read_token=env.get(http.read_token_env) if http.read_token_env else None,
+            open_reads=http.open_reads,
+        )
 
 
 DEPS: Final = web.AppKey("trunkwatch_api_deps", ApiDeps)

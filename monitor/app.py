@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-import os
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -20,36 +18,30 @@ from monitor.events import Event
 from monitor.exporter import (
     Exporter,
     ExportSources,
-    ExtraGauge,
     TrunkInfo,
     loop_name,
     runtime_registry,
 )
-from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth
-from monitor.http_guard import ConnectionGuard
-from monitor.log import RateLimitedLog, get_logger, truncate_untrusted
+from monitor.health import HealthPolicy, TrunkHealth
+from monitor.log import MalformedPacketLog, get_logger
 from monitor.maintenance import MaintenanceCalendar
 from monitor.pipeline import Pipeline
-from monitor.probe_settings import call_settings, options_settings, transport_of
+from monitor.probe_settings import options_settings, start_call_probes, transport_of
 from monitor.scheduler import Scheduler
 from monitor.secrets import SecretsNotRead
-from monitor.server import make_app, serve
+from monitor.server import serve_config
 from monitor.service_sla import SlaContext
-from monitor.sla_metrics import METRICS as SLA_METRICS
-from monitor.sla_metrics import REFRESH_INTERVAL_S as SLA_REFRESH_S
 from monitor.sla_metrics import SlaMetrics
 from monitor.stats import ProbeStats
 from monitor.store import Store, resume
 from monitor.store.samples import CallSample, ProbeSample, insert_samples
 from monitor.store.writer import JournalWriter
 from monitor.tickets.service import TicketService
-from monitor.web_config import load_web_config
 from probes.options import MalformedCounter, SharedUdp
 from probes.probe import Probe
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
-    from probes.media.thresholds import ThresholdProfile
     from probes.pjsua.pool import WorkerPool
 
 log = get_logger("trunkwatch")
@@ -71,7 +63,8 @@ class Monitor:
         self.health: dict[str, TrunkHealth] = {}
         self.pipeline = Pipeline(config.agent, {}, {})
         self.gaps_recorded = 0
-        self.malformed = MalformedCounter(on_malformed=self._log_malformed)
+        # A flood of garbage must not flood the log: 10 lines a minute per kind.
+        self.malformed = MalformedCounter(on_malformed=MalformedPacketLog(log))
         self.udp: SharedUdp | None = None
         self.call_pool: WorkerPool | None = None
         self.call_metrics = CallMetrics({})
@@ -91,8 +84,6 @@ class Monitor:
         self.writer = JournalWriter(self._append, self._insert_samples)
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
-        # A flood of garbage must not flood the log: 10 lines a minute per kind.
-        self._malformed_log = RateLimitedLog(log)
 
     @property
     def stats(self) -> dict[str, ProbeStats]:
@@ -123,32 +114,34 @@ class Monitor:
             probe = self.udp.probe(options_settings(trunk))
             self.probes.append(probe)
             scheduled.append((probe, trunk.interval))
-        scheduled += await self._call_probes()
+        calls = await start_call_probes(cfg)
+        self.call_pool = calls.pool
+        self.probes += [probe for probe, _ in calls.scheduled]
+        scheduled += calls.scheduled
+        self.call_metrics = CallMetrics(calls.profiles)
+        self.pipeline.add_calls(calls.profiles, calls.quality_policies, self.call_metrics)
         self.scheduler = Scheduler(
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
         self.sla = SlaContext(self.store, cfg.sla)
-        await self._refresh_maintenance()
+        self.sla_metrics = SlaMetrics(self.sla)
+        await self.sla_metrics.refresh_maintenance(self.maintenance)
         # After the windows are known: a ticket owed from before a restart may be held.
         await self.tickets.start(self.store)
-        self.sla_metrics = SlaMetrics(self.sla)
         self._register_metrics()
         assert self.exporter is not None
-        web_config = (
-            None if cfg.http.web_config_file is None else load_web_config(cfg.http.web_config_file)
-        )
-        guard = ConnectionGuard(cfg.http.limits())
-        app = make_app(self.exporter, lambda: self._ready, web_config=web_config, guard=guard)
-        app.add_subapp("/api/v1", make_api_app(self._api_deps()))
-        ssl_context = None if web_config is None else web_config.ssl_context
-        self.runner, self.bound_port = await serve(
-            app, cfg.http.listen, self.http_port, ssl_context=ssl_context, guard=guard
+        live = lambda: {n: h.state.value for n, h in self.health.items()}  # noqa: E731
+        api = make_api_app(ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live))
+        self.runner, self.bound_port = await serve_config(
+            cfg.http, self.exporter, lambda: self._ready, api, port=self.http_port
         )
 
         self._tasks.append(asyncio.create_task(self.writer.run(), name="journal-writer"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
-        self._tasks.append(asyncio.create_task(self._sla_metrics_loop(), name="sla-metrics"))
+        self._tasks.append(
+            asyncio.create_task(self.sla_metrics.run(self.maintenance), name="sla-metrics")
+        )
         self.scheduler.start()
         # Everything allocated so far lives for the whole run: keep it out of GC scans.
         gc.collect()
@@ -161,54 +154,6 @@ class Monitor:
             metrics=f"http://{cfg.http.listen}:{self.bound_port}/metrics",
             loop=loop_name(),
         )
-
-    def _api_deps(self) -> ApiDeps:
-        http, env = self.config.http, os.environ
-        write = env.get(http.write_token_env) if http.write_token_env else None
-        assert self.sla is not None
-        return ApiDeps(
-            self.sla,
-            write or self.config.sla.api_token(env),  # sla.api_token_env: the older name
-            live_state=lambda: {n: h.state.value for n, h in self.health.items()},
-            read_token=env.get(http.read_token_env) if http.read_token_env else None,
-            open_reads=http.open_reads,
-        )
-
-    async def _call_probes(self) -> list[tuple[Probe, float]]:
-        """G.711 test calls on a pool of pjsua2 worker processes, for trunks with `call:`."""
-        cfg = self.config
-        trunks = [t for t in cfg.trunks if t.call is not None]
-        if not trunks:
-            return []
-        from probes.call import CallProbe
-        from probes.pjsua.pool import PoolSettings, WorkerPool
-
-        calls = cfg.calls
-        self.call_pool = WorkerPool(
-            PoolSettings(
-                max_calls=calls.max_calls,
-                sip_address=calls.sip_address,
-                sip_port=calls.sip_port,
-                media_address=calls.media_address,
-                rtp_port_min=calls.rtp_port_min,
-                user_agent=f"trunkwatch/{cfg.agent}",
-            )
-        )
-        await self.call_pool.start()
-        profiles: dict[str, ThresholdProfile | None] = {}
-        scheduled: list[tuple[Probe, float]] = []
-        for trunk in trunks:
-            assert trunk.call is not None
-            profiles[trunk.name] = calls.profile(trunk.call.profile)
-            self.pipeline.quality_policies[trunk.name] = QualityPolicy(
-                trunk.call.degrade_after, trunk.call.recover_after
-            )
-            probe = CallProbe(call_settings(trunk, calls), self.call_pool)
-            self.probes.append(probe)
-            scheduled.append((probe, trunk.call.interval))
-        self.call_metrics = CallMetrics(profiles)
-        self.pipeline.call_profiles, self.pipeline.call_metrics = profiles, self.call_metrics
-        return scheduled
 
     async def stop(self) -> None:
         self._ready = False
@@ -280,30 +225,6 @@ class Monitor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.writer.stopping.wait(), HEARTBEAT_S)
 
-    async def _sla_metrics_loop(self) -> None:
-        # The SLA gauges come from the same computation as the reports, at their own pace;
-        # maintenance windows are re-read with them (the API and CLI may add some).
-        assert self.sla_metrics is not None
-        while True:
-            await self._refresh_maintenance()
-            await self.sla_metrics.refresh(datetime.now(UTC))
-            await asyncio.sleep(SLA_REFRESH_S)
-
-    async def _refresh_maintenance(self) -> None:
-        assert self.sla is not None
-        try:
-            self.maintenance.replace(await self.sla.ledger.windows(include_cancelled=False))
-        except Exception as exc:  # keep the last list; tickets must not stop on this
-            log.error("maintenance_refresh_failed", error=repr(exc)[:200])
-
-    def _sla_gauges(self) -> tuple[ExtraGauge, ...]:
-        if self.sla_metrics is None:
-            return ()
-        return tuple(
-            ExtraGauge(s.name, SLA_METRICS[s.name], s.labels, s.value)
-            for s in self.sla_metrics.samples()
-        )
-
     # ---- metrics and logs -------------------------------------------------------------------
 
     def _register_metrics(self) -> None:
@@ -320,20 +241,9 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
-            gauges=self._sla_gauges,
+            gauges=self.sla_metrics.gauges if self.sla_metrics else tuple,
             families=self.call_metrics.render,
         )
         runtime = runtime_registry()
         runtime.register(self.tickets.collector())
         self.exporter = Exporter(sources, runtime=runtime)
-
-    def _log_malformed(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
-        self._malformed_log.warning(
-            "sip_malformed_packet",
-            now_ns=time.monotonic_ns(),
-            key=kind,
-            kind=kind,
-            peer=f"{addr[0]}:{addr[1]}" if addr else None,
-            size=len(data),
-            head=truncate_untrusted(data),
-        )

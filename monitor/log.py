@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from collections.abc import Hashable
 from dataclasses import dataclass
 from typing import Any, Final, TextIO
@@ -293,3 +294,22 @@ class RateLimitedLog:
         if isinstance(window_key, tuple):
             fields["key"] = truncate_untrusted(repr(window_key[1]))
         getattr(self._logger, window.level)(SUPPRESSED_SUMMARY_EVENT, **fields)
+
+
+class MalformedPacketLog:
+    """One rate-limited line per kind of malformed SIP packet: the untrusted bytes only as a
+    truncated, escaped head."""
+
+    def __init__(self, logger: FilteringBoundLogger) -> None:
+        self._log = RateLimitedLog(logger)
+
+    def __call__(self, kind: str, data: bytes, addr: tuple[str, int] | None) -> None:
+        self._log.warning(
+            "sip_malformed_packet",
+            now_ns=time.monotonic_ns(),
+            key=kind,
+            kind=kind,
+            peer=f"{addr[0]}:{addr[1]}" if addr else None,
+            size=len(data),
+            head=truncate_untrusted(data),
+        )

@@ -73,6 +73,17 @@ class Pipeline:
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}
 
+    def add_calls(
+        self,
+        profiles: Mapping[str, ThresholdProfile | None],
+        policies: Mapping[str, QualityPolicy],
+        metrics: CallMetrics,
+    ) -> None:
+        """The test calls' threshold profiles, quality policies and metrics."""
+        self.call_profiles = profiles
+        self.quality_policies.update(policies)
+        self.call_metrics = metrics
+
     def on_result(self, result: ProbeResult, now: datetime) -> Produced:
         out = Produced()
         if result.probe == "options":

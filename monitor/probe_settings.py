@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from monitor.config import CallsSettings, TrunkConfig
+from monitor.config import CallsSettings, Config, TrunkConfig
+from monitor.health import QualityPolicy
 from probes.options import OptionsSettings
+from probes.probe import Probe
 
 if TYPE_CHECKING:
     from probes.call import CallSettings
+    from probes.media.thresholds import ThresholdProfile
+    from probes.pjsua.pool import WorkerPool
 
-__all__ = ["call_settings", "options_settings", "transport_of"]
+__all__ = ["CallProbes", "call_settings", "options_settings", "start_call_probes", "transport_of"]
 
 
 def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
@@ -60,3 +65,45 @@ def transport_of(uri: str) -> str:
     from probes.sip.uri import SipUri
 
     return SipUri.parse(uri).transport
+
+
+@dataclass
+class CallProbes:
+    """The test calls of the trunks with `call:`, on one started pool of pjsua2 workers."""
+
+    pool: WorkerPool | None = None
+    scheduled: list[tuple[Probe, float]] = field(default_factory=list)
+    profiles: dict[str, ThresholdProfile | None] = field(default_factory=dict)
+    quality_policies: dict[str, QualityPolicy] = field(default_factory=dict)
+
+
+async def start_call_probes(cfg: Config) -> CallProbes:
+    """Start the worker pool and make a call probe per trunk with `call:` (none: no pool)."""
+    trunks = [t for t in cfg.trunks if t.call is not None]
+    if not trunks:
+        return CallProbes()
+    from probes.call import CallProbe
+    from probes.pjsua.pool import PoolSettings, WorkerPool
+
+    calls = cfg.calls
+    pool = WorkerPool(
+        PoolSettings(
+            max_calls=calls.max_calls,
+            sip_address=calls.sip_address,
+            sip_port=calls.sip_port,
+            media_address=calls.media_address,
+            rtp_port_min=calls.rtp_port_min,
+            user_agent=f"trunkwatch/{cfg.agent}",
+        )
+    )
+    await pool.start()
+    out = CallProbes(pool)
+    for trunk in trunks:
+        assert trunk.call is not None
+        out.profiles[trunk.name] = calls.profile(trunk.call.profile)
+        out.quality_policies[trunk.name] = QualityPolicy(
+            trunk.call.degrade_after, trunk.call.recover_after
+        )
+        probe = CallProbe(call_settings(trunk, calls), pool)
+        out.scheduled.append((probe, trunk.call.interval))
+    return out

@@ -20,7 +20,7 @@ import asyncio
 import ssl
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from prometheus_client import CollectorRegistry
@@ -34,7 +34,10 @@ from monitor.http_guard import (
     GuardedSite,
     HttpLimits,
 )
-from monitor.web_config import WebConfig
+from monitor.web_config import WebConfig, load_web_config
+
+if TYPE_CHECKING:
+    from monitor.config import HttpSettings
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
 REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
@@ -176,6 +179,23 @@ def make_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
     return app
+
+
+async def serve_config(
+    http: HttpSettings,
+    exporter: Exporter,
+    ready: ReadyCheck,
+    api: web.Application,
+    *,
+    port: int,
+) -> tuple[web.AppRunner, int]:
+    """The monitor's HTTP side as the `http:` section says: web config, limits, the API."""
+    web_config = None if http.web_config_file is None else load_web_config(http.web_config_file)
+    guard = ConnectionGuard(http.limits())
+    app = make_app(exporter, ready, web_config=web_config, guard=guard)
+    app.add_subapp("/api/v1", api)
+    ssl_context = None if web_config is None else web_config.ssl_context
+    return await serve(app, http.listen, port, ssl_context=ssl_context, guard=guard)
 
 
 async def serve(

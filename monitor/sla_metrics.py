@@ -6,13 +6,16 @@ REFRESH_INTERVAL); a scrape only reads ``samples()``, the last consistent snapsh
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Final
 
+from monitor.exporter import ExtraGauge
 from monitor.intervals import microseconds
 from monitor.log import get_logger
+from monitor.maintenance import MaintenanceCalendar
 from monitor.service_sla import ServiceSla, SlaContext
 from monitor.sla import SlaInputError
 
@@ -135,3 +138,21 @@ class SlaMetrics:
 
     def samples(self) -> tuple[SlaSample, ...]:
         return self._samples
+
+    def gauges(self) -> tuple[ExtraGauge, ...]:
+        """The samples as the exporter renders them."""
+        return tuple(ExtraGauge(s.name, METRICS[s.name], s.labels, s.value) for s in self._samples)
+
+    async def refresh_maintenance(self, calendar: MaintenanceCalendar) -> None:
+        try:
+            calendar.replace(await self._ctx.ledger.windows(include_cancelled=False))
+        except Exception as exc:  # keep the last list; tickets must not stop on this
+            log.error("maintenance_refresh_failed", error=repr(exc)[:200])
+
+    async def run(self, calendar: MaintenanceCalendar) -> None:
+        """Every REFRESH_INTERVAL_S: the gauges, and the maintenance windows the ticket
+        outbox consults (the API and the CLI may have added some)."""
+        while True:
+            await self.refresh_maintenance(calendar)
+            await self.refresh(datetime.now(UTC))
+            await asyncio.sleep(REFRESH_INTERVAL_S)
