@@ -3,7 +3,7 @@
 Usage: .venv/bin/python bench/metrics_scrape.py [--trunks 10000] [--repeat 5]
                                                 [--loop uvloop|asyncio] [--profile]
 
-Builds the exporter the Monitor builds (monitor.exporter.Exporter with prometheus_client's
+Builds the exporter the Monitor builds (monitor.metrics.exporter.Exporter with prometheus_client's
 process, platform and GC collectors) over N synthetic trunks whose ProbeStats and
 TrunkHealth look like a day of 5 s OPTIONS probing (≈17,000 results per trunk, a few
 timeouts and refusals, RTTs spread over the buckets, 1 % of trunks DOWN with an open
@@ -19,7 +19,7 @@ outage, 1 % UNKNOWN). Then measures:
      yielding between pieces), a worker thread writing the text (with gzip, with a 1 ms
      GIL switch interval, without gzip), and everything in one loop step. Modes are
      interleaved over --repeat rounds so background load hits them all alike;
-  3. over HTTP: the real aiohttp /metrics (monitor.server) under the same load, scraped by
+  3. over HTTP: the real aiohttp /metrics (monitor.metrics.server) under the same load, scraped by
      a separate process (so the client's parsing does not share this GIL) with each
      Accept header and Accept-Encoding: gzip (what Prometheus sends), and once without.
 Goal (issue 6): under 1 s and under 5 MB transferred per scrape with 10,000 trunks, and
@@ -49,7 +49,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 
 from monitor.events import Outage, OutageKind
-from monitor.exporter import (
+from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
     ExpositionFormat,
@@ -57,10 +58,9 @@ from monitor.exporter import (
     TrunkInfo,
     runtime_registry,
 )
-from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics.server import GZIP_LEVEL, GZIP_WBITS, exposition_chunks, make_app, serve
+from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler
-from monitor.server import GZIP_LEVEL, GZIP_WBITS, exposition_chunks, make_app, serve
-from monitor.stats import RTT_BUCKETS, ProbeStats
 from probes.options import MalformedCounter
 from probes.probe import ResultCallback
 from probes.result import Outcome, ProbeResult
@@ -402,7 +402,7 @@ async def under_load(sources: ExportSources, repeat: int, *, http: bool) -> None
 
 
 async def over_http(port: int, windows: LagWindows, repeat: int) -> None:
-    print(" over HTTP (monitor.server /metrics, client in its own process):")
+    print(" over HTTP (monitor.metrics.server /metrics, client in its own process):")
     url = f"http://127.0.0.1:{port}/metrics"
     for fmt in ExpositionFormat:
         for encoding in ("gzip", "identity"):

@@ -25,29 +25,28 @@ from aiohttp import web
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 from pydantic.json_schema import models_json_schema
 
-from monitor import sla_commands as commands
-from monitor.evidence import EvidenceError, export_bundle, zip_bundle
-from monitor.intervals import SlaInputError
 from monitor.log import get_logger
-from monitor.maintenance import (
-    ALL_SERVICES,
-    MaintenanceError,
-    Origin,
-)
-from monitor.reports import FORMATS, ReportsExtraMissing, make_report, render, report_dict
-from monitor.reports.i18n import LANGS
-from monitor.service_sla import SlaContext, UnknownService
-from monitor.sla import ExclusionKind, OutageKind
-from monitor.store.sla_store import (
+from monitor.sla import ExclusionKind, OutageKind, commands
+from monitor.sla.evidence import EvidenceError, export_bundle, zip_bundle
+from monitor.sla.intervals import SlaInputError
+from monitor.sla.ledger import (
     AUDIT_ENTITIES,
     LedgerConflict,
     LedgerError,
     LedgerNotFound,
 )
+from monitor.sla.maintenance import (
+    ALL_SERVICES,
+    MaintenanceError,
+    Origin,
+)
+from monitor.sla.reports import FORMATS, ReportsExtraMissing, make_report, render, report_dict
+from monitor.sla.reports.i18n import LANGS
+from monitor.sla.service import SlaContext, UnknownService
 
 if TYPE_CHECKING:
     from monitor.config import HttpSettings
-    from monitor.contracts import ContractsSettings
+    from monitor.sla.contracts import ContractsSettings
 
 __all__ = ["API_VERSION", "ApiDeps", "make_api_app", "openapi_document"]
 

@@ -12,27 +12,27 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from monitor.api import ApiDeps, make_api_app
-from monitor.call_metrics import CallMetrics
 from monitor.config import Config
 from monitor.events import Event
-from monitor.exporter import (
+from monitor.health import HealthPolicy, TrunkHealth
+from monitor.log import MalformedPacketLog, get_logger
+from monitor.metrics.calls import CallMetrics
+from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
     TrunkInfo,
     loop_name,
     runtime_registry,
 )
-from monitor.health import HealthPolicy, TrunkHealth
-from monitor.log import MalformedPacketLog, get_logger
-from monitor.maintenance import MaintenanceCalendar
+from monitor.metrics.server import serve_config
+from monitor.metrics.sla import SlaMetrics
+from monitor.metrics.stats import ProbeStats
 from monitor.pipeline import Pipeline
 from monitor.probe_settings import options_settings, start_call_probes, transport_of
 from monitor.scheduler import Scheduler
 from monitor.secrets import SecretsNotRead
-from monitor.server import serve_config
-from monitor.service_sla import SlaContext
-from monitor.sla_metrics import SlaMetrics
-from monitor.stats import ProbeStats
+from monitor.sla.maintenance import MaintenanceCalendar
+from monitor.sla.service import SlaContext
 from monitor.store import Store, resume
 from monitor.store.samples import CallSample, ProbeSample, insert_samples
 from monitor.store.writer import JournalWriter

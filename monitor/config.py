@@ -37,10 +37,10 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor import __version__
-from monitor.contracts import ContractsSettings
 from monitor.durations import format_duration, parse_duration
 from monitor.http_guard import HttpLimits
 from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
+from monitor.sla.contracts import ContractsSettings
 from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from monitor.web_config import WebConfigError, load_web_config

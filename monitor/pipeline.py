@@ -12,10 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from monitor.call_metrics import CallMetrics
 from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
-from monitor.stats import ProbeStats
+from monitor.metrics.calls import CallMetrics
+from monitor.metrics.stats import ProbeStats
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
 from probes.instants import utc_from_ns

@@ -19,10 +19,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import typer
 
-from monitor.contracts import ContractsSettings
+from monitor.sla.contracts import ContractsSettings
 
 if TYPE_CHECKING:
-    from monitor.service_sla import SlaContext
+    from monitor.sla.service import SlaContext
 
 __all__ = [
     "audit_app",
@@ -74,7 +74,7 @@ def load_sla_config(path: Path) -> SlaCliConfig:
 
 @asynccontextmanager
 async def _context(config: Path) -> AsyncIterator[SlaContext]:
-    from monitor.service_sla import SlaContext
+    from monitor.sla.service import SlaContext
     from monitor.store import Store
 
     loaded = load_sla_config(config)
@@ -87,12 +87,12 @@ async def _context(config: Path) -> AsyncIterator[SlaContext]:
 
 def _run(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a command's coroutine; the ledger's and the SLA's input errors exit 2 with the text."""
-    from monitor.evidence import EvidenceError
-    from monitor.intervals import SlaInputError
-    from monitor.maintenance import MaintenanceError
-    from monitor.reports import ReportsExtraMissing
-    from monitor.service_sla import UnknownService
-    from monitor.store.sla_store import LedgerError
+    from monitor.sla.evidence import EvidenceError
+    from monitor.sla.intervals import SlaInputError
+    from monitor.sla.ledger import LedgerError
+    from monitor.sla.maintenance import MaintenanceError
+    from monitor.sla.reports import ReportsExtraMissing
+    from monitor.sla.service import UnknownService
 
     errors = (LedgerError, SlaInputError, MaintenanceError, EvidenceError, UnknownService)
     try:
@@ -123,7 +123,7 @@ def _instant(text: str, name: str, zone: ZoneInfo | None) -> datetime:
 
 def _zone(ctx: SlaContext, services: list[str] | tuple[str, ...] = ()) -> ZoneInfo | None:
     """The contract zone of the named services, or the one zone every contract shares."""
-    from monitor.maintenance import ALL_SERVICES
+    from monitor.sla.maintenance import ALL_SERVICES
 
     named = [s for s in services if s != ALL_SERVICES]
     contracts = [ctx.service(s)[1] for s in named] if named else ctx.settings.contracts
@@ -165,8 +165,8 @@ def sla_report(
     ] = None,
 ) -> None:
     """The contract availability report of SERVICE for MONTH."""
-    from monitor.reports import FORMATS, make_report, render
-    from monitor.reports.i18n import LANGS
+    from monitor.sla.reports import FORMATS, make_report, render
+    from monitor.sla.reports.i18n import LANGS
 
     if fmt not in FORMATS:
         raise typer.BadParameter(f"one of {', '.join(FORMATS)}", param_hint="--format")
@@ -198,7 +198,7 @@ def evidence_export(
     pdf: Annotated[bool, typer.Option("--pdf/--no-pdf", help="Include PDF reports.")] = True,
 ) -> None:
     """Write MONTH's signed evidence bundle (reports, raw records, journal, manifest)."""
-    from monitor.evidence import export_bundle
+    from monitor.sla.evidence import export_bundle
 
     async def main() -> Path:
         async with _context(config) as ctx:
@@ -228,7 +228,7 @@ def evidence_verify(
     ] = None,
 ) -> None:
     """Check BUNDLE offline; name every file or journal event altered, removed or added."""
-    from monitor.evidence import EvidenceError, verify_against_store, verify_bundle
+    from monitor.sla.evidence import EvidenceError, verify_against_store, verify_bundle
 
     if not bundle.exists():
         typer.echo(f"{bundle}: not found", err=True)
@@ -288,7 +288,7 @@ def maintenance_add(
     ] = "carrier",
 ) -> None:
     """Add a one-off or recurring maintenance window (times without offset: contract zone)."""
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -315,7 +315,7 @@ def maintenance_cancel(
 ) -> None:
     """Cancel a window (it is kept, marked cancelled)."""
 
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -335,8 +335,8 @@ def maintenance_import(
     origin: Annotated[str, typer.Option("--origin")] = "carrier",
 ) -> None:
     """Import notices: new UIDs are added, higher SEQUENCE updates, STATUS:CANCELLED cancels."""
-    from monitor import sla_commands as commands
-    from monitor.maintenance import ALL_SERVICES
+    from monitor.sla import commands
+    from monitor.sla.maintenance import ALL_SERVICES
 
     data = ics.read_bytes()
 
@@ -367,7 +367,7 @@ def exclude_add(
     reference: Annotated[str, typer.Option("--reference")] = "",
 ) -> None:
     """Classify OUTAGE_ID of SERVICE as excluded (whole outage, audited, revocable)."""
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -389,7 +389,7 @@ def exclude_revoke(
 ) -> None:
     """Revoke an exclusion: the outage counts again; the record is kept."""
 
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -420,7 +420,7 @@ def exclude_list(
 @outages_app.command("list")
 def outages_list(config: ConfigOpt, service: ServiceOpt, month: MonthOpt) -> None:
     """SERVICE's outages in MONTH with the minutes counted and why the rest was not (JSON)."""
-    from monitor.reports import make_report, report_dict
+    from monitor.sla.reports import make_report, report_dict
 
     async def main() -> list[dict[str, Any]]:
         async with _context(config) as ctx:
@@ -449,7 +449,7 @@ def outages_add(
 ) -> None:
     """Record an outage the monitor did not see (with evidence; times without offset are
     read in the contract's zone)."""
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -475,7 +475,7 @@ def outages_withdraw(
 ) -> None:
     """Withdraw a manual outage (kept, marked withdrawn)."""
 
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -499,7 +499,7 @@ def outages_correct_ticket(
     reference: Annotated[str, typer.Option("--reference")] = "",
 ) -> None:
     """Correct OUTAGE_ID's ticket opening time, with the reason (the latest correction wins)."""
-    from monitor import sla_commands as commands
+    from monitor.sla import commands
 
     async def main() -> dict[str, Any]:
         async with _context(config) as ctx:
@@ -525,7 +525,7 @@ def audit_list(
     entity_id: Annotated[str | None, typer.Option("--entity-id")] = None,
 ) -> None:
     """Every change to the ledger: who, when, what, before and after (JSON, oldest first)."""
-    from monitor.store.sla_store import AUDIT_ENTITIES
+    from monitor.sla.ledger import AUDIT_ENTITIES
 
     if entity is not None and entity not in AUDIT_ENTITIES:
         raise typer.BadParameter(f"one of {', '.join(AUDIT_ENTITIES)}", param_hint="--entity")

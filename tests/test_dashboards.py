@@ -38,10 +38,10 @@ from ruamel.yaml import YAML
 
 from monitor.app import Monitor
 from monitor.config import config_from_text
-from monitor.exporter import ExportSources, TrunkInfo, TrunkwatchCollector
 from monitor.health import TrunkHealth
+from monitor.metrics.exporter import ExportSources, TrunkInfo, TrunkwatchCollector
+from monitor.metrics.stats import ProbeStats
 from monitor.scheduler import Scheduler
-from monitor.stats import ProbeStats
 from probes.options import MalformedCounter
 from probes.result import Outcome, ProbeResult
 

@@ -101,9 +101,9 @@ def test_html_and_pdf_reports_name_the_missing_extra() -> None:
     script = (
         BLOCK_REPORTS
         + """
-from monitor.reports.chart import timeline_svg
-from monitor.reports.pdf import render_pdf
-from monitor.reports import ReportsExtraMissing
+from monitor.sla.reports.chart import timeline_svg
+from monitor.sla.reports.pdf import render_pdf
+from monitor.sla.reports import ReportsExtraMissing
 for call in (lambda: timeline_svg(None), lambda: render_pdf(None)):
     try:
         call()

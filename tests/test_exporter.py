@@ -39,7 +39,8 @@ from prometheus_client.utils import floatToGoString as _float_to_go_string
 
 from monitor import __version__
 from monitor.events import Outage, OutageKind, TrunkState
-from monitor.exporter import (
+from monitor.health import TrunkHealth
+from monitor.metrics.exporter import (
     SNAPSHOT_SLICE,
     Exporter,
     ExportSources,
@@ -52,10 +53,9 @@ from monitor.exporter import (
     negotiate,
     runtime_registry,
 )
-from monitor.health import TrunkHealth
+from monitor.metrics.server import accepts_gzip, make_app
+from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler
-from monitor.server import accepts_gzip, make_app
-from monitor.stats import RTT_BUCKETS, ProbeStats
 from probes.options import MalformedCounter
 from probes.result import Outcome, ProbeResult
 

@@ -14,16 +14,6 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from monitor.intervals import (
-    Interval,
-    SlaInputError,
-    difference,
-    intersection,
-    measure,
-    span,
-    split_at,
-    union,
-)
 from monitor.sla import (
     THIRTY_DAY_MONTH,
     Basis,
@@ -48,6 +38,16 @@ from monitor.sla import (
     month_of,
     month_period,
     rolling_period,
+)
+from monitor.sla.intervals import (
+    Interval,
+    SlaInputError,
+    difference,
+    intersection,
+    measure,
+    span,
+    split_at,
+    union,
 )
 
 MX = "America/Mexico_City"

@@ -69,7 +69,7 @@ heartbeats = Table(
     Column("last_seen_at", UtcDateTime(), nullable=False),
 )
 
-# --- SLA records (migration 0002; written by monitor/store/sla_store.py) ------------------
+# --- SLA records (migration 0002; written by monitor/sla/ledger.py) ------------------
 # Nothing here is ever deleted: withdrawals, cancellations and revocations are columns, and
 # every change is also a row of audit_log.
 

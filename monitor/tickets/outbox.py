@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from monitor.log import get_logger, truncate_untrusted
+from monitor.metrics.tickets import TicketMetrics
 from monitor.store.schema import OutboxStatus, TicketState
 from monitor.tickets.base import (
     Action,
@@ -39,7 +40,6 @@ from monitor.tickets.base import (
     TicketSink,
 )
 from monitor.tickets.ledger import OutboxRow, TicketStore
-from monitor.tickets.metrics import TicketMetrics
 from probes.clock import Clock, utc_now
 
 log = get_logger("trunkwatch.tickets")

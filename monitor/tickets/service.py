@@ -28,6 +28,7 @@ from prometheus_client.registry import Collector
 
 from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
 from monitor.log import get_logger, truncate_untrusted
+from monitor.metrics.tickets import TicketMetrics
 from monitor.store.store import Store
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
 from monitor.tickets.compose import compose
@@ -45,7 +46,6 @@ from monitor.tickets.config import (
 from monitor.tickets.email import EmailSink, ImapPoller
 from monitor.tickets.jira import JiraSink
 from monitor.tickets.ledger import OutboxRow, TicketStore, append_with_outbox
-from monitor.tickets.metrics import TicketMetrics
 from monitor.tickets.outbox import InMaintenance, OutboxWorker, never_in_maintenance
 from monitor.tickets.pagerduty import PagerDutySink
 from monitor.tickets.routing import TicketRouting

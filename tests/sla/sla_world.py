@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.contracts import ContractsSettings
 from monitor.events import Outage, OutageClosed, OutageKind, OutageOpened, TrunkState
 from monitor.events import TrunkStateChanged as Changed
-from monitor.maintenance import MaintenanceWindow, Origin
-from monitor.service_sla import SlaContext
+from monitor.sla.contracts import ContractsSettings
+from monitor.sla.maintenance import MaintenanceWindow, Origin
+from monitor.sla.service import SlaContext
 from monitor.store import Store
 from monitor.tickets.base import Action, TicketRef
 from monitor.tickets.config import TicketsSettings

@@ -10,10 +10,10 @@ from pathlib import Path
 import pytest
 from sla_world import ACTOR, SERVICE, mx, settings, worked_example
 
-from monitor.contract_clocks import ClockLimits, judge
-from monitor.reports import make_report, render, report_dict
+from monitor.metrics.sla import compute_samples
 from monitor.sla import ExclusionKind
-from monitor.sla_metrics import compute_samples
+from monitor.sla.clocks import ClockLimits, judge
+from monitor.sla.reports import make_report, render, report_dict
 
 T0 = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
@@ -97,7 +97,7 @@ async def test_the_report_lists_breaches_and_the_gauges_show_overdue(tmp_path: P
 
 @pytest.mark.parametrize("kind", [ExclusionKind.AUTHORITY_ORDER, ExclusionKind.CUSTOMER_INTERNET])
 async def test_the_annex_exclusion_kinds_exclude(tmp_path: Path, kind: ExclusionKind) -> None:
-    from monitor import sla_commands
+    from monitor.sla import commands as sla_commands
 
     store, ctx = await worked_example(tmp_path)
     try:

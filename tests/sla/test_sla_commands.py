@@ -1,6 +1,6 @@
 """The month-end workflow through both front ends (issue 11): each case is run through the CLI
 and through the API on the same store, and must give the same answer — both call
-monitor/sla_commands.py, the one place the ledger's rules live."""
+monitor/sla/commands.py, the one place the ledger's rules live."""
 
 from __future__ import annotations
 
@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from monitor import sla_cli
 from monitor.api import ApiDeps, make_api_app
-from monitor.service_sla import SlaContext
+from monitor.sla.service import SlaContext
 
 # The SLA commands as monitor/cli.py mounts them, without its logging set-up (which would
 # point the process's logs at CliRunner's stream, closed after each call).
@@ -204,9 +204,9 @@ async def pair(
     trunk a's journal has an outage 10:00-11:00 on the 10th (Mexico City)."""
     from sla_world import outage
 
-    from monitor.contracts import ContractsSettings
     from monitor.events import TrunkState
     from monitor.events import TrunkStateChanged as Changed
+    from monitor.sla.contracts import ContractsSettings
     from monitor.store import Store
 
     store = await Store.open(f"sqlite:///{tmp_path / 'tw.db'}", agent="agent-1")

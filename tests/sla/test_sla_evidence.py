@@ -10,7 +10,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sla_world import NOW, worked_example
 
-from monitor.evidence import (
+from monitor.sla.evidence import (
     MISSING_DATA,
     export_bundle,
     verify_against_store,

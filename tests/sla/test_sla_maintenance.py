@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 import pytest
 from sla_world import ACTOR, SERVICE, worked_example
 
-from monitor.maintenance import (
+from monitor.sla.maintenance import (
     MaintenanceError,
     MaintenanceWindow,
     Origin,

@@ -12,7 +12,7 @@ import pytest
 from peers import require_binary
 from sla_world import ACTOR, NOW, SERVICE, mx, pdf_text, worked_example
 
-from monitor.reports import make_report, render_csv, render_html, render_json, render_pdf
+from monitor.sla.reports import make_report, render_csv, render_html, render_json, render_pdf
 
 
 async def test_worked_example_report_json(tmp_path: Path) -> None:

@@ -19,12 +19,12 @@ from sqlalchemy import select
 
 from monitor.app import Monitor
 from monitor.config import config_from_text
-from monitor.evidence import export_bundle, verify_bundle
 from monitor.health import TrunkState
-from monitor.reports import make_report, render_csv, render_html, render_json
-from monitor.reports.i18n import t
-from monitor.reports.quality import PERCENTILES, percentile, quality_of
-from monitor.service_sla import SlaContext
+from monitor.sla.evidence import export_bundle, verify_bundle
+from monitor.sla.reports import make_report, render_csv, render_html, render_json
+from monitor.sla.reports.i18n import t
+from monitor.sla.reports.quality import PERCENTILES, percentile, quality_of
+from monitor.sla.service import SlaContext
 from monitor.store import Store
 from monitor.store.samples import CallSample, ProbeSample, insert_samples, query_probe_samples
 from monitor.store.schema import probe_samples

@@ -9,10 +9,10 @@ import pytest
 from pydantic import ValidationError
 from sla_world import SERVICE, settings_dict, worked_example
 
-from monitor.contracts import ContractsSettings, ServiceConfig
 from monitor.events import Outage, OutageKind
-from monitor.service_sla import compose_outages
-from monitor.sla_metrics import SlaMetrics, compute_samples
+from monitor.metrics.sla import SlaMetrics, compute_samples
+from monitor.sla.contracts import ContractsSettings, ServiceConfig
+from monitor.sla.service import compose_outages
 
 T = datetime(2026, 10, 5, 12, tzinfo=UTC)
 
@@ -110,7 +110,7 @@ def test_the_sla_view_has_one_constructor_and_reads_its_tickets_from_the_store()
     # now comes from the store, so no front end can build a partial view.
     import dataclasses
 
-    from monitor.service_sla import SlaContext
+    from monitor.sla.service import SlaContext
 
     assert [f.name for f in dataclasses.fields(SlaContext) if f.init] == ["store", "settings"]
 

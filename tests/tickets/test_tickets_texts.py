@@ -11,6 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from tickets_support import T0, outage, settings
 
 from monitor.events import OutageKind
+from monitor.metrics.tickets import TicketMetrics
 from monitor.tickets.base import (
     Action,
     Rejected,
@@ -23,7 +24,6 @@ from monitor.tickets.base import (
 from monitor.tickets.compose import compose, with_ref_tag
 from monitor.tickets.grouping import all_down, group_key, mergeable
 from monitor.tickets.http_client import HttpReply, error_text, failure_of, parse_retry_after
-from monitor.tickets.metrics import TicketMetrics
 from monitor.tickets.outbox import backoff_delay
 
 SINK = {"name": "hook", "type": "webhook", "url": "https://x", "secret_env": "HOOK_SECRET"}

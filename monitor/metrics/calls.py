@@ -11,7 +11,7 @@ import time
 from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from monitor.exporter import ExpositionFormat, Family, Kind, count_text, go_float
+from monitor.metrics.exporter import ExpositionFormat, Family, Kind, count_text, go_float
 from probes.media.rfc6076 import CallAttempt, SessionMetricsWindow
 from probes.media.thresholds import Metric, ThresholdProfile
 from probes.result import CallMeasurements, MediaDirection, Outcome, ProbeResult

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from monitor.reports.assemble import MAX_CREDIT_MONTHS, credit_history, make_report
-from monitor.reports.html import render_html
-from monitor.reports.model import SCHEMA, Report, ReportsExtraMissing, build_report
-from monitor.reports.pdf import render_pdf
-from monitor.reports.tabular import CSV_COLUMNS, render_csv, render_json, report_dict
+from monitor.sla.reports.assemble import MAX_CREDIT_MONTHS, credit_history, make_report
+from monitor.sla.reports.html import render_html
+from monitor.sla.reports.model import SCHEMA, Report, ReportsExtraMissing, build_report
+from monitor.sla.reports.pdf import render_pdf
+from monitor.sla.reports.tabular import CSV_COLUMNS, render_csv, render_json, report_dict
 
 __all__ = [
     "CSV_COLUMNS",

@@ -8,8 +8,8 @@ from datetime import datetime
 from typing import Final
 from zoneinfo import ZoneInfo
 
-from monitor.reports.i18n import t
-from monitor.reports.model import Report, ReportsExtraMissing
+from monitor.sla.reports.i18n import t
+from monitor.sla.reports.model import Report, ReportsExtraMissing
 
 __all__ = ["timeline_svg"]
 

@@ -6,9 +6,6 @@ from datetime import datetime
 from decimal import Decimal
 from typing import Final
 
-from monitor.reports.model import Report, build_report
-from monitor.reports.quality import TrunkQuality, quality_of
-from monitor.service_sla import ServiceSla, SlaContext
 from monitor.sla import (
     CreditBalance,
     CreditMonth,
@@ -17,6 +14,9 @@ from monitor.sla import (
     month_of,
     month_period,
 )
+from monitor.sla.reports.model import Report, build_report
+from monitor.sla.reports.quality import TrunkQuality, quality_of
+from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store.samples import query_call_samples, query_probe_samples
 
 __all__ = ["MAX_CREDIT_MONTHS", "credit_history", "make_report", "service_quality"]

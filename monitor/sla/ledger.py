@@ -19,8 +19,8 @@ from sqlalchemy import Row, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.events import as_utc
-from monitor.maintenance import IcsEvent, MaintenanceError, MaintenanceWindow, Origin
 from monitor.sla import Exclusion, ExclusionKind, OutageKind
+from monitor.sla.maintenance import IcsEvent, MaintenanceError, MaintenanceWindow, Origin
 from monitor.store.engine import WRITE
 from monitor.store.schema import (
     audit_log,

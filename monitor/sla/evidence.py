@@ -29,8 +29,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 from sqlalchemy import and_, or_, select
 
 from monitor.journal_chain import ChainLink, verify_chain
-from monitor.reports import make_report, render_csv, render_html, render_json, render_pdf
-from monitor.service_sla import ServiceSla, SlaContext
+from monitor.sla.reports import make_report, render_csv, render_html, render_json, render_pdf
+from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store import Store
 from monitor.store.samples import CallSample, ProbeSample, query_call_samples, query_probe_samples
 from monitor.store.schema import journal

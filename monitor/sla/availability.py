@@ -16,7 +16,7 @@ from fractions import Fraction
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from monitor.intervals import (
+from monitor.sla.intervals import (
     Interval,
     IntervalSet,
     SlaInputError,

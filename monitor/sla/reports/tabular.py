@@ -9,8 +9,8 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any, Final
 
-from monitor.reports.model import SCHEMA, OutageRow, Report, minutes
-from monitor.reports.quality import TrunkQuality
+from monitor.sla.reports.model import SCHEMA, OutageRow, Report, minutes
+from monitor.sla.reports.quality import TrunkQuality
 
 __all__ = ["CSV_COLUMNS", "render_csv", "render_json", "report_dict"]
 

@@ -12,12 +12,12 @@ from datetime import UTC, datetime
 from fractions import Fraction
 from typing import Final
 
-from monitor.exporter import ExtraGauge
-from monitor.intervals import microseconds
 from monitor.log import get_logger
-from monitor.maintenance import MaintenanceCalendar
-from monitor.service_sla import ServiceSla, SlaContext
+from monitor.metrics.exporter import ExtraGauge
 from monitor.sla import SlaInputError
+from monitor.sla.intervals import microseconds
+from monitor.sla.maintenance import MaintenanceCalendar
+from monitor.sla.service import ServiceSla, SlaContext
 
 __all__ = ["METRICS", "REFRESH_INTERVAL_S", "SlaMetrics", "SlaSample", "compute_samples"]
 

@@ -18,7 +18,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from dateutil.rrule import rrule as RecurrenceRule
 from dateutil.rrule import rrulestr
 
-from monitor.intervals import Interval, IntervalSet, span, union, utc_instant
+from monitor.sla.intervals import Interval, IntervalSet, span, union, utc_instant
 
 __all__ = [
     "ALL_SERVICES",

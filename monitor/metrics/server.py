@@ -26,7 +26,6 @@ from aiohttp import web
 from prometheus_client import CollectorRegistry
 from prometheus_client.exposition import choose_encoder
 
-from monitor.exporter import Exporter, ExpositionFormat, Snapshot, negotiate
 from monitor.http_guard import (
     DEFAULT_MAX_REQUEST_BYTES,
     MAX_HEADER_BYTES,
@@ -34,6 +33,7 @@ from monitor.http_guard import (
     GuardedSite,
     HttpLimits,
 )
+from monitor.metrics.exporter import Exporter, ExpositionFormat, Snapshot, negotiate
 from monitor.web_config import WebConfig, load_web_config
 
 if TYPE_CHECKING:

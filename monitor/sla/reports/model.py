@@ -13,13 +13,13 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
-from monitor.contract_clocks import ClockLimits, ClockVerdict
-from monitor.intervals import Interval, intersection, microseconds, span
-from monitor.maintenance import occurrences
-from monitor.reports.i18n import check_lang
-from monitor.reports.quality import TrunkQuality
-from monitor.service_sla import ServiceOutage, ServiceSla
 from monitor.sla import CreditBalance, OutageKind, OutageLine
+from monitor.sla.clocks import ClockLimits, ClockVerdict
+from monitor.sla.intervals import Interval, intersection, microseconds, span
+from monitor.sla.maintenance import occurrences
+from monitor.sla.reports.i18n import check_lang
+from monitor.sla.reports.quality import TrunkQuality
+from monitor.sla.service import ServiceOutage, ServiceSla
 
 __all__ = ["SCHEMA", "GapLine", "MaintenanceLine", "OutageRow", "Report", "build_report"]
 
@@ -138,7 +138,7 @@ class Report:
     outages: tuple[OutageRow, ...]
     maintenance: tuple[MaintenanceLine, ...]
     gaps: tuple[GapLine, ...]
-    # Per trunk of the service with samples in the period (monitor/reports/quality.py).
+    # Per trunk of the service with samples in the period (monitor/sla/reports/quality.py).
     quality: tuple[TrunkQuality, ...] = ()
     limits: ClockLimits = field(default_factory=ClockLimits)
 

@@ -16,10 +16,6 @@ from typing import Any, Final
 from sqlalchemy import func, select
 
 from monitor import events
-from monitor.contract_clocks import ClockVerdict, judge
-from monitor.contracts import ContractConfig, ContractsSettings, ServiceConfig
-from monitor.intervals import Interval, IntervalSet, difference, span, union
-from monitor.maintenance import MaintenanceWindow, windows_for
 from monitor.sla import (
     CompositionRule,
     OutageKind,
@@ -33,15 +29,19 @@ from monitor.sla import (
     month_period,
     rolling_period,
 )
-from monitor.store import Store
-from monitor.store.schema import journal
-from monitor.store.sla_store import (
+from monitor.sla.clocks import ClockVerdict, judge
+from monitor.sla.contracts import ContractConfig, ContractsSettings, ServiceConfig
+from monitor.sla.intervals import Interval, IntervalSet, difference, span, union
+from monitor.sla.ledger import (
     TICKET_OPENED_AT,
     ExclusionRecord,
     ManualOutage,
     SlaStore,
     TicketCorrection,
 )
+from monitor.sla.maintenance import MaintenanceWindow, windows_for
+from monitor.store import Store
+from monitor.store.schema import journal
 from monitor.tickets.ledger import TicketRow, list_tickets
 
 __all__ = [

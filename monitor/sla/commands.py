@@ -10,10 +10,8 @@ from datetime import datetime
 from typing import Any
 
 from monitor.events import as_utc
-from monitor.maintenance import ALL_SERVICES, MaintenanceWindow, Origin, parse_ics
-from monitor.service_sla import SlaContext
 from monitor.sla import ExclusionKind, OutageKind
-from monitor.store.sla_store import (
+from monitor.sla.ledger import (
     MANUAL_ID_PREFIX,
     ExclusionRecord,
     IcsImportResult,
@@ -22,6 +20,8 @@ from monitor.store.sla_store import (
     ManualOutage,
     TicketCorrection,
 )
+from monitor.sla.maintenance import ALL_SERVICES, MaintenanceWindow, Origin, parse_ics
+from monitor.sla.service import SlaContext
 
 __all__ = [
     "add_exclusion",

@@ -11,10 +11,10 @@ from decimal import Decimal
 from html import escape
 from typing import Final
 
-from monitor.reports.chart import timeline_svg
-from monitor.reports.i18n import EXCLUSION_KINDS, REASONS, t
-from monitor.reports.model import OutageRow, Report, minutes
 from monitor.sla import MONEY_QUANTUM
+from monitor.sla.reports.chart import timeline_svg
+from monitor.sla.reports.i18n import EXCLUSION_KINDS, REASONS, t
+from monitor.sla.reports.model import OutageRow, Report, minutes
 
 __all__ = ["render_html"]
 

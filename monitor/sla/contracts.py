@@ -56,7 +56,6 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.contract_clocks import ClockLimits
 from monitor.durations import parse_duration
 from monitor.sla import (
     Basis,
@@ -66,6 +65,7 @@ from monitor.sla import (
     DowntimeClock,
     ExclusionKind,
 )
+from monitor.sla.clocks import ClockLimits
 
 __all__ = [
     "DEFAULT_SIGNING_KEY_FILE",

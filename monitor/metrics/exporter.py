@@ -39,8 +39,8 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.events import Outage
 from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler
-from monitor.stats import RTT_BUCKETS, ProbeStats
 from probes.options import MalformedCounter
 from probes.result import Outcome
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from monitor.reports.html import render_html
-from monitor.reports.model import Report, ReportsExtraMissing
+from monitor.sla.reports.html import render_html
+from monitor.sla.reports.model import Report, ReportsExtraMissing
 
 __all__ = ["render_pdf"]
 
