@@ -34,9 +34,9 @@ def promtool(promtool_path: str) -> Promtool:
 
 
 @pytest.fixture(scope="session")
-def postgres(tmp_path_factory: pytest.TempPathFactory) -> Iterator[PgServer]:
+def postgres() -> Iterator[PgServer]:
     """One PostgreSQL 15 cluster for the session (initdb + pg_ctl in a temp directory)."""
-    with running_postgres(tmp_path_factory.mktemp("postgres")) as server:
+    with running_postgres() as server:
         yield server
 
 

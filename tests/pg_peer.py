@@ -11,6 +11,7 @@ import os
 import pwd
 import shutil
 import subprocess
+import tempfile
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -71,8 +72,8 @@ class PgServer:
 
 
 @contextmanager
-def running_postgres(workdir: Path) -> Iterator[PgServer]:
-    """A PostgreSQL cluster in `workdir`, started, and stopped on exit."""
+def running_postgres() -> Iterator[PgServer]:
+    """A PostgreSQL cluster in a new temporary directory, started; stopped and removed."""
     bindir = pg_bindir()
     owner = None
     if os.geteuid() == 0:
@@ -81,18 +82,15 @@ def running_postgres(workdir: Path) -> Iterator[PgServer]:
         except KeyError:
             missing_peer("running as root needs the 'postgres' user (Debian's postgresql)")
         owner = "postgres"
-    workdir.mkdir(parents=True, exist_ok=True)
+    # Under /tmp itself (1777), not pytest's 0700 base directory: the postgres user must
+    # reach it, and pytest tightens its own directories' permissions again.
+    workdir = Path(tempfile.mkdtemp(prefix="trunkwatch-pg-"))
     data, sockets = workdir / "data", workdir / "sockets"
-    sockets.mkdir(exist_ok=True)
+    sockets.mkdir()
     if owner is not None:
         entry = pwd.getpwnam(owner)
         for path in (workdir, sockets):
             os.chown(path, entry.pw_uid, entry.pw_gid)
-        # The temp directories above it must be traversable by that user.
-        for parent in workdir.parents:
-            if parent == Path("/tmp") or parent == Path("/"):
-                break
-            os.chmod(parent, os.stat(parent).st_mode | 0o011)
     server = PgServer(bindir, data, free_port("tcp"), owner)
     server.run(
         "initdb", "-D", str(data), "-U", SUPERUSER, "--auth=trust", "--encoding=UTF8",
@@ -110,4 +108,7 @@ def running_postgres(workdir: Path) -> Iterator[PgServer]:
     try:
         yield server
     finally:
-        server.stop()
+        try:
+            server.stop()
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)

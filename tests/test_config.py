@@ -109,7 +109,8 @@ CASES = [
           zzz: 1  # <-
         """,
         "http.zzz",
-        "unknown field; expected one of: listen, port",
+        "unknown field; expected one of: listen, port, web_config_file, read_token_env, "
+        "write_token_env, open_reads, header_timeout, idle_timeout, max_connections",
     ),
     Case(
         "interval-below-inherited-explicit-timeout",

@@ -201,7 +201,7 @@ sla:
             async with session.post(f"{base}/outages", json={}) as r:
                 assert r.status in (401, 403)  # writes need the bearer token
         await wait_for(
-            lambda: monitor.metrics.sla is not None and bool(monitor.metrics.sla.samples()),
+            lambda: monitor.sla_metrics is not None and bool(monitor.sla_metrics.samples()),
             10,
             "SLA gauges computed",
         )
