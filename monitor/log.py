@@ -13,6 +13,8 @@ from typing import Any, Final, TextIO
 import structlog
 from structlog.typing import EventDict, FilteringBoundLogger, Processor, WrappedLogger
 
+from probes.untrusted import truncate_untrusted
+
 LEVELS: Final = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -22,7 +24,6 @@ LEVELS: Final = {
 }
 # How much of a peer's text (a SIP reason phrase, a header, a datagram) one log field keeps:
 # enough to recognise it, too little for a flood of garbage to fill the disk.
-DEFAULT_UNTRUSTED_LIMIT: Final = 120
 # RateLimitedLog defaults: a stuck peer sending bad datagrams 100 times a second still
 # produces at most 10 lines a minute per event key.
 DEFAULT_RATE_LINES: Final = 10
@@ -159,45 +160,6 @@ def get_logger(name: str) -> FilteringBoundLogger:
     """A logger whose lines carry `logger=name`; log stable event names, data as fields."""
     logger: FilteringBoundLogger = structlog.get_logger(name)
     return logger
-
-
-def _escape_char(char: str) -> str:
-    code = ord(char)
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that was not UTF-8 (surrogateescape)
-        return f"\\x{code - 0xDC00:02x}"
-    if char == "\\":
-        return "\\\\"
-    if char.isprintable():
-        return char
-    return char.encode("unicode_escape").decode("ascii")
-
-
-def truncate_untrusted(text: str | bytes, limit: int = DEFAULT_UNTRUSTED_LIMIT) -> str:
-    """Peer text safe for one log field: non-printables and backslashes escaped (so a
-    peer cannot forge lines or hide text), at most `limit` characters, then "…(+N bytes)"."""
-    if isinstance(text, bytes):
-        decoded = text.decode("utf-8", "surrogateescape")
-    else:
-        decoded = text
-    pieces: list[str] = []
-    used = 0
-    for index, char in enumerate(decoded):
-        escaped = _escape_char(char)
-        if used + len(escaped) > limit:
-            rest = decoded[index:]
-            return "".join(pieces) + f"…(+{_byte_length(rest)} bytes)"
-        pieces.append(escaped)
-        used += len(escaped)
-    return "".join(pieces)
-
-
-def _byte_length(text: str) -> int:
-    # surrogateescape gives back the exact bytes of undecodable input; any other lone
-    # surrogate in a str is counted as the 3 bytes surrogatepass would write.
-    try:
-        return len(text.encode("utf-8", "surrogateescape"))
-    except UnicodeEncodeError:
-        return len(text.encode("utf-8", "surrogatepass"))
 
 
 @dataclass(slots=True)

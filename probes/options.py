@@ -26,6 +26,7 @@ from probes.sip.ids import new_branch_and_call_id_word, new_call_id, new_tag
 from probes.sip.message import SipResponse, parse_message, transaction_key
 from probes.sip.transaction import NonInviteClientTransaction
 from probes.sip.uri import SipUri, default_port
+from probes.untrusted import truncate_untrusted
 
 # Re-resolve names this often: carriers move SBCs behind DNS, but not per probe.
 DNS_TTL_NS = 300 * 1_000_000_000
@@ -91,8 +92,7 @@ class _RequestTemplate:
 
 
 def _truncate(text: str) -> str:
-    text = text.encode("unicode_escape", "backslashreplace").decode("ascii")
-    return text if len(text) <= MAX_REASON_CHARS else text[:MAX_REASON_CHARS] + "…"
+    return truncate_untrusted(text, MAX_REASON_CHARS)
 
 
 class UdpSipTransport(asyncio.DatagramProtocol):

@@ -32,7 +32,7 @@ from typing import Any
 import aioimaplib  # type: ignore[import-untyped]
 import aiosmtplib
 
-from monitor.log import get_logger, truncate_untrusted
+from monitor.log import get_logger
 from monitor.tickets.base import (
     Action,
     Delivered,
@@ -49,6 +49,7 @@ from monitor.tickets.config import EmailSinkSettings, ImapSettings
 from monitor.tickets.http_client import redact
 from monitor.tickets.ledger import TicketRow, TicketStore
 from probes.clock import Clock, utc_now
+from probes.untrusted import truncate_untrusted
 
 log = get_logger("trunkwatch.tickets")
 

@@ -19,8 +19,8 @@ from typing import Any
 import aiohttp
 from yarl import URL
 
-from monitor.log import truncate_untrusted
 from monitor.tickets.base import Rejected, RetryLater
+from probes.untrusted import truncate_untrusted
 
 # A reply body bigger than this is not a ticket API's answer; reading stops here.
 MAX_REPLY_BYTES = 1024 * 1024

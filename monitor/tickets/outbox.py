@@ -24,7 +24,7 @@ from collections.abc import Callable, Coroutine, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from monitor.log import get_logger, truncate_untrusted
+from monitor.log import get_logger
 from monitor.metrics.tickets import TicketMetrics
 from monitor.store.schema import OutboxStatus, TicketState
 from monitor.tickets.base import (
@@ -41,6 +41,7 @@ from monitor.tickets.base import (
 )
 from monitor.tickets.ledger import OutboxRow, TicketStore
 from probes.clock import Clock, utc_now
+from probes.untrusted import truncate_untrusted
 
 log = get_logger("trunkwatch.tickets")
 

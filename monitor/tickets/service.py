@@ -27,7 +27,7 @@ import aiohttp
 from prometheus_client.registry import Collector
 
 from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
-from monitor.log import get_logger, truncate_untrusted
+from monitor.log import get_logger
 from monitor.metrics.tickets import TicketMetrics
 from monitor.store.store import Store
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
@@ -54,6 +54,7 @@ from monitor.tickets.servicenow import ServiceNowSink
 from monitor.tickets.webhook import WebhookSink
 from monitor.tickets.zammad import ZammadSink
 from probes.clock import SYSTEM_CLOCK, Clock, utc_now
+from probes.untrusted import truncate_untrusted
 
 log = get_logger("trunkwatch.tickets")
 

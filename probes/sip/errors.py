@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from probes.untrusted import truncate_untrusted
+
 # Untrusted peer text quoted in an error is cut to this many characters: enough to spot the
 # problem in a log line, too little to flood logs or carry a payload (team guide: logs).
 MAX_DETAIL_CHARS = 80
 
 
 def _truncate(detail: str) -> str:
-    if len(detail) <= MAX_DETAIL_CHARS:
-        return detail
-    return detail[:MAX_DETAIL_CHARS] + "…"
+    return truncate_untrusted(detail, MAX_DETAIL_CHARS)
 
 
 class SipParseError(ValueError):
