@@ -156,8 +156,8 @@ class Scheduler:
             if item.in_flight:
                 item.in_flight = False
                 self.in_flight -= 1
-            if result.outcome is Outcome.PROBE_CRASHED:
-                self._crashed(result, item)
+            if result.outcome is Outcome.PROBE_CRASHED and self._running:
+                self._crashed(result, item)  # not the probes closed by stop()
             try:
                 self.on_result(result)
             except Exception:
