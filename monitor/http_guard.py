@@ -145,6 +145,11 @@ class GuardedSite(web.TCPSite):
             self._host,
             self._port,
             ssl=self._ssl_context,
+            # The guard's clock starts once a connection is made, which for TLS is after
+            # the handshake: the handshake gets the same deadline.
+            ssl_handshake_timeout=(
+                self._guard.limits.header_timeout_s if self._ssl_context is not None else None
+            ),
             backlog=self._backlog,
             reuse_address=self._reuse_address,
             reuse_port=self._reuse_port,

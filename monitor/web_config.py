@@ -50,6 +50,8 @@ _ALLOWED_HEADERS: Final = frozenset(
 )
 MAX_WEB_CONFIG_BYTES: Final = 256 * 1024  # a few users and file names; bigger is not one
 _STRICT = ConfigDict(extra="forbid", frozen=True)
+# bcrypt of a random throwaway password at cost 10, the usual cost of htpasswd -B hashes.
+_DUMMY_HASH: Final = b"$2b$10$3euPcmQFCiblsZeEu5s7p.9OVHgeHWFDk9nhMqZ0m/3pd/lhwZgES"
 
 
 class WebConfigError(ValueError):
@@ -122,6 +124,11 @@ class BasicAuth:
         user = user_bytes.decode("utf-8", "surrogateescape")
         hashed = self.users.get(user)
         if hashed is None:
+            # Checked against a dummy hash all the same: an unknown user must take as long
+            # as a wrong password, or the timing tells which users exist.
+            import bcrypt
+
+            bcrypt.checkpw(password, _DUMMY_HASH)
             return False
         key = hashlib.sha256(decoded + b"\x00" + hashed.encode()).digest()
         if any(hmac.compare_digest(key, good) for good in self._good):

@@ -245,3 +245,22 @@ async def test_slow_loris_cannot_starve_metrics(tmp_path: Path, kamailio: Kamail
         for _, writer in crowd:
             writer.close()
         await monitor.stop()
+
+
+def test_basic_auth_checks() -> None:
+    from monitor.web_config import BasicAuth
+
+    hashed = bcrypt.hashpw(PASSWORD.encode(), bcrypt.gensalt(rounds=4)).decode()
+    auth = BasicAuth({USER: hashed})
+    assert auth.check(basic(USER, PASSWORD).decode())
+    assert auth.check(basic(USER, PASSWORD).decode())  # the cached path
+    assert not auth.check(basic(USER, "nope").decode())
+    assert not auth.check(basic("nobody", PASSWORD).decode())  # the dummy-hash path
+    for header in (
+        "",
+        "Basic",
+        "Basic !!!",
+        "Bearer x",
+        "Basic " + base64.b64encode(b"x").decode(),
+    ):
+        assert not auth.check(header)
