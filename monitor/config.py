@@ -617,7 +617,8 @@ class SchedulerSettings(BaseModel):
 
     max_in_flight: int = Field(default=DEFAULT_MAX_IN_FLIGHT, ge=1)
     uvloop: bool = True
-    udp_rcvbuf: int = Field(default=DEFAULT_UDP_RCVBUF, ge=1)
+    # setsockopt takes a C int: anything larger raised a TypeError traceback at `run`.
+    udp_rcvbuf: int = Field(default=DEFAULT_UDP_RCVBUF, ge=1, le=2**31 - 1)
 
 
 class Config(BaseModel):

@@ -60,6 +60,11 @@ def assert_clear(done: subprocess.CompletedProcess[str], expected: str) -> None:
             "longname.yaml:1: store.url: a name in the database path is longer than the OS",
         ),
         (
+            "rcvbuf",
+            "scheduler: {udp_rcvbuf: 2147483648}\n" + TRUNK,
+            "rcvbuf.yaml:1: scheduler.udp_rcvbuf: Input should be less than or equal to 2147483647",
+        ),
+        (
             "zero",
             TRUNK.replace("}]", ", auth: {username: u, password_file: /dev/zero}}]"),
             "zero.yaml:1: trunks[0].auth.password_file: password file /dev/zero is not a "
