@@ -595,7 +595,8 @@ class OptionsProbe:
     def crashed(self, exc: Exception) -> None:
         """A bug on this probe's completion path: the probe ends now, as the monitor's own
         fault (never the trunk's), and the scheduler counts and logs it."""
-        self._finish(Outcome.PROBE_CRASHED, detail=_truncate(f"{type(exc).__name__}: {exc}"))
+        # The type only: an exception's message can quote peer bytes or a credential.
+        self._finish(Outcome.PROBE_CRASHED, detail=f"bug: {type(exc).__name__}")
 
     def _timer_fired(self) -> None:
         self._timer = None
