@@ -53,11 +53,11 @@ from monitor.health import TrunkHealth, TrunkState
 from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
-    ExpositionFormat,
     Snapshot,
     TrunkInfo,
     runtime_registry,
 )
+from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.server import GZIP_LEVEL, GZIP_WBITS, exposition_chunks, make_app, serve
 from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler

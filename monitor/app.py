@@ -129,7 +129,7 @@ class Monitor:
         await self.sla_metrics.refresh_maintenance(self.maintenance)
         # After the windows are known: a ticket owed from before a restart may be held.
         await self.tickets.start(self.store)
-        self._register_metrics()
+        self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
         live = lambda: {n: h.state.value for n, h in self.health.items()}  # noqa: E731
         api = make_api_app(ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live))
@@ -227,7 +227,7 @@ class Monitor:
 
     # ---- metrics and logs -------------------------------------------------------------------
 
-    def _register_metrics(self) -> None:
+    def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
         cfg = self.config
         sources = ExportSources(
             agent=cfg.agent,
@@ -241,9 +241,6 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
-            gauges=self.sla_metrics.gauges if self.sla_metrics else tuple,
-            families=self.call_metrics.render,
+            sections=[self.call_metrics.render, self.tickets.metrics_section(), sla_metrics.render],
         )
-        runtime = runtime_registry()
-        runtime.register(self.tickets.collector())
-        self.exporter = Exporter(sources, runtime=runtime)
+        self.exporter = Exporter(sources, runtime=runtime_registry())

@@ -13,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import heapq
 import zlib
-from array import array
-from bisect import bisect_left
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from monitor.log import RateLimitedLog, get_logger
+from monitor.metrics.exposition import Histogram
 from probes.clock import SYSTEM_CLOCK, Clock
 from probes.probe import Probe
 from probes.result import Outcome, ProbeResult
@@ -30,27 +29,6 @@ log = get_logger("trunkwatch.scheduler")
 TICK_NS = 1_000_000
 # Lateness buckets (seconds): the goal is p99 < 5 ms at 10k targets per second.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
-
-
-@dataclass(slots=True)
-class LagHistogram:
-    """Cumulative-at-scrape histogram of scheduler lateness, cheap to observe."""
-
-    bounds: tuple[float, ...] = LAG_BUCKETS
-    counts: list[int] = field(default_factory=lambda: [0] * (len(LAG_BUCKETS) + 1))
-    total: float = 0.0
-    n: int = 0
-    max: float = 0.0
-    samples: array[float] | None = None  # set by the benchmark for exact percentiles
-
-    def observe(self, seconds: float) -> None:
-        if self.samples is not None:
-            self.samples.append(seconds)
-        self.counts[bisect_left(self.bounds, seconds)] += 1
-        self.total += seconds
-        self.n += 1
-        if seconds > self.max:
-            self.max = seconds
 
 
 @dataclass(slots=True, eq=False)
@@ -86,7 +64,7 @@ class Scheduler:
         self.on_result = on_result
         self.max_in_flight = max_in_flight
         self.in_flight = 0
-        self.lag = LagHistogram()
+        self.lag = Histogram(LAG_BUCKETS)
         self.skipped = 0  # probes not started because the previous one or the cap was busy
         self.errors = 0  # exceptions raised by probe code or result handling (bugs)
         self.started = 0

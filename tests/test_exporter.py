@@ -44,14 +44,17 @@ from monitor.metrics.exporter import (
     SNAPSHOT_SLICE,
     Exporter,
     ExportSources,
-    ExpositionFormat,
     TrunkInfo,
     TrunkwatchCollector,
+    runtime_registry,
+)
+from monitor.metrics.exposition import (
+    ExpositionFormat,
+    collector_text,
     count_text,
     escape_label_value,
     go_float,
     negotiate,
-    runtime_registry,
 )
 from monitor.metrics.server import accepts_gzip, make_app
 from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
@@ -145,7 +148,9 @@ class ReferenceCollector(Collector):
             duration.add_metric(key, s.last_duration_s)
             status.add_metric(key, float(s.last_status))
             if s.probe == "options":
-                rtt.add_metric([s.trunk], _buckets(RTT_BUCKETS, s.rtt_counts), sum_value=s.rtt_sum)
+                rtt.add_metric(
+                    [s.trunk], _buckets(RTT_BUCKETS, s.rtt.counts), sum_value=s.rtt.total
+                )
         yield from (success, duration, status, outcomes, rtt)
 
     def _health_families(self) -> Iterator[Metric]:
@@ -300,8 +305,8 @@ def rich_sources() -> ExportSources:
     stats[3].record(result("trunk-3", Outcome.OK, 0.05, 200))
     stats[3].outcome_counts[Outcome.OK] = 123_456_789
     stats[3].outcome_counts[Outcome.REFUSED] = 1_000_000
-    stats[3].rtt_counts[2] = 999_999
-    stats[3].rtt_sum = 1.5e7
+    stats[3].rtt.counts[2] = 999_999
+    stats[3].rtt.total = 1.5e7
     # trunk-4: no results at all (before the first probe).
     src.health["trunk-1"].state = TrunkState.DOWN
     src.health["trunk-1"].open_outage = outage("trunk-1")
@@ -677,3 +682,28 @@ async def test_health_endpoints(aiohttp_client: ClientFactory, exporter: Exporte
     assert (await client.get("/readyz")).status == 503
     ready = True
     assert (await client.get("/readyz")).status == 200
+
+
+@pytest.mark.parametrize("fmt", [TEXT, OPENMETRICS])
+def test_runtime_collectors_go_through_the_same_writer_and_parse_as_prometheus_clients(
+    fmt: ExpositionFormat,
+) -> None:
+    registry = runtime_registry()
+    ours = collector_text(registry, fmt)
+    if fmt is TEXT:
+        theirs = generate_latest(registry).decode()
+        parse: Callable[[str], Iterable[Metric]] = parse_text
+    else:
+        theirs = generate_openmetrics(registry).decode()  # type: ignore[no-untyped-call]
+        parse = parse_openmetrics
+        ours += "# EOF\n"
+
+    def shape(text: str) -> list[tuple[str, str, list[tuple[str, tuple[str, ...]]]]]:
+        # Names, types and label sets: values (CPU seconds, GC counts) move between calls.
+        return sorted(
+            (m.name, m.type, sorted((s.name, tuple(sorted(s.labels))) for s in m.samples))
+            for m in parse(text)
+        )
+
+    assert shape(ours) == shape(theirs)
+    assert "process_cpu_seconds_total" in ours

@@ -8,10 +8,18 @@ writes its families on demand; the exporter appends them to every scrape.
 from __future__ import annotations
 
 import time
-from bisect import bisect_left
 from dataclasses import dataclass, field
 
-from monitor.metrics.exporter import ExpositionFormat, Family, Kind, count_text, go_float
+from monitor.metrics.exposition import (
+    ExpositionFormat,
+    Family,
+    Histogram,
+    Kind,
+    count_text,
+    family,
+    label_text,
+    sample_line,
+)
 from probes.media.rfc6076 import CallAttempt, SessionMetricsWindow
 from probes.media.thresholds import Metric, ThresholdProfile
 from probes.result import CallMeasurements, MediaDirection, Outcome, ProbeResult
@@ -32,59 +40,45 @@ _PROFILE_LIMIT = {
 }
 
 
-def _family(name: str, kind: Kind, help: str) -> Family:
-    return Family(f"trunkwatch_{name}", kind, help)
-
-
-CALL_OUTCOME = _family("call_outcome", Kind.COUNTER, "Test calls by outcome.")
-CALL_PDD = _family(
+CALL_OUTCOME = family("call_outcome", Kind.COUNTER, "Test calls by outcome.")
+CALL_PDD = family(
     "call_pdd_seconds", Kind.HISTOGRAM, "Post-dial delay of test calls: INVITE to first 18x."
 )
-CALL_SETUP = _family(
+CALL_SETUP = family(
     "call_setup_seconds", Kind.HISTOGRAM, "Setup time of test calls: INVITE to 200 OK."
 )
-CALL_MOS = _family("call_mos", Kind.GAUGE, "E-model MOS (G.107) of the last test call.")
-CALL_R = _family("call_r_factor", Kind.GAUGE, "E-model R-factor of the last test call.")
-RTP_JITTER = _family(
+CALL_MOS = family("call_mos", Kind.GAUGE, "E-model MOS (G.107) of the last test call.")
+CALL_R = family("call_r_factor", Kind.GAUGE, "E-model R-factor of the last test call.")
+RTP_JITTER = family(
     "rtp_jitter_seconds",
     Kind.GAUGE,
     "RFC 3550 inter-arrival jitter of the last test call, worst window mean where known.",
 )
-RTP_LOSS = _family("rtp_loss_ratio", Kind.GAUGE, "RTP packet loss of the last test call (0-1).")
-RTP_BURST = _family(
+RTP_LOSS = family("rtp_loss_ratio", Kind.GAUGE, "RTP packet loss of the last test call (0-1).")
+RTP_BURST = family(
     "rtp_burst_loss_ratio",
     Kind.GAUGE,
     "Worst burst-window RTP loss of the last test call (0-1).",
 )
-RTP_RTT = _family("rtp_rtt_seconds", Kind.GAUGE, "RTCP round-trip time of the last test call.")
-VIOLATION = _family(
+RTP_RTT = family("rtp_rtt_seconds", Kind.GAUGE, "RTCP round-trip time of the last test call.")
+VIOLATION = family(
     "threshold_violation",
     Kind.GAUGE,
     "1 while the last test call broke the trunk profile's limit for the metric, else 0.",
 )
-SER = _family("call_ser_ratio", Kind.GAUGE, "RFC 6076 session establishment ratio.")
-SEER = _family("call_seer_ratio", Kind.GAUGE, "RFC 6076 session establishment effectiveness.")
-ISA = _family("call_isa_ratio", Kind.GAUGE, "RFC 6076 ineffective session attempts.")
-SCR = _family("call_scr_ratio", Kind.GAUGE, "RFC 6076 session completion ratio.")
-SRD = _family("call_srd_seconds", Kind.GAUGE, "RFC 6076 mean session request delay.")
-
-
-@dataclass(slots=True)
-class _Histogram:
-    counts: list[int] = field(default_factory=lambda: [0] * (len(SETUP_BUCKETS) + 1))
-    total: float = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(SETUP_BUCKETS, value)] += 1
-        self.total += value
+SER = family("call_ser_ratio", Kind.GAUGE, "RFC 6076 session establishment ratio.")
+SEER = family("call_seer_ratio", Kind.GAUGE, "RFC 6076 session establishment effectiveness.")
+ISA = family("call_isa_ratio", Kind.GAUGE, "RFC 6076 ineffective session attempts.")
+SCR = family("call_scr_ratio", Kind.GAUGE, "RFC 6076 session completion ratio.")
+SRD = family("call_srd_seconds", Kind.GAUGE, "RFC 6076 mean session request delay.")
 
 
 @dataclass(slots=True)
 class _TrunkCalls:
     profile: ThresholdProfile | None
     outcomes: dict[Outcome, int] = field(default_factory=dict)
-    pdd: _Histogram = field(default_factory=_Histogram)
-    setup: _Histogram = field(default_factory=_Histogram)
+    pdd: Histogram = field(default_factory=lambda: Histogram(SETUP_BUCKETS))
+    setup: Histogram = field(default_factory=lambda: Histogram(SETUP_BUCKETS))
     last: CallMeasurements | None = None
     attempts: SessionMetricsWindow = field(
         default_factory=lambda: SessionMetricsWindow(max_attempts=RFC6076_ATTEMPTS)
@@ -119,14 +113,12 @@ class CallMetrics:
         out: list[str] = [CALL_OUTCOME.header(fmt)]
         for trunk, calls in self._trunks.items():
             for outcome, n in calls.outcomes.items():
-                out.append(
-                    f'{CALL_OUTCOME.sample}{{outcome="{outcome.value}",trunk="{trunk}"}} '
-                    f"{count_text(n)}\n"
-                )
-        for family, pick in ((CALL_PDD, "pdd"), (CALL_SETUP, "setup")):
-            out.append(family.header(fmt))
+                labels = label_text(outcome=outcome.value, trunk=trunk)
+                out.append(f"{CALL_OUTCOME.sample}{{{labels}}} {count_text(n)}\n")
+        for fam, pick in ((CALL_PDD, "pdd"), (CALL_SETUP, "setup")):
+            out.append(fam.header(fmt))
             for trunk, calls in self._trunks.items():
-                out.append(_histogram(family, trunk, getattr(calls, pick)))
+                out.append(getattr(calls, pick).text(fam, label_text(trunk=trunk)))
         out.extend(self._last_call_gauges(fmt))
         out.extend(self._rfc6076(fmt))
         return "".join(out)
@@ -139,11 +131,12 @@ class CallMetrics:
             m = calls.last
             if m is None:
                 continue
-            _gauge(lines[CALL_MOS], CALL_MOS, f'trunk="{trunk}"', m.mos)
-            _gauge(lines[CALL_R], CALL_R, f'trunk="{trunk}"', m.r_factor)
-            _gauge(lines[RTP_RTT], RTP_RTT, f'trunk="{trunk}"', m.rtt_s)
+            of_trunk = label_text(trunk=trunk)
+            _gauge(lines[CALL_MOS], CALL_MOS, of_trunk, m.mos)
+            _gauge(lines[CALL_R], CALL_R, of_trunk, m.r_factor)
+            _gauge(lines[RTP_RTT], RTP_RTT, of_trunk, m.rtt_s)
             for direction, media in (("rx", m.rx), ("tx", m.tx)):
-                labels = f'direction="{direction}",trunk="{trunk}"'
+                labels = label_text(direction=direction, trunk=trunk)
                 _gauge(lines[RTP_JITTER], RTP_JITTER, labels, _jitter(media))
                 _gauge(lines[RTP_LOSS], RTP_LOSS, labels, media.loss_ratio if media else None)
                 _gauge(
@@ -155,10 +148,10 @@ class CallMetrics:
                 for metric, limit in _PROFILE_LIMIT.items():
                     if getattr(profile, limit) is None:
                         continue
-                    labels = f'metric="{metric.value}",profile="{profile.name}",trunk="{trunk}"'
+                    labels = label_text(metric=metric.value, profile=profile.name, trunk=trunk)
                     value = 1.0 if metric in violated else 0.0
                     _gauge(lines[VIOLATION], VIOLATION, labels, value)
-        return [family.header(fmt) + "".join(rows) for family, rows in lines.items()]
+        return [fam.header(fmt) + "".join(rows) for fam, rows in lines.items()]
 
     def _rfc6076(self, fmt: ExpositionFormat) -> list[str]:
         lines: dict[Family, list[str]] = {f: [] for f in (SER, SEER, ISA, SCR, SRD)}
@@ -167,13 +160,13 @@ class CallMetrics:
             figures = calls.attempts.metrics(now)
             if figures.attempts == 0:
                 continue
-            labels = f'trunk="{trunk}"'
+            labels = label_text(trunk=trunk)
             _gauge(lines[SER], SER, labels, figures.ser)
             _gauge(lines[SEER], SEER, labels, figures.seer)
             _gauge(lines[ISA], ISA, labels, figures.isa)
             _gauge(lines[SCR], SCR, labels, figures.scr)
             _gauge(lines[SRD], SRD, labels, figures.mean_srd_s)
-        return [family.header(fmt) + "".join(rows) for family, rows in lines.items()]
+        return [fam.header(fmt) + "".join(rows) for fam, rows in lines.items()]
 
 
 def _jitter(media: MediaDirection | None) -> float | None:
@@ -182,18 +175,6 @@ def _jitter(media: MediaDirection | None) -> float | None:
     return media.jitter_worst_s if media.jitter_worst_s is not None else media.jitter_s
 
 
-def _gauge(rows: list[str], family: Family, labels: str, value: float | None) -> None:
+def _gauge(rows: list[str], fam: Family, labels: str, value: float | None) -> None:
     if value is not None:
-        rows.append(f"{family.sample}{{{labels}}} {go_float(value)}\n")
-
-
-def _histogram(family: Family, trunk: str, hist: _Histogram) -> str:
-    out: list[str] = []
-    running = 0
-    for bound, count in zip((*SETUP_BUCKETS, float("inf")), hist.counts, strict=True):
-        running += count
-        le = "+Inf" if bound == float("inf") else go_float(bound)
-        out.append(f'{family.name}_bucket{{le="{le}",trunk="{trunk}"}} {count_text(running)}\n')
-    out.append(f'{family.name}_count{{trunk="{trunk}"}} {count_text(running)}\n')
-    out.append(f'{family.name}_sum{{trunk="{trunk}"}} {go_float(hist.total)}\n')
-    return "".join(out)
+        rows.append(sample_line(fam.sample, labels, value))

@@ -16,21 +16,17 @@ Only the process_* and python_* families still come from prometheus_client's col
 from __future__ import annotations
 
 import asyncio
-import math
 import platform
 import sys
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from enum import Enum, StrEnum
 from itertools import accumulate, chain
 from operator import attrgetter
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
-from prometheus_client.exposition import generate_latest
 from prometheus_client.gc_collector import GCCollector
-from prometheus_client.openmetrics.exposition import generate_latest as generate_openmetrics
 from prometheus_client.parser import text_string_to_metric_families
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
@@ -39,12 +35,26 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.events import Outage
 from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics.exposition import (
+    EOF_LINE,
+    ExpositionFormat,
+    Family,
+    Kind,
+    Section,
+    collector_text,
+    count_text,
+    escape_label_value,
+    family,
+    go_float,
+    histogram_text,
+    label_text,
+    le_labels,
+)
 from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.result import Outcome
 
-PREFIX = "trunkwatch"
 _T = TypeVar("_T")
 
 # Trunks copied per event-loop step while snapshotting. Copying one trunk's figures costs
@@ -60,194 +70,66 @@ PIECE_LINES = 500
 # Lines a probe's outcome counter usually has (ok plus a failure kind or two): sizes pieces.
 TYPICAL_OUTCOMES = 3
 
-# The OpenMetrics end-of-exposition marker (OpenMetrics 1.0, "Overall Structure").
-EOF_LINE = "# EOF\n"
-
-
-class ExpositionFormat(Enum):
-    """The two text formats Prometheus negotiates; the value is the response Content-Type."""
-
-    TEXT = "text/plain; version=0.0.4; charset=utf-8"
-    OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
-
-    @property
-    def content_type(self) -> str:
-        return self.value
-
-
-def negotiate(accept: str) -> ExpositionFormat:
-    """The format for an Accept header, decided as prometheus_client's choose_encoder does.
-
-    The first `application/openmetrics-text` entry with no version or a version ≥ 1.0.0
-    wins (answered as 1.0.0, the version written); anything else (text/plain of any
-    version, */*, nothing) gets text 0.0.4. q-values are not weighed, like choose_encoder:
-    Prometheus lists its preference first anyway.
-    """
-    for entry in accept.split(","):
-        media, *params = entry.split(";")
-        if media.strip().lower() != "application/openmetrics-text":
-            continue
-        version = ""
-        for param in params:
-            key, _, value = param.strip().partition("=")
-            if key.strip().lower() == "version":
-                version = value.strip()
-        if not version or _version_tuple(version) >= (1, 0, 0):
-            return ExpositionFormat.OPENMETRICS
-    return ExpositionFormat.TEXT
-
-
-def _version_tuple(version: str) -> tuple[int, ...]:
-    parts: list[int] = []
-    for part in version.split("."):
-        if not part.isdigit():
-            break
-        parts.append(int(part))
-    return tuple(parts)
-
-
-# ---- the exposition grammar's small pieces ------------------------------------------------
-
-
-def escape_label_value(value: str) -> str:
-    """Label value escaping, the same in text 0.0.4 and OpenMetrics 1.0: \\ " and newline."""
-    return value.replace("\\", "\\\\").replace("\n", "\\n").replace('"', '\\"')
-
-
-def _escape_help(text: str, fmt: ExpositionFormat) -> str:
-    # Text 0.0.4 escapes only backslash and newline in HELP; OpenMetrics also the quote.
-    text = text.replace("\\", "\\\\").replace("\n", "\\n")
-    return text.replace('"', '\\"') if fmt is ExpositionFormat.OPENMETRICS else text
-
-
-# From here up Go writes an exponent where Python's repr still writes digits (dot > 6).
-_GO_EXPONENT_FROM = 1e6
-
-
-def go_float(value: float) -> str:
-    """A sample value as prometheus_client writes it (utils.floatToGoString): Go's %g style."""
-    if type(value) is float and -math.inf < value < _GO_EXPONENT_FROM:
-        return repr(value)  # the common case, where Python's repr and Go agree
-    if value == math.inf:
-        return "+Inf"
-    if value == -math.inf:
-        return "-Inf"
-    if math.isnan(value):
-        return "NaN"
-    text = repr(float(value))
-    dot = text.find(".")
-    # Go writes positive values from 1e+06 on with an exponent; Python's repr from 1e+16.
-    if value > 0 and dot > 6:
-        mantissa = f"{text[0]}.{text[1:dot]}{text[dot + 1 :]}".rstrip("0.")
-        return f"{mantissa}e+{dot - 1:02d}"
-    return text
-
-
-# Integers below this print as "<n>.0" under go_float; from it on Go's exponent form starts.
-_PLAIN_INT_LIMIT = 1_000_000
-
-
-def count_text(value: int) -> str:
-    """go_float(float(value)) for an integer count, without the float round trip when small."""
-    if -_PLAIN_INT_LIMIT < value < _PLAIN_INT_LIMIT:
-        return f"{value}.0"
-    return go_float(float(value))
-
-
-class Kind(StrEnum):
-    GAUGE = "gauge"
-    COUNTER = "counter"
-    HISTOGRAM = "histogram"
-
-
-@dataclass(frozen=True, slots=True)
-class Family:
-    """One metric family's metadata; `sample` is the name its (non-histogram) lines carry."""
-
-    name: str
-    kind: Kind
-    help: str
-
-    @property
-    def sample(self) -> str:
-        return f"{self.name}_total" if self.kind is Kind.COUNTER else self.name
-
-    def header(self, fmt: ExpositionFormat) -> str:
-        # A counter's family is `foo` in OpenMetrics and `foo_total` in text 0.0.4 (where the
-        # family is named as its samples); the samples are `foo_total` in both.
-        name = self.name if fmt is ExpositionFormat.OPENMETRICS else self.sample
-        return f"# HELP {name} {_escape_help(self.help, fmt)}\n# TYPE {name} {self.kind}\n"
-
-
-def _family(name: str, kind: Kind, help: str) -> Family:
-    return Family(f"{PREFIX}_{name}", kind, help)
-
-
-BUILD_INFO = _family("build_info", Kind.GAUGE, "trunkwatch version and runtime; always 1.")
-TRUNK_INFO = _family(
+BUILD_INFO = family("build_info", Kind.GAUGE, "trunkwatch version and runtime; always 1.")
+TRUNK_INFO = family(
     "trunk_info", Kind.GAUGE, "Configured trunks with their carrier and transport; always 1."
 )
-PROBE_SUCCESS = _family(
+PROBE_SUCCESS = family(
     "probe_success", Kind.GAUGE, "1 if the last probe found the trunk alive, 0 if not."
 )
-PROBE_DURATION = _family(
+PROBE_DURATION = family(
     "probe_duration_seconds",
     Kind.GAUGE,
     "How long the last probe took (DNS, connect and authentication included).",
 )
-SIP_LAST_STATUS = _family(
+SIP_LAST_STATUS = family(
     "sip_last_status_code",
     Kind.GAUGE,
     "SIP status code of the last answer; 0 when the last probe got none.",
 )
-PROBE_OUTCOME = _family("probe_outcome", Kind.COUNTER, "Probe results by outcome.")
-OPTIONS_RTT = _family(
+PROBE_OUTCOME = family("probe_outcome", Kind.COUNTER, "Probe results by outcome.")
+OPTIONS_RTT = family(
     "sip_options_rtt_seconds",
     Kind.HISTOGRAM,
     "Round-trip time of SIP OPTIONS, request sent to final response.",
 )
-TRUNK_STATE = _family(
+TRUNK_STATE = family(
     "trunk_state", Kind.GAUGE, "1 for the trunk's current state, 0 for the others."
 )
-OUTAGE_OPEN = _family("outage_open", Kind.GAUGE, "1 while the trunk has an open outage.")
-OUTAGES_OPENED = _family(
+OUTAGE_OPEN = family("outage_open", Kind.GAUGE, "1 while the trunk has an open outage.")
+OUTAGES_OPENED = family(
     "outages_opened", Kind.COUNTER, "Outages opened by this process since it started."
 )
-SIP_MALFORMED = _family(
+SIP_MALFORMED = family(
     "sip_malformed_packets",
     Kind.COUNTER,
     "Packets received that were not a valid answer to a probe.",
 )
-STORE_PENDING = _family("store_pending_events", Kind.GAUGE, "Journal events waiting to be written.")
-STORE_ERRORS = _family("store_write_errors", Kind.COUNTER, "Failed journal writes (retried).")
-MONITOR_GAPS = _family(
+STORE_PENDING = family("store_pending_events", Kind.GAUGE, "Journal events waiting to be written.")
+STORE_ERRORS = family("store_write_errors", Kind.COUNTER, "Failed journal writes (retried).")
+MONITOR_GAPS = family(
     "monitor_gaps", Kind.COUNTER, "Monitoring gaps (unknown time) recorded at start-up."
 )
-SCHEDULER_LAG = _family(
+SCHEDULER_LAG = family(
     "scheduler_lag_seconds",
     Kind.HISTOGRAM,
     "Probe send lateness: actual minus planned start time.",
 )
-SCHEDULER_IN_FLIGHT = _family(
+SCHEDULER_IN_FLIGHT = family(
     "scheduler_in_flight", Kind.GAUGE, "Probes started and not yet finished."
 )
-SCHEDULER_SKIPPED = _family(
+SCHEDULER_SKIPPED = family(
     "scheduler_skipped_probes",
     Kind.COUNTER,
     "Probes not started because the previous one was still running or the cap was hit.",
 )
-SCHEDULER_ERRORS = _family(
+SCHEDULER_ERRORS = family(
     "scheduler_errors", Kind.COUNTER, "Exceptions raised by probe code (bugs), caught."
 )
-SCHEDULER_TARGETS = _family("scheduler_targets", Kind.GAUGE, "Probes on the schedule.")
+SCHEDULER_TARGETS = family("scheduler_targets", Kind.GAUGE, "Probes on the schedule.")
 
 
-def _le_labels(bounds: Iterable[float]) -> tuple[str, ...]:
-    """`le="…"` label texts for a histogram's bounds, then +Inf (bounds as repr(float))."""
-    return (*(f'le="{float(bound)!r}"' for bound in bounds), 'le="+Inf"')
-
-
-_RTT_LE = _le_labels(RTT_BUCKETS)
+_RTT_LE = le_labels(RTT_BUCKETS)
 
 # Attribute readers for the snapshot's C-level map passes.
 _get_trunk = attrgetter("trunk")
@@ -255,8 +137,8 @@ _get_probe = attrgetter("probe")
 _get_last_success = attrgetter("last_success")
 _get_last_status = attrgetter("last_status")
 _get_last_duration_s = attrgetter("last_duration_s")
-_get_rtt_sum = attrgetter("rtt_sum")
-_get_rtt_counts = attrgetter("rtt_counts")
+_get_rtt_sum = attrgetter("rtt.total")
+_get_rtt_counts = attrgetter("rtt.counts")
 _get_outcome_counts = attrgetter("outcome_counts")
 _get_state = attrgetter("state")
 _get_open_outage = attrgetter("open_outage")
@@ -291,23 +173,12 @@ class ExportSources:
     store_pending: Callable[[], int]
     store_errors: Callable[[], int]
     gaps_recorded: Callable[[], int]
-    # Gauges computed elsewhere at their own pace (the SLA figures): read as they are.
-    gauges: Callable[[], Sequence[ExtraGauge]] = lambda: ()
-    # Whole families written by their owner (test calls: few, rare, written on demand).
-    families: Callable[[ExpositionFormat], str] = lambda fmt: ""
+    # Whole families written by their owners at scrape time (test calls, tickets, SLA:
+    # few lines, kept as plain values, written with the same grammar).
+    sections: Sequence[Section] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class ExtraGauge:
-    """One gauge sample from another module; samples of one name share `help`."""
-
-    name: str
-    help: str
-    labels: tuple[tuple[str, str], ...]
-    value: float
-
-
-# Every ProbeStats.rtt_counts has one count per bucket bound plus the +Inf one.
+# Every ProbeStats.rtt.counts has one count per bucket bound plus the +Inf one.
 RTT_WIDTH = len(RTT_BUCKETS) + 1
 
 
@@ -353,7 +224,6 @@ class Snapshot:
     store_errors: int = 0
     gaps_recorded: int = 0
     scheduler: SchedulerFigures | None = None
-    gauges: Sequence[ExtraGauge] = ()
 
 
 def runtime_registry() -> CollectorRegistry:
@@ -375,7 +245,7 @@ class Exporter:
     def __init__(self, sources: ExportSources, *, runtime: Collector | None = None) -> None:
         self.src = sources
         self.runtime = runtime
-        self._build_labels = _labels(
+        self._build_labels = label_text(
             agent=sources.agent,
             loop=sources.loop_name,
             python=platform.python_version(),
@@ -418,7 +288,6 @@ class Exporter:
             store_errors=src.store_errors(),
             gaps_recorded=src.gaps_recorded(),
             scheduler=_scheduler_figures(src.scheduler),
-            gauges=tuple(src.gauges()),
         )
 
     def _snapshot_steps(self, snap: Snapshot, *, step: int) -> Iterator[None]:
@@ -463,10 +332,10 @@ class Exporter:
         yield from self._probe_families(snap, fmt)
         yield from self._health_families(snap, fmt)
         yield self._monitor_families(snap, fmt)
-        yield _extra_families(snap.gauges, fmt)
-        yield self.src.families(fmt)
+        for section in self.src.sections:
+            yield section(fmt)
         if self.runtime is not None:
-            yield _runtime_text(self.runtime, fmt)
+            yield collector_text(self.runtime, fmt)
         if fmt is ExpositionFormat.OPENMETRICS:
             yield EOF_LINE
 
@@ -483,7 +352,7 @@ class Exporter:
         key = (trunk, probe)
         label = self._stat_labels.get(key)
         if label is None:
-            label = self._stat_labels[key] = _labels(probe=probe, trunk=trunk)
+            label = self._stat_labels[key] = label_text(probe=probe, trunk=trunk)
         return label
 
     def _prepare(self, snap: Snapshot) -> None:
@@ -508,9 +377,9 @@ class Exporter:
             (PROBE_DURATION, snap.last_duration_s, go_float),
             (SIP_LAST_STATUS, snap.last_status, count_text),
         )
-        for family, column, text in gauges:
-            yield family.header(fmt)
-            name = family.sample
+        for fam, column, text in gauges:
+            yield fam.header(fmt)
+            name = fam.sample
             for part in _slices(answered):
                 yield "".join(f"{name}{{{labels[i]}}} {text(column[i])}\n" for i in part)
 
@@ -591,13 +460,11 @@ class Exporter:
         sched = snap.scheduler
         if sched is not None:
             out.append(SCHEDULER_LAG.header(fmt))
-            bucket = f"{SCHEDULER_LAG.name}_bucket"
-            running = 0
-            for le, count in zip(_le_labels(sched.lag_bounds), sched.lag_counts, strict=True):
-                running += count
-                out.append(f"{bucket}{{{le}}} {count_text(running)}\n")
-            out.append(f"{SCHEDULER_LAG.name}_count {count_text(running)}\n")
-            out.append(f"{SCHEDULER_LAG.name}_sum {go_float(sched.lag_total)}\n")
+            out.append(
+                histogram_text(
+                    SCHEDULER_LAG.name, sched.lag_bounds, sched.lag_counts, sched.lag_total
+                )
+            )
             out.append(_single(SCHEDULER_IN_FLIGHT, fmt, sched.in_flight))
             out.append(_single(SCHEDULER_SKIPPED, fmt, sched.skipped))
             out.append(_single(SCHEDULER_ERRORS, fmt, sched.errors))
@@ -627,32 +494,9 @@ class _TextColumn:
         return self._texts
 
 
-def _extra_families(gauges: Sequence[ExtraGauge], fmt: ExpositionFormat) -> str:
-    """Each name's samples under one header, names in the order they first appear."""
-    by_name: dict[str, list[ExtraGauge]] = {}
-    for gauge in gauges:
-        by_name.setdefault(gauge.name, []).append(gauge)
-    out: list[str] = []
-    for name, samples in by_name.items():
-        out.append(Family(name, Kind.GAUGE, samples[0].help).header(fmt))
-        for g in samples:
-            labels = _labels(**dict(g.labels))
-            out.append(
-                f"{name}{{{labels}}} {go_float(g.value)}\n"
-                if labels
-                else f"{name} {go_float(g.value)}\n"
-            )
-    return "".join(out)
-
-
 def _info_line(info: TrunkInfo) -> str:
-    labels = _labels(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
+    labels = label_text(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
     return f"{TRUNK_INFO.sample}{{{labels}}} 1.0\n"
-
-
-def _labels(**labels: str) -> str:
-    """A label set's text with names sorted (as prometheus_client writes them), escaped."""
-    return ",".join(f'{key}="{escape_label_value(labels[key])}"' for key in sorted(labels))
 
 
 def _single(family: Family, fmt: ExpositionFormat, value: int) -> str:
@@ -679,15 +523,6 @@ def _scheduler_figures(sched: Scheduler | None) -> SchedulerFigures | None:
         errors=sched.errors,
         targets=len(sched.items),
     )
-
-
-def _runtime_text(runtime: Collector, fmt: ExpositionFormat) -> str:
-    """prometheus_client's own rendering of the runtime collectors, without its `# EOF`."""
-    if fmt is ExpositionFormat.TEXT:
-        return generate_latest(runtime).decode()
-    # prometheus_client leaves this one function unannotated.
-    text: str = generate_openmetrics(runtime).decode()  # type: ignore[no-untyped-call]
-    return text.removesuffix(EOF_LINE)
 
 
 class TrunkwatchCollector(Collector):

@@ -33,7 +33,8 @@ from monitor.http_guard import (
     GuardedSite,
     HttpLimits,
 )
-from monitor.metrics.exporter import Exporter, ExpositionFormat, Snapshot, negotiate
+from monitor.metrics.exporter import Exporter, Snapshot
+from monitor.metrics.exposition import ExpositionFormat, negotiate
 from monitor.web_config import WebConfig, load_web_config
 
 if TYPE_CHECKING:

@@ -13,7 +13,14 @@ from fractions import Fraction
 from typing import Final
 
 from monitor.log import get_logger
-from monitor.metrics.exporter import ExtraGauge
+from monitor.metrics.exposition import (
+    ExpositionFormat,
+    Family,
+    Kind,
+    family,
+    label_text,
+    sample_line,
+)
 from monitor.sla import SlaInputError
 from monitor.sla.intervals import microseconds
 from monitor.sla.maintenance import MaintenanceCalendar
@@ -27,30 +34,29 @@ log = get_logger("trunkwatch.sla")
 # current without putting month-long queries on every scrape.
 REFRESH_INTERVAL_S: Final = 30.0
 
-# name → (type, help); every one is a gauge.
-METRICS: Final[dict[str, str]] = {
-    "trunkwatch_availability_ratio": (
+_HELP: Final = {
+    "availability_ratio": (
         "Contract availability (0-1) per service: window=month (calendar month so far, "
         "contract time zone) or rolling (last 30 days)."
     ),
-    "trunkwatch_sla_budget_remaining_seconds": (
+    "sla_budget_remaining_seconds": (
         "Downtime the service can still have this month before missing its target "
         "(negative: target already missed)."
     ),
-    "trunkwatch_monitoring_coverage_ratio": (
-        "Share (0-1) of this month so far that the monitor was watching."
-    ),
-    "trunkwatch_sla_target_ratio": "The contract's availability target (0-1).",
-    "trunkwatch_sla_credit_ratio": (
-        "Credit due this month so far as a share (0-1) of the monthly fee."
-    ),
-    "trunkwatch_ticket_response_overdue": (
+    "monitoring_coverage_ratio": "Share (0-1) of this month so far that the monitor was watching.",
+    "sla_target_ratio": "The contract's availability target (0-1).",
+    "sla_credit_ratio": "Credit due this month so far as a share (0-1) of the monthly fee.",
+    "ticket_response_overdue": (
         "1 while an open outage's ticket is past the contract's response time "
         "(no acknowledgement from the carrier yet)."
     ),
-    "trunkwatch_ticket_repair_overdue": (
+    "ticket_repair_overdue": (
         "1 while an open outage is past the contract's repair time since its ticket opened."
     ),
+}
+# Full name → family; every one is a gauge, written in this order.
+METRICS: Final[dict[str, Family]] = {
+    f.name: f for f in (family(name, Kind.GAUGE, help) for name, help in _HELP.items())
 }
 
 
@@ -139,9 +145,20 @@ class SlaMetrics:
     def samples(self) -> tuple[SlaSample, ...]:
         return self._samples
 
-    def gauges(self) -> tuple[ExtraGauge, ...]:
-        """The samples as the exporter renders them."""
-        return tuple(ExtraGauge(s.name, METRICS[s.name], s.labels, s.value) for s in self._samples)
+    def render(self, fmt: ExpositionFormat) -> str:
+        """The last samples as exposition text, each family under one header."""
+        samples = self._samples  # replaced whole by refresh: one consistent set
+        out: list[str] = []
+        for name, fam in METRICS.items():
+            rows = [
+                sample_line(name, label_text(**dict(s.labels)), s.value)
+                for s in samples
+                if s.name == name
+            ]
+            if rows:
+                out.append(fam.header(fmt))
+                out.extend(rows)
+        return "".join(out)
 
     async def refresh_maintenance(self, calendar: MaintenanceCalendar) -> None:
         try:

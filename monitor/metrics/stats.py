@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from bisect import bisect_left
 from dataclasses import dataclass, field
 
+from monitor.metrics.exposition import Histogram
 from probes.result import Outcome, ProbeResult
 
 # OPTIONS RTT buckets (seconds) placed at the quality thresholds (DESIGN.md §3:
@@ -23,9 +23,7 @@ class ProbeStats:
     last_status: int = 0  # 0 when the last probe got no SIP answer
     last_duration_s: float = 0.0
     outcome_counts: dict[Outcome, int] = field(default_factory=dict)
-    rtt_counts: list[int] = field(default_factory=lambda: [0] * (len(RTT_BUCKETS) + 1))
-    rtt_sum: float = 0.0
-    rtt_n: int = 0
+    rtt: Histogram = field(default_factory=lambda: Histogram(RTT_BUCKETS))
 
     def record(self, result: ProbeResult) -> None:
         outcome = result.outcome
@@ -37,7 +35,4 @@ class ProbeStats:
         if result.duration_ns is not None:
             self.last_duration_s = result.duration_ns / 1e9
         if result.rtt_ns is not None and result.status_code is not None:
-            rtt = result.rtt_ns / 1e9
-            self.rtt_counts[bisect_left(RTT_BUCKETS, rtt)] += 1
-            self.rtt_sum += rtt
-            self.rtt_n += 1
+            self.rtt.observe(result.rtt_ns / 1e9)

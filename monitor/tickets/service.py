@@ -8,7 +8,7 @@ How app.py uses it::
     ...
     tickets.on_events(events)                 # in Monitor._emit: sync, no I/O, never blocks
     await tickets.append(store, batch)        # in Monitor._flush, instead of store.append
-    registry.register(tickets.collector())
+    ExportSources(..., sections=[tickets.metrics_section(), ...])
     ...
     await tickets.stop()                      # before store.close()
 
@@ -24,10 +24,10 @@ import contextlib
 from collections.abc import Iterable, Sequence
 
 import aiohttp
-from prometheus_client.registry import Collector
 
 from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
 from monitor.log import get_logger
+from monitor.metrics.exposition import Section
 from monitor.metrics.tickets import TicketMetrics
 from monitor.store.store import Store
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
@@ -169,8 +169,8 @@ class TicketService:
         if self._worker is not None:
             self._worker.wake()
 
-    def collector(self) -> Collector:
-        return self.metrics.collector(self.sink_names)
+    def metrics_section(self) -> Section:
+        return self.metrics.section(self.sink_names)
 
     async def stop(self) -> None:
         if self._worker is not None:

@@ -7,10 +7,10 @@ import random
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from prometheus_client import CollectorRegistry, generate_latest
 from tickets_support import T0, outage, settings
 
 from monitor.events import OutageKind
+from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.tickets import TicketMetrics
 from monitor.tickets.base import (
     Action,
@@ -287,9 +287,7 @@ def test_metrics_exposition() -> None:
     m.observe_open_latency("hook", 0.3)
     m.observe_open_latency("hook", 120.0)
     m.pending = 4
-    registry = CollectorRegistry()
-    registry.register(m.collector(("hook", "rt")))
-    text = generate_latest(registry).decode()
+    text = m.render(ExpositionFormat.TEXT, ("hook", "rt"))
     assert 'trunkwatch_ticket_requests_total{result="retry",sink="hook"} 2.0' in text
     assert 'trunkwatch_ticket_requests_total{result="rejected",sink="rt"} 0.0' in text
     assert 'trunkwatch_ticket_open_latency_seconds_bucket{le="0.5",sink="hook"} 1.0' in text
