@@ -665,16 +665,6 @@ async def test_scrape_yields_to_the_loop_while_writing(aiohttp_client: ClientFac
     assert ticks >= pieces
 
 
-async def test_registry_is_still_served(aiohttp_client: ClientFactory) -> None:
-    registry = CollectorRegistry(auto_describe=False)
-    src = rich_sources()
-    registry.register(TrunkwatchCollector(src))
-    client = await aiohttp_client(make_app(registry, lambda: True))
-    r = await client.get("/metrics")
-    assert r.status == 200
-    assert (await r.read()) == reference(src, TEXT)
-
-
 async def test_health_endpoints(aiohttp_client: ClientFactory, exporter: Exporter) -> None:
     ready = False
     client = await aiohttp_client(make_app(exporter, lambda: ready))

@@ -23,8 +23,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 
 from monitor.http_guard import (
     DEFAULT_MAX_REQUEST_BYTES,
@@ -41,7 +39,6 @@ if TYPE_CHECKING:
     from monitor.config import HttpSettings
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
-REGISTRY_KEY = web.AppKey("registry", CollectorRegistry)
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 
@@ -53,9 +50,7 @@ GZIP_WBITS = 31
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
-    exporter = request.app.get(EXPORTER_KEY)
-    if exporter is None:
-        return _legacy_metrics(request)
+    exporter = request.app[EXPORTER_KEY]
     fmt = negotiate(request.headers.get("Accept", ""))
     gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
     snap = await exporter.snapshot_sliced()
@@ -114,13 +109,6 @@ def accepts_gzip(accept_encoding: str) -> bool:
     return chosen is not None and chosen > 0
 
 
-def _legacy_metrics(request: web.Request) -> web.Response:
-    # A plain CollectorRegistry (make_app's older signature): rendered in the loop.
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    body = encoder(request.app[REGISTRY_KEY])
-    return web.Response(body=body, headers={"Content-Type": content_type})
-
-
 async def healthz(request: web.Request) -> web.Response:
     return web.json_response({"status": "ok"})
 
@@ -159,22 +147,18 @@ def _protect(web_config: WebConfig | None, guard: ConnectionGuard | None) -> lis
 
 
 def make_app(
-    metrics_source: Exporter | CollectorRegistry,
+    exporter: Exporter,
     ready: ReadyCheck,
     *,
     web_config: WebConfig | None = None,
     guard: ConnectionGuard | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
 ) -> web.Application:
-    """The HTTP app. Pass an `Exporter`; a CollectorRegistry still works but renders in the
-    event loop (the old path, seconds per scrape with thousands of trunks)."""
+    """The HTTP app: /metrics from `exporter`, /healthz and /readyz."""
     app = web.Application(
         middlewares=_protect(web_config, guard), client_max_size=max_request_bytes
     )
-    if isinstance(metrics_source, Exporter):
-        app[EXPORTER_KEY] = metrics_source
-    else:
-        app[REGISTRY_KEY] = metrics_source
+    app[EXPORTER_KEY] = exporter
     app[READY_KEY] = ready
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
