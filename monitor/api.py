@@ -16,8 +16,8 @@ import os
 import re
 import tempfile
 from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Final
 
@@ -43,6 +43,7 @@ from monitor.sla.maintenance import (
 from monitor.sla.reports import FORMATS, ReportsExtraMissing, make_report, render, report_dict
 from monitor.sla.reports.i18n import LANGS
 from monitor.sla.service import SlaContext, UnknownService
+from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 
 if TYPE_CHECKING:
     from monitor.config import HttpSettings
@@ -70,7 +71,7 @@ class ApiDeps:
     ctx: SlaContext
     token: str | None  # the write token (it also reads); None: writes are refused (403)
     live_state: LiveState | None = None  # trunk name → "up"/"down"/"unknown"
-    clock: Callable[[], datetime] = field(default=lambda: datetime.now(UTC))
+    clock: Clock = SYSTEM_CLOCK
     read_token: str | None = None  # reads: outages, reports, audit
     open_reads: bool = False  # the operator said reads need no token
 
@@ -319,7 +320,7 @@ def _month(request: web.Request, service: str | None = None) -> str:
     value = request.query.get("month")
     if value is None:
         ctx = _deps(request).ctx
-        now = _deps(request).clock()
+        now = utc_now(_deps(request).clock)
         if service is not None:
             return ctx.current_month(service, now).label
         return now.strftime("%Y-%m")
@@ -391,7 +392,7 @@ async def service_sla(request: web.Request) -> web.Response:
     lang = _choice(request, "lang", LANGS, "es")
     month = _month(request, name)
     deps = _deps(request)
-    report = await make_report(deps.ctx, name, month, deps.clock(), lang=lang)
+    report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang=lang)
     return web.json_response(report_dict(report))
 
 
@@ -401,7 +402,7 @@ async def service_report(request: web.Request) -> web.Response:
     fmt = _choice(request, "format", tuple(FORMATS), "pdf")
     month = _month(request, name)
     deps = _deps(request)
-    report = await make_report(deps.ctx, name, month, deps.clock(), lang=lang)
+    report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang=lang)
     body = await asyncio.to_thread(render, report, fmt)
     _, media, ext = FORMATS[fmt]
     return web.Response(
@@ -431,7 +432,7 @@ async def list_outages(request: web.Request) -> web.Response:
     out: list[dict[str, Any]] = []
     for name in names:
         month = _month(request, name)
-        report = await make_report(deps.ctx, name, month, deps.clock(), lang="en")
+        report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang="en")
         for o in report_dict(report)["outages"]:
             if (kind is None or o["kind"] == kind) and (source is None or o["source"] == source):
                 out.append({"service": name, "period": month, **o})
@@ -445,7 +446,7 @@ async def create_manual_outage(request: web.Request) -> web.Response:
         deps.ctx, service=body.service, trunk=body.trunk, kind=body.kind,
         first_failure_at=body.first_failure_at, restored_at=body.restored_at,
         ticket_opened_at=body.ticket_opened_at, carrier_ticket=body.carrier_ticket,
-        evidence_ref=body.evidence_ref, note=body.note, by=body.by, at=deps.clock(),
+        evidence_ref=body.evidence_ref, note=body.note, by=body.by, at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
 
@@ -454,7 +455,11 @@ async def withdraw_manual_outage(request: web.Request) -> web.Response:
     body: WithdrawIn = await _body(request, WithdrawIn)
     deps = _deps(request)
     record = await commands.withdraw_manual_outage(
-        deps.ctx, request.match_info["outage_id"], reason=body.reason, by=body.by, at=deps.clock()
+        deps.ctx,
+        request.match_info["outage_id"],
+        reason=body.reason,
+        by=body.by,
+        at=utc_now(deps.clock),
     )
     return web.json_response(record.to_dict())
 
@@ -464,7 +469,8 @@ async def create_exclusion(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await commands.add_exclusion(
         deps.ctx, outage_id=request.match_info["outage_id"], service=body.service,
-        kind=body.kind, reason=body.reason, reference=body.reference, by=body.by, at=deps.clock(),
+        kind=body.kind, reason=body.reason, reference=body.reference, by=body.by,
+        at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
 
@@ -482,7 +488,7 @@ async def revoke_exclusion(request: web.Request) -> web.Response:
     deps = _deps(request)
     record = await commands.revoke_exclusion(
         deps.ctx, request.match_info["exclusion_id"], reason=body.reason, by=body.by,
-        at=deps.clock(),
+        at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(record.to_dict())
 
@@ -493,7 +499,7 @@ async def correct_ticket(request: web.Request) -> web.Response:
     record = await commands.correct_ticket(
         deps.ctx, outage_id=request.match_info["outage_id"], value=body.value,
         previous=body.previous, reason=body.reason, reference=body.reference, by=body.by,
-        at=deps.clock(),
+        at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(record.to_dict(), status=201)
 
@@ -510,7 +516,7 @@ async def create_window(request: web.Request) -> web.Response:
     stored = await commands.add_window(
         deps.ctx, title=body.title, services=body.services, origin=body.origin,
         start=body.start, end=body.end, tz=body.tz, rrule=body.rrule, exdates=body.exdates,
-        notice_ref=body.notice_ref, by=body.by, at=deps.clock(),
+        notice_ref=body.notice_ref, by=body.by, at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(stored.to_dict(), status=201)
 
@@ -532,7 +538,7 @@ async def patch_window(request: web.Request) -> web.Response:
     if "notice_ref" in changes and changes["notice_ref"] is None:
         changes["notice_ref"] = ""
     window = await commands.update_window(
-        deps.ctx, request.match_info["window_id"], changes, by=body.by, at=deps.clock()
+        deps.ctx, request.match_info["window_id"], changes, by=body.by, at=utc_now(deps.clock)
     )
     return web.json_response(window.to_dict())
 
@@ -544,7 +550,7 @@ async def cancel_window(request: web.Request) -> web.Response:
     if not reason.strip() or not by.strip() or len(reason) > MAX_TEXT or len(by) > 200:
         raise _Problem(400, "bad_query", "reason and by are required query parameters")
     window = await commands.cancel_window(
-        deps.ctx, request.match_info["window_id"], reason=reason, by=by, at=deps.clock()
+        deps.ctx, request.match_info["window_id"], reason=reason, by=by, at=utc_now(deps.clock)
     )
     return web.json_response(window.to_dict())
 
@@ -559,7 +565,7 @@ async def import_ics(request: web.Request) -> web.Response:
     origin = _choice(request, "origin", tuple(o.value for o in Origin), "carrier")
     result = await commands.import_ics(
         deps.ctx, await request.read(), services=services, origin=origin,
-        tz=request.query.get("tz", "UTC"), by=by, at=deps.clock(),
+        tz=request.query.get("tz", "UTC"), by=by, at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(result.to_dict())
 
@@ -586,7 +592,7 @@ async def get_evidence(request: web.Request) -> web.Response:
     lang = _choice(request, "lang", LANGS, "es")
     with tempfile.TemporaryDirectory(prefix="trunkwatch-evidence-") as tmp:
         bundle = await export_bundle(
-            deps.ctx, month, Path(tmp) / "bundle", deps.clock(),
+            deps.ctx, month, Path(tmp) / "bundle", utc_now(deps.clock),
             key_path=deps.ctx.settings.signing_key_file, lang=lang, include_pdf=pdf,
         )  # fmt: skip
         data = await asyncio.to_thread(zip_bundle, bundle)

@@ -18,15 +18,16 @@ class Clock(Protocol):
 
 
 class SystemClock:
-    """perf_counter_ns for durations (the loop's cached clock runs early), time_ns for instants."""
+    """perf_counter_ns for durations (the loop's cached clock runs early), time_ns for instants.
+
+    The readings are the C functions themselves, so a bound `clock.monotonic_ns` costs what
+    `time.perf_counter_ns` does (no Python frame per call on the hot path).
+    """
 
     __slots__ = ()
 
-    def monotonic_ns(self) -> int:
-        return time.perf_counter_ns()
-
-    def wall_ns(self) -> int:
-        return time.time_ns()
+    monotonic_ns = staticmethod(time.perf_counter_ns)
+    wall_ns = staticmethod(time.time_ns)
 
 
 @dataclass(slots=True)

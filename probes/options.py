@@ -11,12 +11,12 @@ import asyncio
 import ipaddress
 import socket
 import ssl
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import cast
 
+from probes.clock import SYSTEM_CLOCK, Clock
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
 from probes.sip.digest import DigestError, authorization_header, select_challenge
@@ -265,6 +265,7 @@ class OptionsProbe:
         "_bad",
         "_cseq",
         "_local_host",
+        "_mono",
         "_on_done",
         "_reason_cache",
         "_resolved_at",
@@ -273,6 +274,7 @@ class OptionsProbe:
         "_template",
         "_timer",
         "_txn",
+        "_wall",
         "addr",
         "branch",
         "call_id",
@@ -300,7 +302,11 @@ class OptionsProbe:
         udp: UdpSipTransport | None = None,
         udp_v6: UdpSipTransport | None = None,
         malformed: MalformedCounter | None = None,
+        clock: Clock = SYSTEM_CLOCK,
     ) -> None:
+        # Bound once: the hot path reads them several times per probe.
+        self._mono = clock.monotonic_ns
+        self._wall = clock.wall_ns
         self.settings = settings
         self.trunk = settings.trunk
         self.uri = SipUri.parse(settings.uri)
@@ -364,8 +370,8 @@ class OptionsProbe:
             on_done(self._result(Outcome.PROBE_CRASHED, detail="previous probe still running"))
             return
         self._on_done = on_done
-        self._started_ns = time.perf_counter_ns()
-        self.sent_wall_ns = time.time_ns()
+        self._started_ns = self._mono()
+        self.sent_wall_ns = self._wall()
         self._bad = None
         self._auth_header = None
         self._cseq = 0
@@ -419,7 +425,7 @@ class OptionsProbe:
         self._send_new_request()
 
     def _remaining(self, deadline: int) -> float:
-        return max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+        return max(0.0, (deadline - self._mono()) / 1e9)
 
     async def _resolve(self, deadline: int) -> tuple[Outcome | None, str]:
         host = self.uri.host
@@ -439,7 +445,7 @@ class OptionsProbe:
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
         family, _, _, _, sockaddr = infos[0]
         self.addr = (str(sockaddr[0]), int(sockaddr[1]))
-        self._resolved_at = time.perf_counter_ns()
+        self._resolved_at = self._mono()
         if self.transport_name == "udp":
             self._local_host = _local_address_towards(family, self.addr)
         return None, ""
@@ -553,7 +559,7 @@ class OptionsProbe:
         self._cseq += 1
         data = self._build_request(template)
         self.last_request = data
-        now = time.perf_counter_ns()
+        now = self._mono()
         budget = self._started_ns + int(self.settings.timeout * 1e9) - now
         if budget <= 0:
             self._finish(Outcome.TIMEOUT, detail="no time left to send")
@@ -567,11 +573,11 @@ class OptionsProbe:
                 udp.by_branch[self.branch] = self
                 assert self.addr is not None
                 udp.by_addr[self.addr] = self
-                self.sent_ns = time.perf_counter_ns()
+                self.sent_ns = self._mono()
                 udp.send(data, self.addr)
             else:
                 assert self.conn is not None and self.conn.transport is not None
-                self.sent_ns = time.perf_counter_ns()
+                self.sent_ns = self._mono()
                 self.conn.transport.write(data)
         except OSError as exc:
             self._finish(Outcome.NETWORK, detail=_truncate(exc.strerror or str(exc)))
@@ -583,7 +589,7 @@ class OptionsProbe:
         deadline = self._txn.next_deadline_ns()
         if deadline is None:
             return
-        delay = max(0.0, (deadline - time.perf_counter_ns()) / 1e9)
+        delay = max(0.0, (deadline - self._mono()) / 1e9)
         self._timer = self.loop.call_later(delay, self._on_timer)
 
     def _on_timer(self) -> None:
@@ -603,7 +609,7 @@ class OptionsProbe:
         txn = self._txn
         if txn is None:
             return
-        action = txn.on_timer(time.perf_counter_ns())
+        action = txn.on_timer(self._mono())
         if action.timed_out:
             self._finish(self._bad or Outcome.TIMEOUT, detail=None)
             return
@@ -628,7 +634,7 @@ class OptionsProbe:
     def _on_response(
         self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
     ) -> None:
-        now = time.perf_counter_ns()
+        now = self._mono()
         if self._txn is None or key[0] != self.branch:
             return
         if (
@@ -732,7 +738,7 @@ class OptionsProbe:
             outcome=outcome,
             sent_wall_ns=self.sent_wall_ns,
             rtt_ns=rtt_ns,
-            duration_ns=time.perf_counter_ns() - self._started_ns,
+            duration_ns=self._mono() - self._started_ns,
             status_code=status.status if status is not None else None,
             reason=self._reason(status.reason) if status is not None else None,
             detail=detail,
@@ -798,8 +804,10 @@ class SharedUdp:
             v6 = None
         return cls(v4, v6)
 
-    def probe(self, settings: OptionsSettings) -> OptionsProbe:
-        return OptionsProbe(settings, udp=self.v4, udp_v6=self.v6, malformed=self.v4.malformed)
+    def probe(self, settings: OptionsSettings, clock: Clock = SYSTEM_CLOCK) -> OptionsProbe:
+        return OptionsProbe(
+            settings, udp=self.v4, udp_v6=self.v6, malformed=self.v4.malformed, clock=clock
+        )
 
     def close(self) -> None:
         self.v4.close()
@@ -821,15 +829,15 @@ async def probe_options_once(
             return await run_once(probe), probe
         finally:
             await probe.close()
-    started = time.perf_counter_ns()
+    started = SYSTEM_CLOCK.monotonic_ns()
     outcome, detail = await probe._resolve(started + int(settings.timeout * 1e9))
     if outcome is not None:
         return ProbeResult(
             trunk=settings.trunk,
             probe=probe.kind,
             outcome=outcome,
-            sent_wall_ns=time.time_ns(),
-            duration_ns=time.perf_counter_ns() - started,
+            sent_wall_ns=SYSTEM_CLOCK.wall_ns(),
+            duration_ns=SYSTEM_CLOCK.monotonic_ns() - started,
             detail=detail,
         ), probe
     assert probe.addr is not None

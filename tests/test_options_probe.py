@@ -14,10 +14,11 @@ from structlog.testing import capture_logs
 from monitor.app import Monitor
 from monitor.config import config_from_text
 from monitor.health import TrunkState
+from probes.clock import FakeClock
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp, probe_options_once
 from probes.probe import run_once
 from probes.responder import ResponderMode, SipResponder
-from probes.result import Outcome
+from probes.result import Outcome, ProbeResult
 
 
 def settings(uri: str, **kw: object) -> OptionsSettings:
@@ -206,3 +207,23 @@ async def test_tls_client_certificate(tmp_path: Path, tls_ca: TlsFiles) -> None:
     assert without.outcome is Outcome.TLS, without
     assert without.detail and "CERTIFICATE_REQUIRED" in without.detail
     assert with_cert.outcome is Outcome.OK, with_cert
+
+
+async def test_the_probe_reads_time_only_from_its_clock(responder: SipResponder) -> None:
+    # With a fake clock the figures are exactly what the clock said, not what time passed.
+    clock = FakeClock()
+    sent_wall = clock.wall
+    udp = await SharedUdp.open(MalformedCounter())
+    try:
+        probe = udp.probe(settings(f"sip:127.0.0.1:{responder.port}"), clock=clock)
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[ProbeResult] = loop.create_future()
+        probe.start(done.set_result)  # sends synchronously: an address literal over UDP
+        clock.advance(0.0375)  # before the loop can deliver the answer
+        result = await asyncio.wait_for(done, 2.0)
+    finally:
+        udp.close()
+    assert result.outcome is Outcome.OK, result
+    assert result.sent_wall_ns == sent_wall
+    assert result.rtt_ns == 37_500_000
+    assert result.duration_ns == 37_500_000

@@ -15,6 +15,8 @@ from aiohttp.test_utils import TestClient
 from sla_world import ACTOR, NOW, SERVICE, TRUNK, mx, worked_example
 
 from monitor.api import ApiDeps, make_api_app, openapi_document
+from probes.clock import FakeClock
+from probes.instants import ns_from_utc
 
 TOKEN = "s3cret-token"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
@@ -27,7 +29,13 @@ async def client(
 ) -> AsyncIterator[Client]:
     store, ctx = await worked_example(tmp_path)
     root = web.Application()
-    deps = ApiDeps(ctx, TOKEN, live_state=lambda: {TRUNK: "up"}, clock=lambda: NOW, open_reads=True)
+    deps = ApiDeps(
+        ctx,
+        TOKEN,
+        live_state=lambda: {TRUNK: "up"},
+        clock=FakeClock(wall=ns_from_utc(NOW)),
+        open_reads=True,
+    )
     root.add_subapp("/api/v1", make_api_app(deps))
     try:
         yield await aiohttp_client(root)

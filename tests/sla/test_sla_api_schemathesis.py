@@ -18,6 +18,8 @@ from hypothesis import HealthCheck, given, settings
 from sla_world import NOW, TRUNK, worked_example
 
 from monitor.api import ApiDeps, make_api_app
+from probes.clock import FakeClock
+from probes.instants import ns_from_utc
 
 TOKEN = "fuzz-token"
 MAX_EXAMPLES = 12  # per operation: ~20 operations on 2 shared cores stay within a minute
@@ -33,7 +35,11 @@ def api_url(tmp_path: Path) -> Iterator[str]:
         store, ctx = await worked_example(tmp_path)
         root = web.Application()
         deps = ApiDeps(
-            ctx, TOKEN, live_state=lambda: {TRUNK: "down"}, clock=lambda: NOW, open_reads=True
+            ctx,
+            TOKEN,
+            live_state=lambda: {TRUNK: "down"},
+            clock=FakeClock(wall=ns_from_utc(NOW)),
+            open_reads=True,
         )
         root.add_subapp("/api/v1", make_api_app(deps))
         runner = web.AppRunner(root)

@@ -73,8 +73,7 @@ async def world(
         )
     )
     root = web.Application()
-    now = lambda: datetime.now(UTC)  # noqa: E731 — the CLI's clock too
-    root.add_subapp("/api/v1", make_api_app(ApiDeps(ctx, TOKEN, live_state=dict, clock=now)))
+    root.add_subapp("/api/v1", make_api_app(ApiDeps(ctx, TOKEN, live_state=dict)))
     try:
         yield World(ctx, await aiohttp_client(root), config)
     finally:
@@ -234,8 +233,7 @@ async def pair(
         )
     )
     root = web.Application()
-    now = lambda: datetime.now(UTC)  # noqa: E731
-    root.add_subapp("/api/v1", make_api_app(ApiDeps(ctx, TOKEN, live_state=dict, clock=now)))
+    root.add_subapp("/api/v1", make_api_app(ApiDeps(ctx, TOKEN, live_state=dict)))
     try:
         yield World(ctx, await aiohttp_client(root), config)
     finally:
