@@ -15,14 +15,20 @@ import json
 import os
 import re
 import tempfile
-from collections.abc import Awaitable, Callable, Mapping
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Final
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal, TypeVar, cast
 
 from aiohttp import web
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
 from pydantic.json_schema import models_json_schema
 
 from monitor.log import get_logger
@@ -198,10 +204,82 @@ class Error(BaseModel):
     detail: list[dict[str, Any]] = Field(default_factory=list)
 
 
-_BODIES: Final = (
-    ManualOutageIn, WithdrawIn, ExclusionIn, RevokeIn, TicketCorrectionIn, MaintenanceIn,
-    MaintenancePatch, Error,
-)  # fmt: skip
+# ---- query parameters ---------------------------------------------------------------------
+
+
+def _one_of(default: str | None, values: Iterable[str], description: str) -> Any:
+    """A string field limited to `values` (checked by _Query, listed as the schema's enum)."""
+    return Field(default, description=description, json_schema_extra={"enum": list(values)})
+
+
+class _Query(BaseModel):
+    """Query parameters: one model per route, validated and documented from the same fields."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True, str_strip_whitespace=True)
+
+    @model_validator(mode="after")
+    def _enums(self) -> _Query:
+        for name, info in type(self).model_fields.items():
+            extra = info.json_schema_extra
+            value = getattr(self, name)
+            if isinstance(extra, dict) and value is not None:
+                allowed = cast(list[str], extra["enum"])
+                if value not in allowed:
+                    raise ValueError(f"{name} must be one of: {', '.join(allowed)}")
+        return self
+
+
+Month = Annotated[str | None, Field(pattern=_MONTH, description="YYYY-MM (contract zone)")]
+Service = Annotated[str | None, Field(pattern=_NAME, description="one service")]
+Flag = Literal["true", "false"]
+_Q = TypeVar("_Q", bound=_Query)
+
+
+class ReportQuery(_Query):
+    month: Month = None
+    lang: str = _one_of("es", LANGS, "report language")
+
+
+class RenderQuery(ReportQuery):
+    format: str = _one_of("pdf", FORMATS, "file format")
+
+
+class OutagesQuery(_Query):
+    service: Service = None
+    month: Month = None
+    kind: OutageKind | None = Field(None, description="outage or degradation")
+    source: Literal["monitor", "manual"] | None = Field(None, description="who recorded it")
+
+
+class ExclusionsQuery(_Query):
+    service: Service = None
+
+
+class WindowsQuery(_Query):
+    include_cancelled: Flag = Field("true", description="include cancelled windows")
+
+
+class ImportQuery(_Query):
+    by: Actor
+    services: str = Field(ALL_SERVICES, description="comma-separated names, or *")
+    origin: Origin = Field(Origin.CARRIER, description="who announced the maintenance")
+    tz: Annotated[str, Field(min_length=1, max_length=64)] = Field(
+        "UTC", description="zone for floating and all-day times"
+    )
+
+
+class CancelQuery(_Query):
+    reason: Reason
+    by: Actor
+
+
+class AuditQuery(_Query):
+    entity: str | None = _one_of(None, AUDIT_ENTITIES, "entity")
+    entity_id: str | None = Field(None, max_length=200, description="entity id")
+
+
+class EvidenceQuery(ReportQuery):
+    pdf: Flag = Field("true", description="include PDF reports")
 
 
 # ---- errors -------------------------------------------------------------------------------
@@ -309,24 +387,26 @@ async def _body(request: web.Request, model: type[BaseModel]) -> Any:
     return model.model_validate(data)
 
 
-def _choice(request: web.Request, name: str, allowed: tuple[str, ...], default: str) -> str:
-    value = request.query.get(name, default)
-    if value not in allowed:
-        raise _Problem(400, "bad_query", f"{name} must be one of: {', '.join(allowed)}")
-    return value
+def _query(request: web.Request, model: type[_Q]) -> _Q:
+    try:
+        return model.model_validate(dict(request.query))
+    except ValidationError as exc:
+        detail = [
+            {"loc": [str(x) for x in e["loc"]], "msg": e["msg"], "type": e["type"]}
+            for e in exc.errors(include_url=False, include_input=False)
+        ]
+        raise _Problem(400, "bad_query", "the query parameters are not valid", detail) from None
 
 
-def _month(request: web.Request, service: str | None = None) -> str:
-    value = request.query.get("month")
-    if value is None:
-        ctx = _deps(request).ctx
-        now = utc_now(_deps(request).clock)
-        if service is not None:
-            return ctx.current_month(service, now).label
-        return now.strftime("%Y-%m")
-    if not _MONTH_RE.match(value):
-        raise _Problem(400, "bad_query", "month must look like 2026-10")
-    return value
+def _month(request: web.Request, month: str | None, service: str | None = None) -> str:
+    """The month asked for, or the current one (in the service's contract zone)."""
+    if month is not None:
+        return month
+    deps = _deps(request)
+    now = utc_now(deps.clock)
+    if service is not None:
+        return deps.ctx.current_month(service, now).label
+    return now.strftime("%Y-%m")
 
 
 def _service_param(request: web.Request) -> str:
@@ -335,19 +415,6 @@ def _service_param(request: web.Request) -> str:
         raise _Problem(400, "bad_path", "service name is not valid")
     _deps(request).ctx.service(name)  # 404 when unknown
     return name
-
-
-def _instant(request: web.Request, name: str) -> datetime | None:
-    value = request.query.get(name)
-    if value is None:
-        return None
-    try:
-        instant = datetime.fromisoformat(value)
-    except ValueError:
-        raise _Problem(400, "bad_query", f"{name} must be an ISO 8601 instant") from None
-    if instant.tzinfo is None:
-        raise _Problem(400, "bad_query", f"{name} must carry a UTC offset")
-    return instant
 
 
 # ---- handlers -----------------------------------------------------------------------------
@@ -389,22 +456,22 @@ async def get_service(request: web.Request) -> web.Response:
 
 async def service_sla(request: web.Request) -> web.Response:
     name = _service_param(request)
-    lang = _choice(request, "lang", LANGS, "es")
-    month = _month(request, name)
+    q = _query(request, ReportQuery)
+    month = _month(request, q.month, name)
     deps = _deps(request)
-    report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang=lang)
+    report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang=q.lang)
     return web.json_response(report_dict(report))
 
 
 async def service_report(request: web.Request) -> web.Response:
     name = _service_param(request)
-    lang = _choice(request, "lang", LANGS, "es")
-    fmt = _choice(request, "format", tuple(FORMATS), "pdf")
-    month = _month(request, name)
+    q = _query(request, RenderQuery)
+    lang = q.lang
+    month = _month(request, q.month, name)
     deps = _deps(request)
     report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang=lang)
-    body = await asyncio.to_thread(render, report, fmt)
-    _, media, ext = FORMATS[fmt]
+    body = await asyncio.to_thread(render, report, q.format)
+    _, media, ext = FORMATS[q.format]
     return web.Response(
         body=body,
         headers={
@@ -416,22 +483,16 @@ async def service_report(request: web.Request) -> web.Response:
 
 async def list_outages(request: web.Request) -> web.Response:
     deps = _deps(request)
-    service = request.query.get("service")
+    q = _query(request, OutagesQuery)
     names = deps.ctx.settings.covered_services()
-    if service is not None:
-        if not _NAME_RE.match(service):
-            raise _Problem(400, "bad_query", "service name is not valid")
-        deps.ctx.service(service)
-        names = [service]
-    kind = request.query.get("kind")
-    if kind is not None and kind not in {k.value for k in OutageKind}:
-        raise _Problem(400, "bad_query", "kind must be outage or degradation")
-    source = request.query.get("source")
-    if source is not None and source not in ("monitor", "manual"):
-        raise _Problem(400, "bad_query", "source must be monitor or manual")
+    if q.service is not None:
+        deps.ctx.service(q.service)  # 404 when unknown
+        names = [q.service]
+    kind = None if q.kind is None else q.kind.value
+    source = q.source
     out: list[dict[str, Any]] = []
     for name in names:
-        month = _month(request, name)
+        month = _month(request, q.month, name)
         report = await make_report(deps.ctx, name, month, utc_now(deps.clock), lang="en")
         for o in report_dict(report)["outages"]:
             if (kind is None or o["kind"] == kind) and (source is None or o["source"] == source):
@@ -476,10 +537,8 @@ async def create_exclusion(request: web.Request) -> web.Response:
 
 
 async def list_exclusions(request: web.Request) -> web.Response:
-    service = request.query.get("service")
-    if service is not None and not _NAME_RE.match(service):
-        raise _Problem(400, "bad_query", "service name is not valid")
-    records = await _deps(request).ctx.ledger.exclusions(service=service)
+    q = _query(request, ExclusionsQuery)
+    records = await _deps(request).ctx.ledger.exclusions(service=q.service)
     return web.json_response([r.to_dict() for r in records])
 
 
@@ -505,7 +564,7 @@ async def correct_ticket(request: web.Request) -> web.Response:
 
 
 async def list_windows(request: web.Request) -> web.Response:
-    include = _choice(request, "include_cancelled", ("true", "false"), "true") == "true"
+    include = _query(request, WindowsQuery).include_cancelled == "true"
     windows = await _deps(request).ctx.ledger.windows(include_cancelled=include)
     return web.json_response([w.to_dict() for w in windows])
 
@@ -546,11 +605,9 @@ async def patch_window(request: web.Request) -> web.Response:
 async def cancel_window(request: web.Request) -> web.Response:
     _require_token(request)
     deps = _deps(request)
-    reason, by = request.query.get("reason", ""), request.query.get("by", "")
-    if not reason.strip() or not by.strip() or len(reason) > MAX_TEXT or len(by) > 200:
-        raise _Problem(400, "bad_query", "reason and by are required query parameters")
+    q = _query(request, CancelQuery)
     window = await commands.cancel_window(
-        deps.ctx, request.match_info["window_id"], reason=reason, by=by, at=utc_now(deps.clock)
+        deps.ctx, request.match_info["window_id"], reason=q.reason, by=q.by, at=utc_now(deps.clock)
     )
     return web.json_response(window.to_dict())
 
@@ -558,14 +615,11 @@ async def cancel_window(request: web.Request) -> web.Response:
 async def import_ics(request: web.Request) -> web.Response:
     _require_token(request)
     deps = _deps(request)
-    by = request.query.get("by", "")
-    if not by.strip() or len(by) > 200:
-        raise _Problem(400, "bad_query", "by is a required query parameter")
-    services = [s for s in request.query.get("services", ALL_SERVICES).split(",") if s]
-    origin = _choice(request, "origin", tuple(o.value for o in Origin), "carrier")
+    q = _query(request, ImportQuery)
+    services = [s for s in q.services.split(",") if s]
     result = await commands.import_ics(
-        deps.ctx, await request.read(), services=services, origin=origin,
-        tz=request.query.get("tz", "UTC"), by=by, at=utc_now(deps.clock),
+        deps.ctx, await request.read(), services=services, origin=q.origin.value,
+        tz=q.tz, by=q.by, at=utc_now(deps.clock),
     )  # fmt: skip
     return web.json_response(result.to_dict())
 
@@ -576,20 +630,16 @@ async def list_tickets(request: web.Request) -> web.Response:
 
 
 async def get_audit(request: web.Request) -> web.Response:
-    entity = request.query.get("entity")
-    if entity is not None and entity not in AUDIT_ENTITIES:
-        raise _Problem(400, "bad_query", "unknown entity")
-    entries = await _deps(request).ctx.ledger.audit_log(
-        entity=entity, entity_id=request.query.get("entity_id")
-    )
+    q = _query(request, AuditQuery)
+    entries = await _deps(request).ctx.ledger.audit_log(entity=q.entity, entity_id=q.entity_id)
     return web.json_response([e.to_dict() for e in entries])
 
 
 async def get_evidence(request: web.Request) -> web.Response:
     deps = _deps(request)
-    month = _month(request)
-    pdf = _choice(request, "pdf", ("true", "false"), "true") == "true"
-    lang = _choice(request, "lang", LANGS, "es")
+    q = _query(request, EvidenceQuery)
+    month = _month(request, q.month)
+    pdf, lang = q.pdf == "true", q.lang
     with tempfile.TemporaryDirectory(prefix="trunkwatch-evidence-") as tmp:
         bundle = await export_bundle(
             deps.ctx, month, Path(tmp) / "bundle", utc_now(deps.clock),
@@ -609,44 +659,94 @@ async def get_openapi(request: web.Request) -> web.Response:
     return web.json_response(openapi_document())
 
 
+# ---- routes: what is served and what the OpenAPI document says, from one table ------------
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_OBJ: Final = {"type": "object"}
+_LIST: Final = {"type": "array", "items": {"type": "object"}}
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    """One operation: its handler, and the models it validates its input with."""
+
+    method: str
+    path: str
+    handler: Handler
+    summary: str
+    query: type[_Query] | None = None
+    body: type[BaseModel] | None = None  # a JSON body: a write
+    write: bool = False  # a write without a JSON body (query or raw body)
+    status: int = 200
+    returns: Mapping[str, Any] = field(default_factory=lambda: _json(_OBJ))
+    raw_body: str | None = None  # the media type of a non-JSON body
+
+
+def _json(schema: Mapping[str, Any], description: str = "OK") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_FILE: Final = {"description": "the report file"}
+_ZIP: Final = {"description": "zip of the bundle", "content": {"application/zip": {}}}
+
+ROUTES: Final[tuple[Route, ...]] = (
+    Route("GET", "/openapi.json", get_openapi, "This document"),
+    Route("GET", "/services", list_services, "Services with a contract and their live state",
+          returns=_json(_LIST)),
+    Route("GET", "/services/{service}", get_service, "One service"),
+    Route("GET", "/services/{service}/sla", service_sla,
+          "SLA report data for a month (schema trunkwatch-sla-report/1)", query=ReportQuery),
+    Route("GET", "/services/{service}/report", service_report, "The rendered report",
+          query=RenderQuery, returns=_FILE),
+    Route("GET", "/outages", list_outages,
+          "Outages and degradations of a month, with minutes counted", query=OutagesQuery,
+          returns=_json(_LIST)),
+    Route("POST", "/outages", create_manual_outage, "Record an outage the monitor did not see",
+          body=ManualOutageIn, status=201),
+    Route("POST", "/outages/{outage_id}/withdraw", withdraw_manual_outage,
+          "Withdraw a manual outage (kept, marked withdrawn)", body=WithdrawIn),
+    Route("POST", "/outages/{outage_id}/exclusions", create_exclusion,
+          "Classify the outage as excluded", body=ExclusionIn, status=201),
+    Route("POST", "/outages/{outage_id}/ticket-corrections", correct_ticket,
+          "Correct the ticket opening time", body=TicketCorrectionIn, status=201),
+    Route("GET", "/exclusions", list_exclusions, "Every exclusion, revoked ones included",
+          query=ExclusionsQuery, returns=_json(_LIST)),
+    Route("POST", "/exclusions/{exclusion_id}/revoke", revoke_exclusion,
+          "Revoke an exclusion (kept, marked revoked)", body=RevokeIn),
+    Route("GET", "/maintenance", list_windows, "Maintenance windows", query=WindowsQuery,
+          returns=_json(_LIST)),
+    Route("POST", "/maintenance", create_window, "Create a one-off or recurring window",
+          body=MaintenanceIn, status=201),
+    Route("POST", "/maintenance/import", import_ics,
+          "Import an iCalendar (.ics) file of maintenance notices", query=ImportQuery,
+          write=True, raw_body="text/calendar"),
+    Route("GET", "/maintenance/{window_id}", get_window, "One window"),
+    Route("PATCH", "/maintenance/{window_id}", patch_window, "Change a window (audited)",
+          body=MaintenancePatch),
+    Route("DELETE", "/maintenance/{window_id}", cancel_window,
+          "Cancel a window (kept, marked cancelled)", query=CancelQuery, write=True),
+    Route("GET", "/tickets", list_tickets, "Carrier tickets (read-only)", returns=_json(_LIST)),
+    Route("GET", "/audit", get_audit, "The audit log of every ledger change", query=AuditQuery,
+          returns=_json(_LIST)),
+    Route("GET", "/evidence", get_evidence, "A signed evidence bundle for a month (zip)",
+          query=EvidenceQuery, returns=_ZIP),
+)  # fmt: skip
+
+
 def make_api_app(deps: ApiDeps) -> web.Application:
     """The /api/v1 sub-application."""
     app = web.Application(middlewares=[_errors, _reads], client_max_size=MAX_BODY_BYTES)
     app[DEPS] = deps
-    r = app.router
-    r.add_get("/openapi.json", get_openapi)
-    r.add_get("/services", list_services)
-    r.add_get("/services/{service}", get_service)
-    r.add_get("/services/{service}/sla", service_sla)
-    r.add_get("/services/{service}/report", service_report)
-    r.add_get("/outages", list_outages)
-    r.add_post("/outages", create_manual_outage)
-    r.add_post("/outages/{outage_id}/withdraw", withdraw_manual_outage)
-    r.add_post("/outages/{outage_id}/exclusions", create_exclusion)
-    r.add_post("/outages/{outage_id}/ticket-corrections", correct_ticket)
-    r.add_get("/exclusions", list_exclusions)
-    r.add_post("/exclusions/{exclusion_id}/revoke", revoke_exclusion)
-    r.add_get("/maintenance", list_windows)
-    r.add_post("/maintenance", create_window)
-    r.add_post("/maintenance/import", import_ics)
-    r.add_get("/maintenance/{window_id}", get_window)
-    r.add_patch("/maintenance/{window_id}", patch_window)
-    r.add_delete("/maintenance/{window_id}", cancel_window)
-    r.add_get("/tickets", list_tickets)
-    r.add_get("/audit", get_audit)
-    r.add_get("/evidence", get_evidence)
+    for route in ROUTES:
+        app.router.add_route(route.method, route.path, route.handler)
     return app
 
 
-# ---- OpenAPI 3.1 --------------------------------------------------------------------------
+# ---- OpenAPI 3.1, generated from ROUTES and their models ----------------------------------
 
 
 def _ref(name: str) -> dict[str, str]:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
 _ERRORS: Final = {
@@ -660,44 +760,76 @@ _WRITE_ERRORS: Final = {
     "403": _json(_ref("Error"), "writes are disabled"),
     "409": _json(_ref("Error"), "conflicts with the record's state"),
 }
-_OBJ: Final = {"type": "object"}
-_LIST: Final = {"type": "array", "items": {"type": "object"}}
+_PATH_PARAM: Final = re.compile(r"\{([a-z_]+)\}")
 
 
-def _q(
-    name: str, schema: dict[str, Any], description: str, required: bool = False
-) -> dict[str, Any]:
-    return {"name": name, "in": "query", "required": required, "schema": schema,
-            "description": description}  # fmt: skip
+def _path_parameters(path: str) -> list[dict[str, Any]]:
+    out = []
+    for name in _PATH_PARAM.findall(path):
+        schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
+        if name == "service":
+            schema["pattern"] = _NAME
+        out.append({"name": name, "in": "path", "required": True, "schema": schema})
+    return out
 
 
-def _p(name: str, pattern: str | None = None) -> dict[str, Any]:
-    schema: dict[str, Any] = {"type": "string", "minLength": 1, "maxLength": 200}
-    if pattern:
-        schema["pattern"] = pattern
-    return {"name": name, "in": "path", "required": True, "schema": schema}
+def _query_parameters(model: type[_Query]) -> list[dict[str, Any]]:
+    """One parameter per field, its schema from the model's own JSON schema."""
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    defs = schema.get("$defs", {})
+    required = set(schema.get("required", ()))
+    out = []
+    for name, prop in schema["properties"].items():
+        prop = dict(prop)
+        # An optional parameter is simply left out: its schema is the non-null branch.
+        branches = [b for b in prop.pop("anyOf", ()) if b.get("type") != "null"]
+        if branches:
+            prop.update(branches[0])
+        if "$ref" in prop:  # an enum: inline it, a parameter has no component of its own
+            prop.update(defs[prop.pop("$ref").rsplit("/", 1)[1]])
+        if prop.get("default") is None:
+            prop.pop("default", None)
+        description = prop.pop("description", name)
+        prop.pop("title", None)
+        out.append({"name": name, "in": "query", "required": name in required,
+                    "schema": prop, "description": description})  # fmt: skip
+    return out
 
 
-_MONTH_Q: Final = _q("month", {"type": "string", "pattern": _MONTH}, "YYYY-MM (contract zone)")
-_LANG_Q: Final = _q("lang", {"type": "string", "enum": list(LANGS)}, "report language")
-
-
-def _write(body: str, summary: str, status: str = "201") -> dict[str, Any]:
-    return {
-        "summary": summary,
-        "security": [{"bearer": []}],
-        "requestBody": {"required": True, "content": {"application/json": {"schema": _ref(body)}}},
-        "responses": {status: _json(_OBJ), **_WRITE_ERRORS},
-    }
+def _operation(route: Route) -> dict[str, Any]:
+    op: dict[str, Any] = {"summary": route.summary}
+    parameters = _path_parameters(route.path)
+    if route.query is not None:
+        parameters += _query_parameters(route.query)
+    if parameters:
+        op["parameters"] = parameters
+    writes = route.body is not None or route.write
+    if writes:
+        op["security"] = [{"bearer": []}]
+    if route.body is not None:
+        content = {"application/json": {"schema": _ref(route.body.__name__)}}
+        op["requestBody"] = {"required": True, "content": content}
+    elif route.raw_body is not None:
+        content = {route.raw_body: {"schema": {"type": "string"}}}
+        op["requestBody"] = {"required": True, "content": content}
+    errors = _WRITE_ERRORS if writes else _ERRORS
+    if route.path == "/openapi.json":
+        errors = {}
+    op["responses"] = {str(route.status): dict(route.returns), **errors}
+    return op
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI 3.1 description of this API (JSON Schema 2020-12 component schemas)."""
+    models: list[type[BaseModel]] = [r.body for r in ROUTES if r.body is not None]
+    models = [*dict.fromkeys(models), Error]
     _, schemas = models_json_schema(
-        [(m, "validation") for m in _BODIES], ref_template="#/components/schemas/{model}"
+        [(m, "validation") for m in models],
+        ref_template="#/components/schemas/{model}",
     )
-    components = dict(schemas.get("$defs", {}))
-    service = _p("service", _NAME)
+    paths: dict[str, dict[str, Any]] = {}
+    for route in ROUTES:
+        paths.setdefault(route.path, {})[route.method.lower()] = _operation(route)
     return {
         "openapi": "3.1.0",
         "info": {
@@ -711,105 +843,8 @@ def openapi_document() -> dict[str, Any]:
         },
         "servers": [{"url": "/api/v1"}],
         "components": {
-            "schemas": components,
+            "schemas": dict(schemas.get("$defs", {})),
             "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer"}},
         },
-        "paths": {
-            "/services": {"get": {"summary": "Services with a contract and their live state",
-                                  "responses": {"200": _json(_LIST)}}},
-            "/services/{service}": {"get": {"summary": "One service", "parameters": [service],
-                                            "responses": {"200": _json(_OBJ), **_ERRORS}}},
-            "/services/{service}/sla": {"get": {
-                "summary": "SLA report data for a month (schema trunkwatch-sla-report/1)",
-                "parameters": [service, _MONTH_Q, _LANG_Q],
-                "responses": {"200": _json(_OBJ), **_ERRORS}}},
-            "/services/{service}/report": {"get": {
-                "summary": "The rendered report",
-                "parameters": [service, _MONTH_Q, _LANG_Q,
-                               _q("format", {"type": "string", "enum": list(FORMATS)}, "format")],
-                "responses": {"200": {"description": "the report file"}, **_ERRORS}}},
-            "/outages": {
-                "get": {
-                    "summary": "Outages and degradations of a month, with minutes counted",
-                    "parameters": [
-                        _q("service", {"type": "string", "pattern": _NAME}, "one service"),
-                        _MONTH_Q,
-                        _q("kind", {"type": "string", "enum": ["outage", "degradation"]}, "kind"),
-                        _q("source", {"type": "string", "enum": ["monitor", "manual"]}, "source"),
-                    ],
-                    "responses": {"200": _json(_LIST), **_ERRORS}},
-                "post": _write("ManualOutageIn", "Record an outage the monitor did not see"),
-            },
-            "/outages/{outage_id}/withdraw": {"post": {
-                **_write("WithdrawIn", "Withdraw a manual outage (kept, marked withdrawn)", "200"),
-                "parameters": [_p("outage_id")]}},
-            "/outages/{outage_id}/exclusions": {"post": {
-                **_write("ExclusionIn", "Classify the outage as excluded"),
-                "parameters": [_p("outage_id")]}},
-            "/outages/{outage_id}/ticket-corrections": {"post": {
-                **_write("TicketCorrectionIn", "Correct the ticket opening time"),
-                "parameters": [_p("outage_id")]}},
-            "/exclusions": {"get": {
-                "summary": "Every exclusion, revoked ones included",
-                "parameters": [_q("service", {"type": "string", "pattern": _NAME}, "service")],
-                "responses": {"200": _json(_LIST), **_ERRORS}}},
-            "/exclusions/{exclusion_id}/revoke": {"post": {
-                **_write("RevokeIn", "Revoke an exclusion (kept, marked revoked)", "200"),
-                "parameters": [_p("exclusion_id")]}},
-            "/maintenance": {
-                "get": {"summary": "Maintenance windows",
-                        "parameters": [_q("include_cancelled",
-                                          {"type": "string", "enum": ["true", "false"]},
-                                          "include cancelled windows")],
-                        "responses": {"200": _json(_LIST), **_ERRORS}},
-                "post": _write("MaintenanceIn", "Create a one-off or recurring window"),
-            },
-            "/maintenance/import": {"post": {
-                "summary": "Import an iCalendar (.ics) file of maintenance notices",
-                "security": [{"bearer": []}],
-                "parameters": [
-                    _q("by", {"type": "string", "minLength": 1, "maxLength": 200}, "actor", True),
-                    _q("services", {"type": "string"}, "comma-separated names, or *"),
-                    _q("origin", {"type": "string", "enum": [o.value for o in Origin]}, "origin"),
-                    _q("tz", {"type": "string"}, "zone for floating and all-day times"),
-                ],
-                "requestBody": {"required": True, "content": {
-                    "text/calendar": {"schema": {"type": "string"}}}},
-                "responses": {"200": _json(_OBJ), **_WRITE_ERRORS}}},
-            "/maintenance/{window_id}": {
-                "get": {"summary": "One window", "parameters": [_p("window_id")],
-                        "responses": {"200": _json(_OBJ), **_ERRORS}},
-                "patch": {**_write("MaintenancePatch", "Change a window (audited)", "200"),
-                          "parameters": [_p("window_id")]},
-                "delete": {
-                    "summary": "Cancel a window (kept, marked cancelled)",
-                    "security": [{"bearer": []}],
-                    "parameters": [
-                        _p("window_id"),
-                        _q("reason", {"type": "string", "minLength": 1}, "why", True),
-                        _q("by", {"type": "string", "minLength": 1}, "actor", True),
-                    ],
-                    "responses": {"200": _json(_OBJ), **_WRITE_ERRORS}},
-            },
-            "/tickets": {"get": {"summary": "Carrier tickets (read-only)",
-                                 "responses": {"200": _json(_LIST)}}},
-            "/audit": {"get": {
-                "summary": "The audit log of every ledger change",
-                "parameters": [
-                    _q("entity", {"type": "string", "enum": ["exclusion", "manual_outage",
-                                                             "ticket_correction", "maintenance"]},
-                       "entity"),
-                    _q("entity_id", {"type": "string"}, "entity id"),
-                ],
-                "responses": {"200": _json(_LIST), **_ERRORS}}},
-            "/evidence": {"get": {
-                "summary": "A signed evidence bundle for a month (zip)",
-                "parameters": [_MONTH_Q, _LANG_Q,
-                               _q("pdf", {"type": "string", "enum": ["true", "false"]},
-                                  "include PDF reports")],
-                "responses": {"200": {"description": "zip of the bundle",
-                                      "content": {"application/zip": {}}}, **_ERRORS}}},
-            "/openapi.json": {"get": {"summary": "This document",
-                                      "responses": {"200": _json(_OBJ)}}},
-        },
-    }  # fmt: skip
+        "paths": paths,
+    }

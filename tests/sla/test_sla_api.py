@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 from sla_world import ACTOR, NOW, SERVICE, TRUNK, mx, worked_example
 
-from monitor.api import ApiDeps, make_api_app, openapi_document
+from monitor.api import ROUTES, ApiDeps, make_api_app, openapi_document
 from probes.clock import FakeClock
 from probes.instants import ns_from_utc
 
@@ -206,3 +206,42 @@ async def test_tickets_and_evidence_zip(client: Client) -> None:
     with zipfile.ZipFile(io.BytesIO(await r.read())) as z:
         names = set(z.namelist())
     assert {"manifest.json", "manifest.sig", "journal/events.csv"} <= names
+
+
+def test_the_document_is_generated_from_the_routes_served() -> None:
+    doc = openapi_document()
+    app = make_api_app(ApiDeps(None, None))  # type: ignore[arg-type]  # routes only
+    served = {
+        (r.method, r.resource.canonical)
+        for r in app.router.routes()
+        if r.method != "HEAD" and r.resource is not None
+    }
+    documented = {(m.upper(), p) for p, ops in doc["paths"].items() for m in ops}
+    assert served == documented == {(r.method, r.path) for r in ROUTES}
+    for route in ROUTES:
+        op = doc["paths"][route.path][route.method.lower()]
+        query = [p["name"] for p in op.get("parameters", ()) if p["in"] == "query"]
+        assert query == list(route.query.model_fields if route.query else ())
+        assert ("requestBody" in op) == (route.body is not None or route.raw_body is not None)
+        assert ("security" in op) == (route.body is not None or route.write)
+
+
+async def test_query_parameters_are_checked_by_the_documented_models(client: Client) -> None:
+    doc = openapi_document()
+    lang = next(
+        p
+        for p in doc["paths"]["/services/{service}/sla"]["get"]["parameters"]
+        if p["name"] == "lang"
+    )
+    assert lang["schema"]["enum"] == ["es", "en"]
+    bad = await _json(await client.get(f"/api/v1/services/{SERVICE}/sla?lang=fr"), 400)
+    assert bad["error"] == "bad_query"
+    assert "lang must be one of: es, en" in json.dumps(bad["detail"])
+    bad = await _json(await client.get("/api/v1/outages?kind=blip"), 400)
+    assert bad["detail"][0]["loc"] == ["kind"]
+    bad = await _json(await client.get("/api/v1/audit?entity=nope"), 400)
+    assert bad["error"] == "bad_query"
+    r = await client.delete(
+        "/api/v1/maintenance/any?reason=%20&by=me", headers={"Authorization": f"Bearer {TOKEN}"}
+    )
+    assert (await _json(r, 400))["error"] == "bad_query"  # a blank reason is no reason
