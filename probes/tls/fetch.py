@@ -63,7 +63,7 @@ async def fetch_chain(
     port: int | None = None,
     *,
     sni: str | None = None,
-    timeout: float = 5.0,  # noqa: ASYNC109 (one deadline for connect + handshake, part of the API)
+    timeout: float = 5.0,  # noqa: ASYNC109 (one deadline: connect + handshake)
     starttls: StartTls = "none",
 ) -> list[bytes]:
     """Handshake with `host`:`port` (default by `starttls`: 443, or 5061 for "sip") and return
