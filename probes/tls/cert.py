@@ -12,7 +12,7 @@ Verdicts:
   certificate a trust anchor issued (or to an anchor itself) — see `probes.tls.chain`.
 - ``chain_valid``: cryptography's WebPKI path validation (`x509.verification.PolicyBuilder`)
   accepts the served chain against the anchors at ``now``: signatures, validity periods, CA
-  constraints, key strength. The host name is left to ``hostname_ok`` (the path is validated
+  constraints (it accepts RSA 1024: ``weak_key`` is our own check). The host name is left to ``hostname_ok`` (the path is validated
   for the leaf's own first SAN), so a good chain served for the wrong name still reads
   ``chain_valid=True, hostname_ok=False``.
 - ``reasons``: stable short strings, sorted, empty iff the certificate is fine (``valid``).

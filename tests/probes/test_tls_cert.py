@@ -1,0 +1,403 @@
+"""The TLS certificate inspector (probes/tls): certificates made here with `cryptography`,
+judged bytes-in/values-out, then fetched from real TLS servers on 127.0.0.1 (an asyncio/ssl
+server in the test, `openssl s_server`) and through `trunkwatch probe cert`."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import ipaddress
+import json
+import os
+import shutil
+import socket
+import ssl
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from peers import free_port
+from typer.testing import CliRunner
+
+from monitor.cli import probe_app
+from probes.tls.cert import CertInspectError, CertReport, inspect_chain
+from probes.tls.fetch import CertFetchError, fetch_chain
+from probes.tls.hostname import dns_matches, hostname_matches
+
+REPO = Path(__file__).resolve().parents[2]
+OPENSSL = "/usr/bin/openssl"
+NOW = datetime.now(UTC).replace(microsecond=0)
+DAY = timedelta(days=1)
+
+PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey | ed25519.Ed25519PrivateKey
+
+
+def ec_key() -> ec.EllipticCurvePrivateKey:
+    return ec.generate_private_key(ec.SECP256R1())
+
+
+@dataclass(frozen=True)
+class Issued:
+    cert: x509.Certificate
+    key: PrivateKey
+
+    @property
+    def der(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.DER)
+
+    @property
+    def pem(self) -> bytes:
+        return self.cert.public_bytes(serialization.Encoding.PEM)
+
+    @property
+    def key_pem(self) -> bytes:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+
+
+def issue(
+    cn: str,
+    issuer: Issued | None,
+    *,
+    key: PrivateKey | None = None,
+    ca: bool = False,
+    dns: Sequence[str] = (),
+    ips: Sequence[str] = (),
+    not_before: datetime = NOW - DAY,
+    not_after: datetime = NOW + 90 * DAY,
+    serial: int | None = None,
+) -> Issued:
+    """A certificate shaped like a public CA's (the WebPKI validator is strict about it);
+    `issuer` None makes it self-signed."""
+    key = key or ec_key()
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    signer_key = issuer.key if issuer else key
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(issuer.cert.subject if issuer else name)
+        .public_key(key.public_key())
+        .serial_number(serial or x509.random_serial_number())
+        .not_valid_before(not_before)
+        .not_valid_after(not_after)
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+        .add_extension(
+            x509.KeyUsage(
+                digital_signature=not ca,
+                content_commitment=False,
+                key_encipherment=not ca and isinstance(key, rsa.RSAPrivateKey),
+                data_encipherment=False,
+                key_agreement=False,
+                key_cert_sign=ca,
+                crl_sign=ca,
+                encipher_only=False,
+                decipher_only=False,
+            ),
+            critical=True,
+        )
+        .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), critical=False)
+        .add_extension(
+            x509.AuthorityKeyIdentifier.from_issuer_public_key(signer_key.public_key()),
+            critical=False,
+        )
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False
+        )
+    names: list[x509.GeneralName] = [x509.DNSName(d) for d in dns]
+    names += [x509.IPAddress(ipaddress.ip_address(i)) for i in ips]
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    algorithm = None if isinstance(signer_key, ed25519.Ed25519PrivateKey) else hashes.SHA256()
+    return Issued(builder.sign(signer_key, algorithm), key)
+
+
+@dataclass(frozen=True)
+class Pki:
+    root: Issued
+    inter: Issued
+    other_root: Issued
+    leaf: Issued  # EC P-256, DNS:localhost, IP:127.0.0.1, issued by inter
+    expired: Issued
+    future: Issued
+    wildcard: Issued
+    weak: Issued
+    rsa: Issued
+    self_signed: Issued
+    no_san: Issued
+    ed: Issued
+    forged_inter: Issued  # inter's name, another key
+    other_leaf: Issued  # issued by other_root's intermediate
+
+
+@pytest.fixture(scope="module")
+def pki() -> Pki:
+    root = issue("Test Root CA", None, ca=True, not_after=NOW + 3650 * DAY)
+    inter = issue("Test Intermediate CA", root, ca=True, not_after=NOW + 1000 * DAY)
+    other_root = issue("Other Root CA", None, ca=True, not_after=NOW + 3650 * DAY)
+    other_inter = issue("Other Intermediate CA", other_root, ca=True)
+    local = {"dns": ["localhost"], "ips": ["127.0.0.1"]}
+    return Pki(
+        root=root,
+        inter=inter,
+        other_root=other_root,
+        leaf=issue("localhost", inter, serial=0xABCDEF, **local),  # type: ignore[arg-type]
+        expired=issue(
+            "localhost",
+            inter,
+            not_before=NOW - 100 * DAY,
+            not_after=NOW - 2 * DAY,
+            **local,  # type: ignore[arg-type]
+        ),
+        future=issue("localhost", inter, not_before=NOW + 5 * DAY, **local),  # type: ignore[arg-type]
+        wildcard=issue("*.example.test", inter, dns=["*.example.test"]),
+        weak=issue(
+            "weak.test", inter, key=rsa.generate_private_key(65537, 1024), dns=["weak.test"]
+        ),
+        rsa=issue("rsa.test", inter, key=rsa.generate_private_key(65537, 2048), dns=["rsa.test"]),
+        self_signed=issue("localhost", None, **local),  # type: ignore[arg-type]
+        no_san=issue("nosan.test", inter),
+        ed=issue("ed.test", inter, key=ed25519.Ed25519PrivateKey.generate(), dns=["ed.test"]),
+        forged_inter=issue("Test Intermediate CA", root, ca=True),
+        other_leaf=issue("localhost", other_inter, **local),  # type: ignore[arg-type]
+    )
+
+
+def check(
+    leaf: Issued, pki: Pki, host: str = "localhost", *, served: Sequence[Issued] | None = None,
+    anchors: Sequence[bytes] | None = None, now: datetime = NOW,
+) -> CertReport:  # fmt: skip
+    chain = [leaf.der] + [c.der for c in (served if served is not None else [pki.inter])]
+    return inspect_chain(chain, host, anchors if anchors is not None else [pki.root.der], now)
+
+
+# --- the pure inspector: bytes in, values out ------------------------------------------------
+
+
+def test_valid_chain_reports_every_field(pki: Pki) -> None:
+    r = check(pki.leaf, pki)
+    assert r.valid and r.reasons == ()
+    assert r.hostname_ok and r.chain_complete and r.chain_valid
+    assert r.subject_cn == "localhost" and r.subject == "CN=localhost"
+    assert r.sans == ("localhost", "127.0.0.1")
+    assert r.issuer == "CN=Test Intermediate CA"
+    assert r.not_before == NOW - DAY and r.not_after == NOW + 90 * DAY
+    assert r.not_after.tzinfo is not None and r.not_after.utcoffset() == timedelta(0)
+    assert r.seconds_left == 90 * 86400 and r.days_left == 90
+    assert (r.key_type, r.key_bits) == ("EC P-256", 256)
+    assert r.signature_algorithm == "ecdsa-with-SHA256"
+    assert r.serial == "abcdef"
+    digest = hashlib.sha256(pki.leaf.der).hexdigest().upper()
+    assert r.sha256_fingerprint.replace(":", "") == digest
+    assert r.sha256_fingerprint.count(":") == 31
+    assert r.chain_length == 2
+    assert r.host == "localhost"
+
+
+def test_days_left_counts_down_with_now(pki: Pki) -> None:
+    r = check(pki.leaf, pki, now=NOW + 89 * DAY + timedelta(hours=12))
+    assert r.seconds_left == 12 * 3600 and r.days_left == 0 and r.valid
+
+
+def test_report_is_frozen_and_json_ready(pki: Pki) -> None:
+    r = check(pki.expired, pki)
+    with pytest.raises(AttributeError):
+        r.hostname_ok = False  # type: ignore[misc]
+    data = json.loads(json.dumps(r.as_dict()))
+    assert data["valid"] is False and data["reasons"] == ["expired"]
+    assert data["not_after"] == (NOW - 2 * DAY).isoformat()
+
+
+def test_expired(pki: Pki) -> None:
+    r = check(pki.expired, pki)
+    assert r.reasons == ("expired",) and not r.valid
+    assert r.seconds_left == -2 * 86400 and r.days_left == -2
+    assert r.chain_complete and not r.chain_valid and r.hostname_ok
+
+
+def test_expired_one_second_after_not_after(pki: Pki) -> None:
+    assert check(pki.leaf, pki, now=NOW + 90 * DAY).reasons == ()
+    r = check(pki.leaf, pki, now=NOW + 90 * DAY + timedelta(seconds=1))
+    assert r.reasons == ("expired",) and r.days_left == -1
+
+
+def test_not_yet_valid(pki: Pki) -> None:
+    r = check(pki.future, pki)
+    assert r.reasons == ("not_yet_valid",) and not r.chain_valid and r.chain_complete
+
+
+def test_expired_intermediate_is_reported(pki: Pki) -> None:
+    old_inter = issue("Old CA", pki.root, ca=True, not_before=NOW - 9 * DAY, not_after=NOW - DAY)
+    leaf = issue("localhost", old_inter, dns=["localhost"])
+    r = check(leaf, pki, served=[old_inter])
+    assert r.reasons == ("expired",) and r.seconds_left > 0 and r.chain_complete
+
+
+def test_wrong_host_keeps_the_chain_verdicts(pki: Pki) -> None:
+    r = check(pki.leaf, pki, host="sip.example.test")
+    assert r.reasons == ("hostname_mismatch",)
+    assert not r.hostname_ok and r.chain_complete and r.chain_valid
+
+
+@pytest.mark.parametrize(
+    ("host", "ok"),
+    [
+        ("a.example.test", True),
+        ("SIP.Example.Test.", True),
+        ("example.test", False),
+        ("a.b.example.test", False),
+        ("a.example.other", False),
+    ],
+)
+def test_wildcard_covers_one_left_most_label(pki: Pki, host: str, ok: bool) -> None:
+    r = check(pki.wildcard, pki, host=host)
+    assert r.hostname_ok is ok
+    assert r.reasons == (() if ok else ("hostname_mismatch",))
+    assert r.chain_valid
+
+
+@pytest.mark.parametrize(
+    ("pattern", "host", "ok"),
+    [
+        ("*.example.test", "x.example.test", True),
+        ("f*.example.test", "foo.example.test", False),  # partial wildcard: never
+        ("*.test", "example.test", False),  # wildcard on a public suffix-like name
+        ("a.*.example.test", "a.b.example.test", False),
+        ("*", "localhost", False),
+        ("bücher.example", "BÜCHER.example", True),
+        ("xn--bcher-kva.example", "bücher.example", True),
+        ("", "example.test", False),
+    ],
+)
+def test_dns_matching_rules(pattern: str, host: str, ok: bool) -> None:
+    assert dns_matches(pattern, host) is ok
+
+
+def test_ip_hosts_match_ip_sans_only() -> None:
+    ip = ipaddress.ip_address("127.0.0.1")
+    assert hostname_matches("127.0.0.1", [], [ip])
+    assert not hostname_matches("127.0.0.2", [], [ip])
+    assert not hostname_matches("127.0.0.1", ["127.0.0.1", "*.0.0.1"], [])
+    assert hostname_matches("[::1]", [], [ipaddress.ip_address("::1")])
+
+
+def test_ip_host_against_the_leaf(pki: Pki) -> None:
+    assert check(pki.leaf, pki, host="127.0.0.1").valid
+    assert check(pki.leaf, pki, host="127.0.0.9").reasons == ("hostname_mismatch",)
+
+
+def test_common_name_is_not_used_without_sans(pki: Pki) -> None:
+    r = check(pki.no_san, pki, host="nosan.test")
+    assert r.subject_cn == "nosan.test" and r.sans == ()
+    assert not r.hostname_ok and "hostname_mismatch" in r.reasons
+
+
+def test_weak_rsa_key(pki: Pki) -> None:
+    r = check(pki.weak, pki, host="weak.test")
+    assert (r.key_type, r.key_bits) == ("RSA", 1024)
+    assert r.reasons == ("weak_key",) and not r.valid and r.chain_complete
+
+
+def test_rsa_2048_is_fine(pki: Pki) -> None:
+    r = check(pki.rsa, pki, host="rsa.test")
+    assert (r.key_type, r.key_bits) == ("RSA", 2048) and r.valid
+    # The leaf's *signature* is the intermediate's (EC) one.
+    assert r.signature_algorithm == "ecdsa-with-SHA256"
+
+
+def test_rsa_signed_chain_names_its_algorithm(pki: Pki) -> None:
+    root = issue("RSA Root", None, ca=True, key=rsa.generate_private_key(65537, 2048))
+    leaf = issue("localhost", root, dns=["localhost"])
+    r = check(leaf, pki, served=[], anchors=[root.der])
+    assert r.signature_algorithm == "sha256WithRSAEncryption" and r.valid
+
+
+def test_ed25519_key(pki: Pki) -> None:
+    r = check(pki.ed, pki, host="ed.test")
+    assert (r.key_type, r.key_bits) == ("Ed25519", 256)
+    assert r.hostname_ok and r.chain_complete
+
+
+def test_self_signed(pki: Pki) -> None:
+    r = check(pki.self_signed, pki, served=[])
+    assert "self_signed" in r.reasons and "untrusted_root" not in r.reasons
+    assert not r.chain_complete and not r.chain_valid and r.hostname_ok
+    assert r.issuer == r.subject
+
+
+def test_leaf_only_is_an_incomplete_chain(pki: Pki) -> None:
+    r = check(pki.leaf, pki, served=[])
+    assert r.reasons == ("incomplete_chain",)
+    assert not r.chain_complete and not r.chain_valid and r.chain_length == 1
+
+
+def test_leaf_issued_directly_by_an_anchor_is_complete(pki: Pki) -> None:
+    r = check(pki.leaf, pki, served=[], anchors=[pki.inter.der])
+    assert r.chain_complete and r.chain_valid and r.valid
+
+
+def test_served_root_is_tolerated(pki: Pki) -> None:
+    r = check(pki.leaf, pki, served=[pki.inter, pki.root])
+    assert r.valid and r.chain_complete and r.chain_length == 3
+
+
+def test_untrusted_root(pki: Pki) -> None:
+    assert check(pki.other_leaf, pki, served=[]).reasons == ("incomplete_chain",)
+    r = check(pki.leaf, pki, anchors=[pki.other_root.der])
+    assert r.reasons == ("untrusted_root",) and not r.chain_complete and not r.chain_valid
+    r = check(pki.leaf, pki, served=[pki.inter, pki.root], anchors=[pki.other_root.der])
+    assert r.reasons == ("untrusted_root",)
+
+
+def test_no_anchors_trusts_nothing(pki: Pki) -> None:
+    r = check(pki.leaf, pki, anchors=[])
+    assert r.reasons == ("untrusted_root",) and not r.chain_valid
+
+
+def test_bad_signature(pki: Pki) -> None:
+    # An intermediate with the right name but another key: names link, signatures do not.
+    r = check(pki.leaf, pki, served=[pki.forged_inter])
+    assert r.reasons == ("bad_signature",) and not r.chain_complete and not r.chain_valid
+    # The same with an anchor carrying the issuer's name and another key.
+    r = check(pki.leaf, pki, served=[], anchors=[pki.forged_inter.der])
+    assert r.reasons == ("bad_signature",)
+
+
+def test_tampered_leaf_signature(pki: Pki) -> None:
+    der = bytearray(pki.leaf.der)
+    der[-5] ^= 0x01  # inside the signature value
+    r = inspect_chain([bytes(der), pki.inter.der], "localhost", [pki.root.der], NOW)
+    assert "bad_signature" in r.reasons and not r.chain_valid
+
+
+def test_several_problems_are_all_named(pki: Pki) -> None:
+    r = check(pki.expired, pki, host="other.test", served=[])
+    assert r.reasons == ("expired", "hostname_mismatch", "incomplete_chain")
+
+
+def test_anchors_as_pem_bundle(pki: Pki) -> None:
+    bundle = pki.other_root.pem + pki.root.pem
+    assert check(pki.leaf, pki, anchors=[bundle]).valid
+
+
+def test_bad_input() -> None:
+    with pytest.raises(CertInspectError):
+        inspect_chain([], "localhost", [], NOW)
+    with pytest.raises(CertInspectError):
+        inspect_chain([b"\x30\x03junk"], "localhost", [], NOW)
+    with pytest.raises(ValueError, match="timezone"):
+        inspect_chain([b"x"], "localhost", [], NOW.replace(tzinfo=None))
