@@ -12,9 +12,9 @@ Verdicts:
   certificate a trust anchor issued (or to an anchor itself) — see `probes.tls.chain`.
 - ``chain_valid``: cryptography's WebPKI path validation (`x509.verification.PolicyBuilder`)
   accepts the served chain against the anchors at ``now``: signatures, validity periods, CA
-  constraints (it accepts RSA 1024: ``weak_key`` is our own check). The host name is left to ``hostname_ok`` (the path is validated
-  for the leaf's own first SAN), so a good chain served for the wrong name still reads
-  ``chain_valid=True, hostname_ok=False``.
+  constraints (it accepts RSA 1024: ``weak_key`` is our own check). The host name is left to
+  ``hostname_ok`` (the path is validated for the leaf's own first SAN), so a good chain served
+  for the wrong name still reads ``chain_valid=True, hostname_ok=False``.
 - ``reasons``: stable short strings, sorted, empty iff the certificate is fine (``valid``).
 """
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from typing import Any, Final
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import Encoding
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509 import verification
 from cryptography.x509.oid import NameOID
 
@@ -105,13 +107,19 @@ def load_certificates(blobs: Sequence[bytes]) -> list[x509.Certificate]:
     certs: list[x509.Certificate] = []
     for blob in blobs:
         try:
-            if blob.lstrip().startswith(b"-----BEGIN"):
-                certs.extend(x509.load_pem_x509_certificates(blob))
-            else:
-                certs.append(x509.load_der_x509_certificate(blob))
+            certs.extend(_parse(blob))
         except ValueError as exc:
             raise CertInspectError(f"not a certificate: {exc}") from None
     return certs
+
+
+def _parse(blob: bytes) -> list[x509.Certificate]:
+    with warnings.catch_warnings():
+        # Some system CAs carry a zero serial: cryptography warns, nobody here can act on it.
+        warnings.simplefilter("ignore", CryptographyDeprecationWarning)
+        if blob.lstrip().startswith(b"-----BEGIN"):
+            return x509.load_pem_x509_certificates(blob)
+        return [x509.load_der_x509_certificate(blob)]
 
 
 def key_description(cert: x509.Certificate) -> tuple[str, int]:

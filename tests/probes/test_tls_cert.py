@@ -5,11 +5,11 @@ server in the test, `openssl s_server`) and through `trunkwatch probe cert`."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import ipaddress
 import json
 import os
-import shutil
 import socket
 import ssl
 import subprocess
@@ -17,11 +17,12 @@ import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from contextlib import asynccontextmanager, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
@@ -401,3 +402,244 @@ def test_bad_input() -> None:
         inspect_chain([b"\x30\x03junk"], "localhost", [], NOW)
     with pytest.raises(ValueError, match="timezone"):
         inspect_chain([b"x"], "localhost", [], NOW.replace(tzinfo=None))
+
+
+# --- real TLS servers on 127.0.0.1 -----------------------------------------------------------
+
+
+def write_pem(directory: Path, leaf: Issued, chain: Sequence[Issued]) -> tuple[Path, Path]:
+    """cert.pem (leaf, then the chain) and key.pem in `directory`."""
+    directory.mkdir(parents=True, exist_ok=True)
+    cert = directory / "cert.pem"
+    cert.write_bytes(leaf.pem + b"".join(c.pem for c in chain))
+    key = directory / "key.pem"
+    key.write_bytes(leaf.key_pem)
+    return cert, key
+
+
+@asynccontextmanager
+async def tls_server(
+    directory: Path, leaf: Issued, chain: Sequence[Issued], snis: list[str | None] | None = None
+) -> AsyncIterator[int]:
+    """An asyncio/ssl server serving `leaf` + `chain`; yields its port. Records each client's
+    SNI in `snis`."""
+    cert, key = write_pem(directory, leaf, chain)
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(cert, key)
+    if snis is not None:
+        ctx.sni_callback = lambda _sock, name, _ctx: snis.append(name)  # type: ignore[assignment,func-returns-value]
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(OSError, ssl.SSLError):
+            await reader.read(1)
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0, ssl=ctx)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+@asynccontextmanager
+async def tcp_server(reply: bytes | None) -> AsyncIterator[int]:
+    """A plain TCP server: sends `reply` and closes, or (None) says nothing and waits."""
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if reply is None:
+            await asyncio.sleep(5)
+        else:
+            writer.write(reply)
+            with contextlib.suppress(OSError):
+                await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    async with server:
+        yield server.sockets[0].getsockname()[1]
+
+
+@contextmanager
+def s_server(directory: Path, leaf: Issued, chain: Sequence[Issued]) -> Iterator[int]:
+    """`openssl s_server` serving `leaf` + `chain` on a free port, once it accepts."""
+    if not Path(OPENSSL).exists():
+        pytest.skip("no /usr/bin/openssl")
+    cert, key = write_pem(directory, leaf, [])
+    extra: list[str] = []
+    if chain:
+        (directory / "chain.pem").write_bytes(b"".join(c.pem for c in chain))
+        extra = ["-cert_chain", str(directory / "chain.pem")]
+    port = free_port("tcp")
+    proc = subprocess.Popen(
+        [OPENSSL, "s_server", "-accept", f"127.0.0.1:{port}", "-cert", str(cert),
+         "-key", str(key), *extra, "-www", "-quiet"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 10
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"openssl s_server exited: {proc.stderr.read()!r}")  # type: ignore[union-attr]
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=5)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+async def test_fetch_leaf_and_intermediate(tmp_path: Path, pki: Pki) -> None:
+    snis: list[str | None] = []
+    async with tls_server(tmp_path, pki.leaf, [pki.inter], snis) as port:
+        chain = await fetch_chain("127.0.0.1", port, sni="localhost", timeout=5)
+        assert chain == [pki.leaf.der, pki.inter.der]
+        await fetch_chain("127.0.0.1", port, sni="sip.example.test", timeout=5)
+    assert snis == ["localhost", "sip.example.test"]
+    r = inspect_chain(chain, "localhost", [pki.root.der], datetime.now(UTC))
+    assert r.valid and r.chain_complete and r.chain_valid and r.chain_length == 2
+
+
+async def test_fetch_leaf_only_is_incomplete(tmp_path: Path, pki: Pki) -> None:
+    async with tls_server(tmp_path, pki.leaf, []) as port:
+        chain = await fetch_chain("127.0.0.1", port, sni="localhost", timeout=5)
+    assert chain == [pki.leaf.der]
+    r = inspect_chain(chain, "localhost", [pki.root.der], datetime.now(UTC))
+    assert r.reasons == ("incomplete_chain",) and not r.chain_complete
+
+
+async def test_fetch_self_signed_and_wrong_host(tmp_path: Path, pki: Pki) -> None:
+    async with tls_server(tmp_path, pki.self_signed, []) as port:
+        chain = await fetch_chain("127.0.0.1", port, timeout=5)
+    r = inspect_chain(chain, "sip.example.test", [pki.root.der], datetime.now(UTC))
+    assert r.reasons == ("hostname_mismatch", "self_signed")
+
+
+async def test_fetch_refused() -> None:
+    port = free_port("tcp")
+    with pytest.raises(CertFetchError) as err:
+        await fetch_chain("127.0.0.1", port, timeout=5)
+    assert err.value.reason == "refused" and str(port) in err.value.detail
+
+
+async def test_fetch_sip_defaults_to_port_5061() -> None:
+    probe = socket.socket()
+    try:
+        probe.bind(("127.0.0.1", 5061))
+    except OSError:
+        pytest.skip("something uses 127.0.0.1:5061")
+    finally:
+        probe.close()
+    with pytest.raises(CertFetchError) as err:
+        await fetch_chain("127.0.0.1", None, timeout=5, starttls="sip")
+    assert err.value.reason == "refused" and "127.0.0.1:5061" in err.value.detail
+
+
+async def test_fetch_timeout() -> None:
+    async with tcp_server(None) as port:
+        started = time.monotonic()
+        with pytest.raises(CertFetchError) as err:
+            await fetch_chain("127.0.0.1", port, timeout=0.3)
+        assert time.monotonic() - started < 3
+    assert err.value.reason == "timeout"
+
+
+async def test_fetch_handshake_failure_does_not_quote_the_peer() -> None:
+    async with tcp_server(b"SIP/2.0 400 Secret-Peer-Bytes\r\n\r\n" * 20) as port:
+        with pytest.raises(CertFetchError) as err:
+            await fetch_chain("127.0.0.1", port, timeout=5)
+    assert err.value.reason == "handshake_failed"
+    assert "Secret" not in str(err.value) and len(err.value.detail) <= 120
+
+
+def test_openssl_s_server_expired(tmp_path: Path, pki: Pki) -> None:
+    with s_server(tmp_path, pki.expired, [pki.inter]) as port:
+        chain = asyncio.run(fetch_chain("127.0.0.1", port, sni="localhost", timeout=5))
+    assert chain == [pki.expired.der, pki.inter.der]
+    r = inspect_chain(chain, "localhost", [pki.root.der], datetime.now(UTC))
+    assert r.reasons == ("expired",) and r.chain_complete
+    assert -3 * 86400 < r.seconds_left <= -2 * 86400 and r.days_left == -3
+
+
+# --- the command line ----------------------------------------------------------------------
+
+
+def cert_cli(*args: str) -> Result:
+    return CliRunner().invoke(probe_app, ["cert", *args])
+
+
+@pytest.fixture
+def root_pem(tmp_path: Path, pki: Pki) -> Path:
+    path = tmp_path / "root.pem"
+    path.write_bytes(pki.root.pem)
+    return path
+
+
+def test_cli_valid_certificate(tmp_path: Path, pki: Pki, root_pem: Path) -> None:
+    with s_server(tmp_path / "srv", pki.leaf, [pki.inter]) as port:
+        result = cert_cli(f"127.0.0.1:{port}", "--sni", "localhost", "--ca-file", str(root_pem))
+    assert result.exit_code == 0, result.output
+    lines = dict(line.split(": ", 1) for line in result.stdout.splitlines())
+    assert set(lines) == {f.name for f in fields(CertReport)} | {"valid"}
+    assert lines["valid"] == "True" and lines["reasons"] == "-"
+    assert lines["sans"] == "localhost, 127.0.0.1" and lines["key_type"] == "EC P-256"
+    assert lines["issuer"] == "CN=Test Intermediate CA" and lines["serial"] == "abcdef"
+
+
+def test_cli_expired_certificate_json(tmp_path: Path, pki: Pki, root_pem: Path) -> None:
+    with s_server(tmp_path / "srv", pki.expired, [pki.inter]) as port:
+        text = cert_cli(f"127.0.0.1:{port}", "--sni", "localhost", "--ca-file", str(root_pem))
+        as_json = cert_cli(
+            f"127.0.0.1:{port}", "--sni", "other.test", "--ca-file", str(root_pem), "--json"
+        )
+    assert text.exit_code == 1 and "reasons: expired\n" in text.stdout
+    assert as_json.exit_code == 1
+    data = json.loads(as_json.stdout)
+    assert data["reasons"] == ["expired", "hostname_mismatch"] and data["valid"] is False
+    assert data["host"] == "other.test" and data["chain_complete"] is True
+
+
+def test_cli_without_ca_file_uses_the_system_store(tmp_path: Path, pki: Pki) -> None:
+    # Our test root is in no system store: the served chain cannot link to a trusted CA.
+    with s_server(tmp_path / "srv", pki.leaf, [pki.inter]) as port:
+        result = cert_cli(f"127.0.0.1:{port}", "--sni", "localhost", "--json")
+    assert result.exit_code == 1, result.output
+    assert json.loads(result.stdout)["reasons"] == ["untrusted_root"]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["localhost:99999"], "bad port"),
+        (["localhost:http"], "bad port"),
+        (["[::1"], "IPv6"),
+        (["localhost", "--ca-file", "/nonexistent/ca.pem"], "/nonexistent/ca.pem"),
+    ],
+)
+def test_cli_usage_errors(args: list[str], message: str) -> None:
+    result = cert_cli(*args)
+    assert result.exit_code == 2 and message in result.stderr
+
+
+def test_cli_connect_error(root_pem: Path) -> None:
+    port = free_port("tcp")
+    result = cert_cli(f"127.0.0.1:{port}", "--ca-file", str(root_pem), "--timeout", "2")
+    assert result.exit_code == 2 and "refused" in result.stderr and result.stdout == ""
+
+
+def test_cli_as_a_process(tmp_path: Path, pki: Pki, root_pem: Path) -> None:
+    with s_server(tmp_path / "srv", pki.expired, [pki.inter]) as port:
+        proc = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "probe", "cert", f"127.0.0.1:{port}",
+             "--sni", "localhost", "--ca-file", str(root_pem)],
+            capture_output=True, text=True, timeout=60, check=False, cwd=REPO,
+            env={**os.environ, "PYTHONPATH": str(REPO)},
+        )  # fmt: skip
+    assert proc.returncode == 1, proc.stderr
+    assert "reasons: expired\n" in proc.stdout and "days_left: -3\n" in proc.stdout
