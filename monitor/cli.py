@@ -357,7 +357,9 @@ def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
 @probe_app.command("cert")
 def probe_cert(
     target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help="Server (port 443).")],
-    sni: Annotated[str | None, typer.Option(help="TLS server name (default: HOST).")] = None,
+    sni: Annotated[
+        str | None, typer.Option(help="TLS server name, the name checked (default: HOST).")
+    ] = None,
     ca_file: Annotated[
         Path | None, typer.Option(help="Trusted CA certificates, PEM (default: system store).")
     ] = None,

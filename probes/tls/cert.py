@@ -172,9 +172,9 @@ def _path_validates(
 ) -> bool:
     if not anchors:
         return False
-    builder = verification.PolicyBuilder().store(verification.Store(list(anchors))).time(now)
-    verifier = builder.build_server_verifier(subject)
     try:
+        builder = verification.PolicyBuilder().store(verification.Store(list(anchors)))
+        verifier = builder.time(now).build_server_verifier(subject)
         verifier.verify(served[0], list(served[1:]))
     except (verification.VerificationError, ValueError):
         return False

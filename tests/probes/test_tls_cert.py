@@ -385,6 +385,14 @@ def test_tampered_leaf_signature(pki: Pki) -> None:
     assert "bad_signature" in r.reasons and not r.chain_valid
 
 
+def test_chain_the_validator_refuses_for_another_reason(pki: Pki) -> None:
+    # Names and signatures link, but the "intermediate" is no CA (basicConstraints CA:FALSE).
+    not_ca = issue("Not A CA", pki.root, dns=["not-a-ca.test"])
+    leaf = issue("localhost", not_ca, dns=["localhost"])
+    r = check(leaf, pki, served=[not_ca])
+    assert r.reasons == ("chain_invalid",) and r.chain_complete and not r.chain_valid
+
+
 def test_several_problems_are_all_named(pki: Pki) -> None:
     r = check(pki.expired, pki, host="other.test", served=[])
     assert r.reasons == ("expired", "hostname_mismatch", "incomplete_chain")
@@ -444,8 +452,9 @@ async def tcp_server(reply: bytes | None) -> AsyncIterator[int]:
     """A plain TCP server: sends `reply` and closes, or (None) says nothing and waits."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if reply is None:
-            await asyncio.sleep(5)
+        if reply is None:  # silent until the client gives up
+            with contextlib.suppress(TimeoutError, OSError):
+                await asyncio.wait_for(reader.read(), 5)
         else:
             writer.write(reply)
             with contextlib.suppress(OSError):
