@@ -334,6 +334,77 @@ def probe_options(
     raise typer.Exit(0 if result.ok else 1)
 
 
+def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
+    """HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address."""
+    if target.startswith("["):
+        host, sep, rest = target[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError("expected [IPv6]:PORT")
+        port_text = rest[1:]
+    elif target.count(":") == 1:
+        host, _, port_text = target.partition(":")
+    else:
+        host, port_text = target, ""
+    if not host:
+        raise ValueError("no host")
+    if not port_text:
+        return host, default_port
+    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
+        raise ValueError(f"bad port {port_text!r}")
+    return host, int(port_text)
+
+
+@probe_app.command("cert")
+def probe_cert(
+    target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help="Server (port 443).")],
+    sni: Annotated[
+        str | None, typer.Option(help="TLS server name, the name checked (default: HOST).")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Trusted CA certificates, PEM (default: system store).")
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds for connect + handshake.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Fetch a server's TLS certificate chain and inspect it: exit 0 when valid, 1 when not."""
+    import json
+    from datetime import UTC, datetime
+
+    from probes.tls.anchors import AnchorLoadError, load_trust_anchors
+    from probes.tls.cert import CertInspectError, inspect_chain
+    from probes.tls.fetch import CertFetchError, fetch_chain
+
+    try:
+        host, port = _split_host_port(target, 443)
+    except ValueError as exc:
+        typer.echo(f"error: {target}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        anchors = load_trust_anchors(ca_file)
+    except AnchorLoadError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    name = sni if sni is not None else host
+    try:
+        chain = _run(fetch_chain(host, port, sni=name, timeout=timeout), use_uvloop=False)
+        report = inspect_chain(chain, name, anchors, datetime.now(UTC))
+    except CertFetchError as exc:
+        typer.echo(f"error: {host}:{port}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    except CertInspectError as exc:
+        typer.echo(f"error: {host}:{port}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    fields = report.as_dict()
+    if as_json:
+        typer.echo(json.dumps(fields, sort_keys=True))
+    else:
+        for key, value in fields.items():
+            if isinstance(value, list):
+                value = ", ".join(str(v) for v in value) or "-"
+            typer.echo(f"{key}: {'-' if value is None else value}")
+    raise typer.Exit(0 if report.valid else 1)
+
+
 @sip_app.command("lint")
 def sip_lint(
     files: Annotated[list[Path], typer.Argument(help="Files holding one SIP message each.")],

@@ -1,0 +1,2 @@
+"""TLS certificate inspection: the pure inspector (`cert`) and the handshake that feeds it
+(`fetch`)."""
