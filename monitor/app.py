@@ -196,6 +196,8 @@ class Monitor:
 
     def _on_result(self, result: ProbeResult) -> None:
         out = self.pipeline.on_result(result, datetime.now(UTC))
+        if out is None:
+            return
         for line in out.logs:
             getattr(log, line.level)(line.event, **line.fields)
         self.writer.queue_samples(out.probe_samples, out.call_samples)

@@ -84,25 +84,27 @@ class Pipeline:
         self.quality_policies.update(policies)
         self.call_metrics = metrics
 
-    def on_result(self, result: ProbeResult, now: datetime) -> Produced:
-        out = Produced()
-        if result.probe == "options":
-            self._options(result, now, out)
-        else:
+    def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:
+        """What the result produced; None (the usual case) when nothing at all.
+
+        The OPTIONS path allocates nothing when the trunk's state holds: at 10,000 results
+        a second an empty `Produced` per result (five objects) cost measurable CPU.
+        """
+        if result.probe != "options":
+            out = Produced()
             self._call(result, now, out)
+        else:
+            trunk = result.trunk
+            self.stats[trunk].record(result)
+            raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
+            done = self.sampler.record(trunk, raw)
+            events = reduce(self.health[trunk], result, now, self.policies[trunk])
+            if done is None and not events:
+                return None
+            out = Produced(events=list(events), probe_samples=done or [])
         if out.events:
             self._transitions(out)
         return out
-
-    def _options(self, result: ProbeResult, now: datetime, out: Produced) -> None:
-        self.stats[result.trunk].record(result)
-        raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
-        done = self.sampler.record(result.trunk, raw)
-        if done is not None:
-            out.probe_samples.extend(done)
-        out.events.extend(
-            reduce(self.health[result.trunk], result, now, self.policies[result.trunk])
-        )
 
     def _call(self, result: ProbeResult, now: datetime, out: Produced) -> None:
         """A test call judges quality (DEGRADED); availability is the OPTIONS probes' job."""
