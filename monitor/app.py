@@ -106,7 +106,8 @@ class Monitor:
             if outage is not None:
                 log.info("outage_resumed", trunk=trunk.name, outage_id=outage.id)
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
-        self.pipeline = Pipeline(cfg.agent, self.health, policies)
+        vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
+        self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
 
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
         scheduled: list[tuple[Probe, float]] = []
@@ -243,6 +244,6 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
-            sections=[self.call_metrics.render, self.tickets.metrics_section(), sla_metrics.render],
+            sections=[self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render],
         )
         self.exporter = Exporter(sources, runtime=runtime_registry())

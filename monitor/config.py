@@ -43,6 +43,7 @@ from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
 from monitor.sla.contracts import ContractsSettings
 from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
+from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.sip.errors import SipParseError
@@ -621,15 +622,31 @@ class SchedulerSettings(BaseModel):
     udp_rcvbuf: int = Field(default=DEFAULT_UDP_RCVBUF, ge=1, le=2**31 - 1)
 
 
+class VantageSettings(BaseModel):
+    """When this agent counts itself cut off (monitor/vantage.py): every trunk it watches
+    failing at once, across at least `min_carriers` carriers (0 turns the rule off)."""
+
+    model_config = _MODEL_CONFIG
+
+    min_trunks: int = Field(default=2, ge=1, le=1_000_000)
+    min_carriers: int = Field(default=2, ge=0, le=1_000_000)
+
+    def guard(self, agent: str, carriers: Mapping[str, str]) -> VantageGuard:
+        """The rule for an agent watching `carriers` (trunk → carrier)."""
+        return VantageGuard(agent, carriers, VantagePolicy(self.min_trunks, self.min_carriers))
+
+
 class Config(BaseModel):
     """The whole validated configuration; `source` names the file it came from."""
 
     model_config = _MODEL_CONFIG
 
     agent: Label = Field(default_factory=default_agent_name)
+    site: Label | None = None  # where the agent runs (a label in evidence and logs)
     store: StoreSettings = Field(default_factory=StoreSettings)
     http: HttpSettings = Field(default_factory=HttpSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
+    vantage: VantageSettings = Field(default_factory=VantageSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
     calls: CallsSettings = Field(default_factory=CallsSettings)
@@ -665,15 +682,18 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "store": StoreSettings,
     "http": HttpSettings,
     "scheduler": SchedulerSettings,
+    "vantage": VantageSettings,
     "calls": CallsSettings,
     "tickets": TicketsSettings,
     "sla": ContractsSettings,
 }
 _TOP_LEVEL_KEYS: Final = (
     "agent",
+    "site",
     "store",
     "http",
     "scheduler",
+    "vantage",
     "defaults",
     "trunks",
     "calls",

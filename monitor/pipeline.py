@@ -12,12 +12,21 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
 
-from monitor.events import Event, MonitorGap, OutageClosed, OutageOpened, TrunkStateChanged
+from monitor.events import (
+    Event,
+    MonitorGap,
+    OutageClosed,
+    OutageOpened,
+    TrunkState,
+    TrunkStateChanged,
+)
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
 from monitor.metrics.calls import CallMetrics
+from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
+from monitor.vantage import VantageGuard
 from probes.instants import utc_from_ns
 from probes.media.thresholds import Metric, ThresholdProfile
 from probes.result import NOT_THE_TRUNKS_FAULT, MediaDirection, Outcome, ProbeResult
@@ -62,8 +71,11 @@ class Pipeline:
         quality_policies: dict[str, QualityPolicy] | None = None,
         call_profiles: Mapping[str, ThresholdProfile | None] | None = None,
         call_metrics: CallMetrics | None = None,
+        vantage: VantageGuard | None = None,
     ) -> None:
         self.agent = agent
+        # None: no suspect rule (a test's single trunk, or the operator turned it off).
+        self.vantage = vantage
         self.health = health
         self.policies = policies
         self.quality_policies = quality_policies or {}
@@ -72,6 +84,11 @@ class Pipeline:
         self.stats = {trunk: ProbeStats(trunk, "options") for trunk in health}
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}
+
+    def render(self, fmt: ExpositionFormat) -> str:
+        """The pipeline's own /metrics section: test calls, and whether the agent is suspect."""
+        vantage = "" if self.vantage is None else self.vantage.render(fmt)
+        return self.call_metrics.render(fmt) + vantage
 
     def add_calls(
         self,
@@ -98,10 +115,51 @@ class Pipeline:
             self.stats[trunk].record(result)
             raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
             done = self.sampler.record(trunk, raw)
+            if self.vantage is not None and result.outcome not in NOT_THE_TRUNKS_FAULT:
+                return self._vantage(result, now, done)
             events = reduce(self.health[trunk], result, now, self.policies[trunk])
             if done is None and not events:
                 return None
             out = Produced(events=list(events), probe_samples=done or [])
+        if out.events:
+            self._transitions(out)
+        return out
+
+    def _vantage(
+        self, result: ProbeResult, now: datetime, done: list[ProbeSample] | None
+    ) -> Produced | None:
+        """The OPTIONS verdict when the agent may be cut off itself (monitor/vantage.py)."""
+        guard = self.vantage
+        assert guard is not None
+        trunk, health = result.trunk, self.health[result.trunk]
+        sent_at = utc_from_ns(result.sent_wall_ns)
+        logs: list[LogLine] = []
+        events: list[Event] = []
+        if result.outcome is Outcome.OK:
+            gap = guard.answered(trunk, sent_at)
+            if gap is not None:
+                for other in self.health.values():
+                    if other.state is not TrunkState.DOWN:
+                        other.fail_streak = 0  # its failures while we were cut off were ours
+                events.append(gap)  # logged as monitor_gap (reason vantage_suspect)
+        else:
+            started = health.streak_started_at if health.fail_streak > 0 else sent_at
+            if guard.failed(trunk, started or sent_at):
+                assert guard.suspect_since is not None
+                fields: dict[str, object] = {
+                    "since": guard.suspect_since.isoformat(),
+                    "trunks": len(guard.carriers),
+                    "carriers": len(set(guard.carriers.values())),
+                }
+                logs.append(LogLine("warning", "vantage_suspect", fields))
+            if guard.suspect:
+                # Not the trunk's failure: no streak, no outage, no ticket.
+                out = Produced(probe_samples=done or [], logs=logs)
+                return out if (done or logs) else None
+        events.extend(reduce(health, result, now, self.policies[trunk]))
+        if done is None and not events and not logs:
+            return None
+        out = Produced(events=events, probe_samples=done or [], logs=logs)
         if out.events:
             self._transitions(out)
         return out
@@ -234,6 +292,10 @@ def log_lines(events: Sequence[Event]) -> list[LogLine]:
             }
             lines.append(LogLine("info", f"{o.kind.value}_closed", fields))
         elif isinstance(event, MonitorGap):
-            fields = {"start": event.start.isoformat(), "end": event.end.isoformat()}
+            fields = {
+                "start": event.start.isoformat(),
+                "end": event.end.isoformat(),
+                "reason": event.reason,
+            }
             lines.append(LogLine("warning", "monitor_gap", fields))
     return lines

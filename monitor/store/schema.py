@@ -67,6 +67,18 @@ heartbeats = Table(
     metadata,
     Column("agent", String(NAME_LENGTH), primary_key=True),
     Column("last_seen_at", UtcDateTime(), nullable=False),
+    Column("site", String(NAME_LENGTH), nullable=True),  # migration 0006
+)
+
+# One row per lease (migration 0006; monitor/store/lease.py): who holds it until when, and
+# the fencing token, which grows by one every time the lease changes hands.
+leases = Table(
+    "leases",
+    metadata,
+    Column("name", String(NAME_LENGTH), primary_key=True),
+    Column("holder", String(NAME_LENGTH), nullable=False),
+    Column("token", BigInteger(), nullable=False),
+    Column("expires_at", UtcDateTime(), nullable=False),
 )
 
 # --- SLA records (migration 0002; written by monitor/sla/ledger.py) ------------------

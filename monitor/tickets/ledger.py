@@ -15,7 +15,7 @@ Tables (created by migration 0003):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -27,6 +27,7 @@ from sqlalchemy import (
     func,
     insert,
     select,
+    true,
     update,
 )
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -264,8 +265,11 @@ async def _load_outages(conn: AsyncConnection, where: Any) -> list[Outage]:
 class TicketStore:
     """The outbox worker's queries; every write is its own short transaction."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
+    def __init__(self, engine: AsyncEngine, fence: Callable[[], Any] = true) -> None:
         self._engine = engine
+        # A WHERE clause true only while this agent leads (Leadership.fence): a deposed
+        # leader claims nothing, so it sends nothing.
+        self._fence = fence
 
     async def live_rows(self) -> list[OutboxRow]:
         """Pending and held requests, oldest first (the worker's whole to-do list)."""
@@ -293,6 +297,7 @@ class TicketStore:
                     ticket_outbox.c.id == row.id,
                     ticket_outbox.c.status == OutboxStatus.PENDING,
                     ticket_outbox.c.attempts == row.attempts,
+                    self._fence(),
                 )
                 .values(attempts=row.attempts + 1, last_attempt_at=now)
             )

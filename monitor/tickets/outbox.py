@@ -95,8 +95,10 @@ class OutboxWorker:
         retry_initial_s: float = 1.0,
         retry_max_s: float = 300.0,
         rng: random.Random | None = None,
+        leads: Callable[[], bool] = lambda: True,
     ) -> None:
         self._db = db
+        self._leads = leads  # only the leader delivers (monitor/leadership.py)
         self._sinks = sinks
         self._compose = compose
         self._clock = clock
@@ -150,6 +152,8 @@ class OutboxWorker:
 
     async def _pass(self) -> float:
         """Start every due delivery; seconds until the next thing is due."""
+        if not self._leads():
+            return IDLE_POLL_S
         rows = await self._db.live_rows()
         now = utc_now(self._clock)
         self.metrics.pending = sum(1 for r in rows if r.status == OutboxStatus.PENDING)

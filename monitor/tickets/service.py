@@ -26,6 +26,7 @@ from collections.abc import Iterable, Sequence
 import aiohttp
 
 from monitor.events import Event, OutageClosed, OutageKind, OutageOpened
+from monitor.leadership import Leadership
 from monitor.log import get_logger
 from monitor.metrics.exposition import Section
 from monitor.metrics.tickets import TicketMetrics
@@ -109,6 +110,7 @@ class TicketService:
         self._worker: OutboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._db: TicketStore | None = None
+        self.leadership: Leadership | None = None
 
     @property
     def sink_names(self) -> tuple[str, ...]:
@@ -116,7 +118,12 @@ class TicketService:
 
     async def start(self, store: Store) -> None:
         """Build the sinks and start delivering (including what earlier runs left queued)."""
-        self._db = TicketStore(store.engine)
+        self.leadership = Leadership(
+            store.engine, store.agent, clock=self._clock, on_acquired=self.wake
+        )
+        await self.leadership.step()  # an agent alone leads from its first pass
+        self._tasks.append(asyncio.create_task(self.leadership.run(), name="leader-lease"))
+        self._db = TicketStore(store.engine, fence=self.leadership.fence)
         outbox = self.settings.outbox
         if self.settings.sinks:
             self._session = aiohttp.ClientSession()
@@ -136,6 +143,7 @@ class TicketService:
             metrics=self.metrics,
             retry_initial_s=outbox.retry_initial,
             retry_max_s=outbox.retry_max,
+            leads=lambda: self.leadership is not None and self.leadership.is_leader,
         )
         self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
         for sink in self.settings.sinks:
@@ -182,6 +190,8 @@ class TicketService:
                 await task
         self._tasks.clear()
         self._worker = None
+        if self.leadership is not None:
+            await self.leadership.release()  # the next agent need not wait for expiry
         for sink in self._sinks.values():
             await sink.close()
         if self._session is not None:
