@@ -93,7 +93,7 @@ class Monitor:
 
     async def start(self) -> None:
         cfg = self.config
-        self.store = await Store.open(cfg.store.url, agent=cfg.agent)
+        self.store = await Store.open(cfg.store.url, agent=cfg.agent, site=cfg.site)
         now = datetime.now(UTC)
         gaps_before = len(await self.store.gaps())
         restored = await resume(self.store, now)

@@ -135,7 +135,8 @@ async def test_migrations_create_the_schema(store: Store) -> None:
         "closed_at", "first_outcome", "detail", "agent",
     }  # fmt: skip
     assert schema["columns"]["monitor_gaps"] == {"id", "agent", "start_at", "end_at", "reason"}
-    assert schema["columns"]["heartbeats"] == {"agent", "last_seen_at"}
+    assert schema["columns"]["heartbeats"] == {"agent", "last_seen_at", "site"}
+    assert schema["columns"]["leases"] == {"name", "holder", "token", "expires_at"}
     assert schema["diff"] == []  # the migration builds exactly what schema.py declares
     assert schema["version"] == _head_revision()
     if store.engine.dialect.name == "sqlite":  # WAL, synchronous=NORMAL (1), foreign keys on
@@ -424,3 +425,27 @@ async def test_concurrent_first_opens_migrate_once(db_url: str) -> None:
     finally:
         for s in stores:
             await s.close()
+
+
+async def test_every_agent_is_listed_with_its_site(db_url: str) -> None:
+    a = await Store.open(db_url, agent="agent-mx", site="mexico-city")
+    b = await Store.open(db_url, agent="agent-gdl", site="guadalajara")
+    try:
+        await a.heartbeat(T0)
+        await b.heartbeat(T0 + timedelta(seconds=5))
+        await a.heartbeat(T0 + timedelta(seconds=10))
+        assert await b.agents() == [
+            {
+                "agent": "agent-gdl",
+                "site": "guadalajara",
+                "last_seen_at": "2026-10-03T20:00:05+00:00",
+            },
+            {
+                "agent": "agent-mx",
+                "site": "mexico-city",
+                "last_seen_at": "2026-10-03T20:00:10+00:00",
+            },
+        ]
+    finally:
+        await a.close()
+        await b.close()

@@ -439,6 +439,7 @@ async def export_bundle(
         "period": {"start": min(starts).isoformat(), "end": max(ends).isoformat()},
         "generated_at": now.isoformat(),
         "agent": ctx.store.agent,
+        "agents": await ctx.store.agents(),  # every agent whose journal may be in the bundle
         "key_fingerprint": key_fingerprint(key.public_key()),
         "journal": chains,
         "missing": list(MISSING_DATA),

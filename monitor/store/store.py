@@ -37,13 +37,14 @@ class JournalCorruptError(ValueError):
 class Store:
     """One agent's view of the database; instances come from ``await Store.open(...)``."""
 
-    def __init__(self, engine: AsyncEngine, agent: str) -> None:
+    def __init__(self, engine: AsyncEngine, agent: str, site: str | None = None) -> None:
         self._engine = engine
         self.agent = agent
+        self.site = site  # where the agent runs; kept beside its heartbeat
         self._chain_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str, *, agent: str) -> Store:
+    async def open(cls, url: str, *, agent: str, site: str | None = None) -> Store:
         """Connect (``sqlite:///x.db``, ``sqlite:///:memory:``, ``postgresql://...``); migrate."""
         if not agent:
             raise ValueError("agent name must not be empty")
@@ -54,7 +55,7 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, agent)
+        return cls(engine, agent, site)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -206,10 +207,24 @@ class Store:
         async with _writing(self._engine) as conn:
             # Update-then-insert is portable; one agent name is one process, so no race.
             result = await conn.execute(
-                update(heartbeats).where(heartbeats.c.agent == self.agent).values(last_seen_at=now)
+                update(heartbeats)
+                .where(heartbeats.c.agent == self.agent)
+                .values(last_seen_at=now, site=self.site)
             )
             if result.rowcount == 0:
-                await conn.execute(insert(heartbeats).values(agent=self.agent, last_seen_at=now))
+                await conn.execute(
+                    insert(heartbeats).values(agent=self.agent, last_seen_at=now, site=self.site)
+                )
+
+    async def agents(self) -> list[dict[str, str | None]]:
+        """Every agent that ever wrote to this store: name, site and last heartbeat."""
+        query = select(heartbeats).order_by(heartbeats.c.agent)
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            {"agent": r.agent, "site": r.site, "last_seen_at": r.last_seen_at.isoformat()}
+            for r in rows
+        ]
 
     async def last_heartbeat(self) -> datetime | None:
         query = select(heartbeats.c.last_seen_at).where(heartbeats.c.agent == self.agent)

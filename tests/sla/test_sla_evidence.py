@@ -41,6 +41,7 @@ async def test_bundle_verifies_and_carries_everything(tmp_path: Path) -> None:
     assert result.ok, result.problems
     manifest = json.loads((bundle / "manifest.json").read_text())
     assert manifest["missing"] == list(MISSING_DATA)
+    assert [a["agent"] for a in manifest["agents"]] == [manifest["agent"]]
     assert result.fingerprint == manifest["key_fingerprint"]
     for name in (
         "reports/voice-mx.pdf",
