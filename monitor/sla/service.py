@@ -13,8 +13,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
-from sqlalchemy import func, select
-
 from monitor import events
 from monitor.sla import (
     CompositionRule,
@@ -31,7 +29,14 @@ from monitor.sla import (
 )
 from monitor.sla.clocks import ClockVerdict, judge
 from monitor.sla.contracts import ContractConfig, ContractsSettings, ServiceConfig
-from monitor.sla.intervals import Interval, IntervalSet, difference, span, union
+from monitor.sla.intervals import (
+    Interval,
+    IntervalSet,
+    difference,
+    intersection_all,
+    span,
+    union,
+)
 from monitor.sla.ledger import (
     TICKET_OPENED_AT,
     ExclusionRecord,
@@ -41,7 +46,6 @@ from monitor.sla.ledger import (
 )
 from monitor.sla.maintenance import MaintenanceWindow, windows_for
 from monitor.store import Store
-from monitor.store.schema import journal
 from monitor.tickets.ledger import TicketRow, list_tickets
 
 __all__ = [
@@ -422,20 +426,21 @@ class SlaContext:
         return ticket_records(await list_tickets(self.store))
 
     async def unknown_time(self, start: datetime, end: datetime, now: datetime) -> IntervalSet:
-        """Time no one watched within [start, end): recorded gaps, before the first journal
-        event, and since the last heartbeat when the daemon has stopped beating."""
-        agent = self.store.agent
+        """Time no agent watched within [start, end): with several agents sharing the store,
+        only the time every one of them was away is unknown (coverage is their union)."""
+        agents = await self.store.watchers()
+        return intersection_all(
+            [await self._unknown_of(agent, start, end, now) for agent in agents]
+        )
+
+    async def _unknown_of(
+        self, agent: str, start: datetime, end: datetime, now: datetime
+    ) -> IntervalSet:
+        """Time `agent` did not watch: its recorded gaps, before its first journal event,
+        and since its last heartbeat when it has stopped beating."""
         gaps = [span(g.start, g.end) for g in await self.store.gaps(agent=agent)]
-        async with self.store.engine.connect() as conn:
-            first = (
-                await conn.execute(select(func.min(journal.c.seq)).where(journal.c.agent == agent))
-            ).scalar_one_or_none()
-            first_ts = None
-            if first is not None:
-                first_ts = (
-                    await conn.execute(select(journal.c.ts).where(journal.c.seq == first))
-                ).scalar_one()
-        last_beat = await self.store.last_heartbeat()
+        first_ts = await self.store.first_event_at(agent)
+        last_beat = await self.store.last_heartbeat(agent)
         if first_ts is None:
             gaps.append(span(start, end))
         else:

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Row, insert, or_, select, update
+from sqlalchemy import Row, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.events import (
@@ -226,10 +226,33 @@ class Store:
             for r in rows
         ]
 
-    async def last_heartbeat(self) -> datetime | None:
-        query = select(heartbeats.c.last_seen_at).where(heartbeats.c.agent == self.agent)
+    async def last_heartbeat(self, agent: str | None = None) -> datetime | None:
+        """This agent's last heartbeat (or `agent`'s)."""
+        name = self.agent if agent is None else agent
+        query = select(heartbeats.c.last_seen_at).where(heartbeats.c.agent == name)
         async with self._engine.connect() as conn:
             value: datetime | None = (await conn.execute(query)).scalar_one_or_none()
+        return value
+
+    async def watchers(self) -> list[str]:
+        """Every agent that has watched with this store: a heartbeat or a journal of its own."""
+        beats = select(heartbeats.c.agent)
+        journals = select(journal.c.agent).distinct()
+        async with self._engine.connect() as conn:
+            names = {
+                *(await conn.execute(beats)).scalars(),
+                *(await conn.execute(journals)).scalars(),
+            }
+        return sorted(names | {self.agent})
+
+    async def first_event_at(self, agent: str | None = None) -> datetime | None:
+        """When this agent (or `agent`) journaled its first event: it watched from then on."""
+        name = self.agent if agent is None else agent
+        first = select(func.min(journal.c.seq)).where(journal.c.agent == name).scalar_subquery()
+        async with self._engine.connect() as conn:
+            value: datetime | None = (
+                await conn.execute(select(journal.c.ts).where(journal.c.seq == first))
+            ).scalar_one_or_none()
         return value
 
     async def record_gap(self, start: datetime, end: datetime, reason: str) -> MonitorGap:
