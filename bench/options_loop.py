@@ -148,14 +148,16 @@ async def run_loop(
     sched.lag.samples = samples
     started0, skipped0 = sched.started, sched.skipped
     outcomes0 = {
-        k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()
+        k: sum(st.outcome_counts.get(k, 0) for st in monitor.pipeline.stats.values())
+        for k in _outcomes()
     }
     cpu0, t0 = cpu_s(), time.perf_counter()
     await asyncio.sleep(seconds)
     cpu1, t1 = cpu_s(), time.perf_counter()
     sched.lag.samples = None
     outcomes1 = {
-        k: sum(st.outcome_counts.get(k, 0) for st in monitor.stats.values()) for k in _outcomes()
+        k: sum(st.outcome_counts.get(k, 0) for st in monitor.pipeline.stats.values())
+        for k in _outcomes()
     }
     done = {
         k.value: outcomes1[k] - outcomes0[k] for k in _outcomes() if outcomes1[k] - outcomes0[k]

@@ -26,7 +26,6 @@ from monitor.metrics.exporter import (
 )
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
-from monitor.metrics.stats import ProbeStats
 from monitor.pipeline import Pipeline
 from monitor.probe_settings import options_settings, start_call_probes, transport_of
 from monitor.scheduler import Scheduler
@@ -76,6 +75,7 @@ class Monitor:
             config.tickets,
             [(t.name, t.carrier) for t in config.trunks],
             in_maintenance=self.maintenance.covers,
+            quorum=config.cluster.quorums(config.trunks),
         )
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
@@ -85,21 +85,17 @@ class Monitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
 
-    @property
-    def stats(self) -> dict[str, ProbeStats]:
-        return self.pipeline.stats
-
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
         cfg = self.config
-        self.store = await Store.open(cfg.store.url, agent=cfg.agent, site=cfg.site)
+        self.store = await Store.open(
+            cfg.store.url, agent=cfg.agent, site=cfg.site, views=cfg.cluster.enabled
+        )
         now = datetime.now(UTC)
         gaps_before = len(await self.store.gaps())
         restored = await resume(self.store, now)
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
-        for gap in (await self.store.gaps())[gaps_before:]:
-            log.warning("monitor_gap", start=gap.start.isoformat(), end=gap.end.isoformat())
         for trunk in cfg.trunks:
             self.health[trunk.name] = restored.get(trunk.name) or TrunkHealth(trunk.name)
             outage = self.health[trunk.name].open_outage

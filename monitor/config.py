@@ -636,6 +636,21 @@ class VantageSettings(BaseModel):
         return VantageGuard(agent, carriers, VantagePolicy(self.min_trunks, self.min_carriers))
 
 
+class ClusterSettings(BaseModel):
+    """Several agents sharing one PostgreSQL store (monitor/quorum.py): each agent's outages
+    are its view, and the contract's outage needs `quorum` agreeing agents (default: a
+    majority of the agents alive)."""
+
+    model_config = _MODEL_CONFIG
+
+    enabled: bool = False
+    quorum: int | None = Field(default=None, ge=1, le=1000)
+
+    def quorums(self, trunks: Sequence[TrunkConfig]) -> dict[str, int | None] | None:
+        """Each trunk's quorum (None: a majority), or None when there is one agent."""
+        return {t.name: self.quorum for t in trunks} if self.enabled else None
+
+
 class Config(BaseModel):
     """The whole validated configuration; `source` names the file it came from."""
 
@@ -647,6 +662,7 @@ class Config(BaseModel):
     http: HttpSettings = Field(default_factory=HttpSettings)
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     vantage: VantageSettings = Field(default_factory=VantageSettings)
+    cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
     calls: CallsSettings = Field(default_factory=CallsSettings)
@@ -683,6 +699,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "http": HttpSettings,
     "scheduler": SchedulerSettings,
     "vantage": VantageSettings,
+    "cluster": ClusterSettings,
     "calls": CallsSettings,
     "tickets": TicketsSettings,
     "sla": ContractsSettings,
@@ -694,6 +711,7 @@ _TOP_LEVEL_KEYS: Final = (
     "http",
     "scheduler",
     "vantage",
+    "cluster",
     "defaults",
     "trunks",
     "calls",

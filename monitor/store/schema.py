@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Column, Float, Index, Integer, MetaData, String, Table, Text
 
 from monitor.store.types import UtcDateTime
@@ -34,21 +36,38 @@ journal = Table(
     Index("ix_journal_trunk_ts", "trunk", "ts"),
 )
 
+
+def _outage_columns() -> list[Column[Any]]:
+    return [
+        Column("id", String(UUID_LENGTH), primary_key=True),
+        Column("trunk", String(NAME_LENGTH), nullable=False),
+        Column("kind", String(KIND_LENGTH), nullable=False),
+        Column("first_failure_at", UtcDateTime(), nullable=False),
+        Column("confirmed_at", UtcDateTime(), nullable=False),
+        Column("restored_at", UtcDateTime(), nullable=True),
+        Column("closed_at", UtcDateTime(), nullable=True),
+        Column("first_outcome", String(KIND_LENGTH), nullable=False),
+        Column("detail", Text(), nullable=True),
+        Column("agent", String(NAME_LENGTH), nullable=False),
+    ]
+
+
+# The outages the contract counts: one agent's own (alone), or the quorum's (several agents).
 outages = Table(
     "outages",
     metadata,
-    Column("id", String(UUID_LENGTH), primary_key=True),
-    Column("trunk", String(NAME_LENGTH), nullable=False),
-    Column("kind", String(KIND_LENGTH), nullable=False),
-    Column("first_failure_at", UtcDateTime(), nullable=False),
-    Column("confirmed_at", UtcDateTime(), nullable=False),
-    Column("restored_at", UtcDateTime(), nullable=True),
-    Column("closed_at", UtcDateTime(), nullable=True),
-    Column("first_outcome", String(KIND_LENGTH), nullable=False),
-    Column("detail", Text(), nullable=True),
-    Column("agent", String(NAME_LENGTH), nullable=False),
+    *_outage_columns(),
     Index("ix_outages_trunk_first_failure", "trunk", "first_failure_at"),
     Index("ix_outages_closed_at", "closed_at"),
+)
+
+# With several agents (migration 0006): each agent's own view of its outages, from which
+# the leader derives the quorum's (monitor/quorum.py). Never counted by the SLA directly.
+agent_outages = Table(
+    "agent_outages",
+    metadata,
+    *_outage_columns(),
+    Index("ix_agent_outages_trunk_first_failure", "trunk", "first_failure_at"),
 )
 
 monitor_gaps = Table(

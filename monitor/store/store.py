@@ -25,7 +25,7 @@ from monitor.events import (
 from monitor.journal_chain import GENESIS, chain_rows
 from monitor.store.engine import WRITE, create_engine
 from monitor.store.migrations import upgrade_to_head
-from monitor.store.schema import heartbeats, journal, monitor_gaps, outages
+from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gaps, outages
 
 # Imported for its side effect: the ticket tables join schema.metadata (migration 0003).
 
@@ -37,14 +37,21 @@ class JournalCorruptError(ValueError):
 class Store:
     """One agent's view of the database; instances come from ``await Store.open(...)``."""
 
-    def __init__(self, engine: AsyncEngine, agent: str, site: str | None = None) -> None:
+    def __init__(
+        self, engine: AsyncEngine, agent: str, site: str | None = None, *, views: bool = False
+    ) -> None:
         self._engine = engine
         self.agent = agent
+        # views: one of several agents, whose outages are its view (agent_outages); the
+        # contract's outages are the quorum's, written by the leader (monitor/quorum.py).
+        self._written = agent_outages if views else outages
         self.site = site  # where the agent runs; kept beside its heartbeat
         self._chain_lock = asyncio.Lock()
 
     @classmethod
-    async def open(cls, url: str, *, agent: str, site: str | None = None) -> Store:
+    async def open(
+        cls, url: str, *, agent: str, site: str | None = None, views: bool = False
+    ) -> Store:
         """Connect (``sqlite:///x.db``, ``sqlite:///:memory:``, ``postgresql://...``); migrate."""
         if not agent:
             raise ValueError("agent name must not be empty")
@@ -55,7 +62,7 @@ class Store:
         except BaseException:
             await engine.dispose()
             raise
-        return cls(engine, agent, site)
+        return cls(engine, agent, site, views=views)
 
     @property
     def engine(self) -> AsyncEngine:
@@ -103,7 +110,7 @@ class Store:
             await conn.execute(insert(journal), rows)
             for e in events:
                 if isinstance(e, OutageOpened):
-                    await conn.execute(insert(outages).values(self._outage_row(e.outage)))
+                    await conn.execute(insert(self._written).values(self._outage_row(e.outage)))
                 elif isinstance(e, OutageClosed):
                     await self._close_outage(conn, e.outage)
                 elif isinstance(e, MonitorGap):
@@ -126,15 +133,16 @@ class Store:
         return head or GENESIS
 
     async def _close_outage(self, conn: AsyncConnection, outage: Outage) -> None:
+        table = self._written
         result = await conn.execute(
-            update(outages)
-            .where(outages.c.id == outage.id)
+            update(table)
+            .where(table.c.id == outage.id)
             .values(restored_at=outage.restored_at, closed_at=outage.closed_at)
         )
         if result.rowcount == 0:
             # Its open predates this database (e.g. journal imported from elsewhere):
             # keep the closed outage rather than lose it.
-            await conn.execute(insert(outages).values(self._outage_row(outage)))
+            await conn.execute(insert(table).values(self._outage_row(outage)))
 
     def _outage_row(self, outage: Outage) -> dict[str, Any]:
         return {
@@ -188,6 +196,24 @@ class Store:
             until = as_utc(until, "until")
             conditions.append(outages.c.first_failure_at < until)
         return await self._outages(*conditions)
+
+    async def agent_views(self, *, since: datetime) -> list[tuple[str, Outage]]:
+        """Every agent's own outages still open or restored after `since`: (agent, outage)."""
+        table = agent_outages
+        query = (
+            select(table)
+            .where(or_(table.c.restored_at.is_(None), table.c.restored_at > since))
+            .order_by(table.c.first_failure_at, table.c.id)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [(row.agent, _outage_from_row(row)) for row in rows]
+
+    async def heartbeats(self) -> dict[str, datetime]:
+        """Every agent's last heartbeat."""
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(select(heartbeats))).all()
+        return {row.agent: row.last_seen_at for row in rows}
 
     async def outage(self, outage_id: str) -> Outage | None:
         found = await self._outages(outages.c.id == outage_id)

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import aiohttp
 
@@ -30,6 +30,7 @@ from monitor.leadership import Leadership
 from monitor.log import get_logger
 from monitor.metrics.exposition import Section
 from monitor.metrics.tickets import TicketMetrics
+from monitor.quorum import QuorumLoop
 from monitor.store.store import Store
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
 from monitor.tickets.compose import compose
@@ -98,6 +99,7 @@ class TicketService:
         *,
         in_maintenance: InMaintenance = never_in_maintenance,
         clock: Clock = SYSTEM_CLOCK,
+        quorum: Mapping[str, int | None] | None = None,
     ) -> None:
         """``trunks``: (name, carrier) of every configured trunk."""
         self.settings = settings or TicketsSettings()
@@ -110,6 +112,9 @@ class TicketService:
         self._worker: OutboxWorker | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._db: TicketStore | None = None
+        # Several agents (trunk → quorum): the leader derives the contract's outages and
+        # tickets from the agents' views (monitor/quorum.py); None: this agent's are those.
+        self._quorum = quorum
         self.leadership: Leadership | None = None
 
     @property
@@ -143,9 +148,12 @@ class TicketService:
             metrics=self.metrics,
             retry_initial_s=outbox.retry_initial,
             retry_max_s=outbox.retry_max,
-            leads=lambda: self.leadership is not None and self.leadership.is_leader,
+            leads=self._leads,
         )
         self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
+        if self._quorum is not None:
+            verdicts = QuorumLoop(store, self.routing, self._quorum, self._leads, clock=self._clock)
+            self._tasks.append(asyncio.create_task(verdicts.run(), name="quorum"))
         for sink in self.settings.sinks:
             if isinstance(sink, EmailSinkSettings) and sink.imap is not None:
                 poller = ImapPoller(
@@ -159,6 +167,9 @@ class TicketService:
                 )
         log.info("tickets_started", sinks=len(self._sinks), routes=len(self.routing.routes))
 
+    def _leads(self) -> bool:
+        return self.leadership is not None and self.leadership.is_leader
+
     def on_events(self, events: Sequence[Event]) -> None:
         """From the hot path's consumer: no I/O. The requests are written by ``append``;
         this only makes the worker look as soon as they are."""
@@ -169,7 +180,10 @@ class TicketService:
 
     async def append(self, store: Store, events: Sequence[Event]) -> None:
         """Journal ``events`` with their ticket requests in one transaction, then deliver."""
-        await append_with_outbox(store, events, self.routing, utc_now(self._clock))
+        if self._quorum is None:
+            await append_with_outbox(store, events, self.routing, utc_now(self._clock))
+        else:  # one of several agents: its outages are its view; the leader tickets
+            await store.append(events)
         if self._worker is not None:
             self._worker.wake()
 

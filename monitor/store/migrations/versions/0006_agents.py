@@ -27,9 +27,27 @@ def upgrade() -> None:
         sa.Column("token", sa.BigInteger(), nullable=False),
         sa.Column("expires_at", sa.DateTime(timezone=True), nullable=False),
     )
+    op.create_table(
+        "agent_outages",
+        sa.Column("id", sa.String(36), primary_key=True),
+        sa.Column("trunk", sa.String(200), nullable=False),
+        sa.Column("kind", sa.String(32), nullable=False),
+        sa.Column("first_failure_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("confirmed_at", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("restored_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("closed_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("first_outcome", sa.String(32), nullable=False),
+        sa.Column("detail", sa.Text(), nullable=True),
+        sa.Column("agent", sa.String(200), nullable=False),
+    )
+    op.create_index(
+        "ix_agent_outages_trunk_first_failure", "agent_outages", ["trunk", "first_failure_at"]
+    )
 
 
 def downgrade() -> None:
+    op.drop_index("ix_agent_outages_trunk_first_failure", table_name="agent_outages")
+    op.drop_table("agent_outages")
     op.drop_table("leases")
     with op.batch_alter_table("heartbeats") as batch:
         batch.drop_column("site")

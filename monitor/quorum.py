@@ -1,0 +1,206 @@
+"""Several agents, one verdict: a trunk is down for the contract while at least `k` of the
+agents alive and watching it have it down (each agent's own view: agent_outages), where
+`k` is the configured quorum or else a majority of those agents. One agent alone seeing it
+down is a vantage-local failure: its view is kept, but no outage and no ticket follow.
+
+The contract outage starts when the quorum is first reached (the k-th earliest first
+failure among the agreeing views, the same rule one agent applies to its own streak) and
+ends when it is lost. The leader (monitor/leadership.py) reconciles the store with this
+every EVALUATE_S; the verdict depends only on the store, so a new leader continues where
+the last one stopped, and an outage's id is derived from its trunk and start, so two
+leaders racing write the same row once.
+
+`reconcile` is pure: views and the open contract outages in, journal events out.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened
+from monitor.log import get_logger
+from monitor.store import Store
+from monitor.tickets.ledger import append_with_outbox
+from monitor.tickets.routing import TicketRouting
+from probes.clock import SYSTEM_CLOCK, Clock, utc_now
+
+log = get_logger("trunkwatch.quorum")
+
+QUORUM_AGENT: Final = "quorum"  # the journal (and hash chain) of the contract's outages
+EVALUATE_S: Final = 0.5  # quorum reached → ticket request within about this
+# An agent is alive while its heartbeat (every 10 s) is younger than this.
+ALIVE_FOR: Final = timedelta(seconds=30)
+# Views restored longer ago than this cannot change an open verdict any more.
+LOOKBACK: Final = timedelta(days=2)
+_IDS: Final = uuid.UUID("6f1c8a0e-31d5-4f0e-9a57-3b8f0c1e2d41")
+
+
+@dataclass(frozen=True, slots=True)
+class View:
+    """One agent's own outage of a trunk: first failure to restoration (None: still down)."""
+
+    agent: str
+    outage: Outage
+
+
+def needed(alive: int, quorum: int | None) -> int:
+    """How many agreeing agents make an outage: the configured quorum, else a majority."""
+    if quorum is not None:
+        return quorum
+    return alive // 2 + 1
+
+
+def quorum_spans(views: Iterable[View], k: int) -> list[tuple[datetime, datetime | None]]:
+    """The spans during which at least `k` views are open at once, in time order; a span
+    still open ends in None."""
+    points: list[tuple[datetime, int]] = []
+    for view in views:
+        points.append((view.outage.first_failure_at, 1))
+        if view.outage.restored_at is not None:
+            points.append((view.outage.restored_at, -1))
+    points.sort()  # at one instant restorations (-1) first: touching views do not overlap
+    spans: list[tuple[datetime, datetime | None]] = []
+    count = 0
+    start: datetime | None = None
+    for at, step in points:
+        count += step
+        if start is None and count >= k:
+            start = at
+        elif start is not None and count < k:
+            spans.append((start, at))
+            start = None
+    if start is not None:
+        spans.append((start, None))
+    return spans
+
+
+def _open_at(view: View, at: datetime) -> bool:
+    o = view.outage
+    return o.first_failure_at <= at and (o.restored_at is None or o.restored_at > at)
+
+
+def outage_id(trunk: str, start: datetime) -> str:
+    return str(uuid.uuid5(_IDS, f"{trunk}|{start.isoformat()}"))
+
+
+def reconcile(
+    trunk: str,
+    views: Sequence[View],
+    open_outage: Outage | None,
+    k: int,
+    now: datetime,
+) -> list[Event]:
+    """The events that make the contract's outage of `trunk` agree with the views."""
+    spans = quorum_spans(views, k)
+    if open_outage is not None:
+        began = open_outage.first_failure_at
+        for start, end in spans:
+            if start <= began and (end is None or end > began):
+                if end is None:
+                    return []  # the quorum still holds
+                closed = open_outage.closed(restored_at=end, closed_at=max(now, end))
+                return [OutageClosed(closed)]
+        # Its quorum is gone altogether (agents died, or the quorum changed): it ends at
+        # the last restoration seen, else when it began.
+        ends = [v.outage.restored_at for v in views if v.outage.restored_at is not None]
+        restored = max([began, *[e for e in ends if e <= now]])
+        return [OutageClosed(open_outage.closed(restored_at=restored, closed_at=now))]
+    ongoing = [start for start, end in spans if end is None]
+    if not ongoing:
+        return []
+    start = ongoing[-1]
+    members = sorted((v for v in views if _open_at(v, start)), key=_first_failure)
+    agents = sorted({v.agent for v in members})
+    outage = Outage(
+        id=outage_id(trunk, start),
+        trunk=trunk,
+        kind=OutageKind.OUTAGE,
+        first_failure_at=start,
+        confirmed_at=max(now, start),
+        first_outcome=members[0].outage.first_outcome,
+        detail=f"quorum {k}: {', '.join(agents)}"[:500],
+    )
+    return [OutageOpened(outage)]
+
+
+def _first_failure(view: View) -> datetime:
+    return view.outage.first_failure_at
+
+
+def evaluate(
+    views: Iterable[tuple[str, Outage]],
+    open_outages: Iterable[Outage],
+    alive: Iterable[str],
+    trunks: Mapping[str, int | None],
+    now: datetime,
+) -> list[Event]:
+    """Every trunk's events: `views` of the agents (dead agents' views do not count),
+    the contract outages still open, and each trunk's configured quorum (None: majority)."""
+    living = set(alive)
+    by_trunk: dict[str, list[View]] = {}
+    for agent, outage in views:
+        if agent in living and outage.kind is OutageKind.OUTAGE:
+            by_trunk.setdefault(outage.trunk, []).append(View(agent, outage))
+    open_by_trunk = {o.trunk: o for o in open_outages if o.kind is OutageKind.OUTAGE}
+    k_alive = len(living)
+    events: list[Event] = []
+    for trunk, quorum in trunks.items():
+        k = needed(k_alive, quorum)
+        if k_alive == 0:
+            continue  # nobody watches: unknown time, not a verdict
+        events += reconcile(trunk, by_trunk.get(trunk, []), open_by_trunk.get(trunk), k, now)
+    return events
+
+
+class QuorumLoop:
+    """The leader's side: every EVALUATE_S, read the agents' views and write the verdict
+    (journaled as QUORUM_AGENT, with its ticket requests, in one transaction)."""
+
+    def __init__(
+        self,
+        store: Store,
+        routing: TicketRouting,
+        trunks: Mapping[str, int | None],
+        leads: Callable[[], bool],
+        *,
+        clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        self._views = store
+        self._verdicts = Store(store.engine, QUORUM_AGENT)
+        self._routing = routing
+        self._trunks = trunks
+        self._leads = leads
+        self._clock = clock
+
+    async def step(self) -> list[Event]:
+        if not self._leads():
+            return []
+        now = utc_now(self._clock)
+        views = await self._views.agent_views(since=now - LOOKBACK)
+        beats = await self._views.heartbeats()
+        alive = [agent for agent, seen in beats.items() if now - seen < ALIVE_FOR]
+        still_open = [o for o in await self._verdicts.outages(since=now) if o.restored_at is None]
+        events = evaluate(views, still_open, alive, self._trunks, now)
+        if events:
+            await append_with_outbox(self._verdicts, events, self._routing, now)
+            for event in events:
+                if isinstance(event, OutageOpened | OutageClosed):
+                    how = "opened" if isinstance(event, OutageOpened) else "closed"
+                    o = event.outage
+                    log.warning(f"quorum_outage_{how}", trunk=o.trunk, outage_id=o.id)
+        return events
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self.step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # the database is away: try again next round
+                log.error("quorum_evaluation_failed", error=repr(exc)[:200])
+            await asyncio.sleep(EVALUATE_S)
