@@ -168,9 +168,11 @@ class QuorumLoop:
         trunks: Mapping[str, int | None],
         leads: Callable[[], bool],
         *,
+        wake: Callable[[], None] = lambda: None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._views = store
+        self._wake = wake  # the outbox worker: new requests are due now
         self._verdicts = Store(store.engine, QUORUM_AGENT)
         self._routing = routing
         self._trunks = trunks
@@ -188,6 +190,7 @@ class QuorumLoop:
         events = evaluate(views, still_open, alive, self._trunks, now)
         if events:
             await append_with_outbox(self._verdicts, events, self._routing, now)
+            self._wake()
             for event in events:
                 if isinstance(event, OutageOpened | OutageClosed):
                     how = "opened" if isinstance(event, OutageOpened) else "closed"

@@ -152,7 +152,9 @@ class TicketService:
         )
         self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
         if self._quorum is not None:
-            verdicts = QuorumLoop(store, self.routing, self._quorum, self._leads, clock=self._clock)
+            verdicts = QuorumLoop(
+                store, self.routing, self._quorum, self._leads, wake=self.wake, clock=self._clock
+            )
             self._tasks.append(asyncio.create_task(verdicts.run(), name="quorum"))
         for sink in self.settings.sinks:
             if isinstance(sink, EmailSinkSettings) and sink.imap is not None:
