@@ -261,14 +261,9 @@ class Store:
         return value
 
     async def watchers(self) -> list[str]:
-        """Every agent that has watched with this store: a heartbeat or a journal of its own."""
-        beats = select(heartbeats.c.agent)
-        journals = select(journal.c.agent).distinct()
+        """Every agent that watches with this store (each heartbeats), and this one."""
         async with self._engine.connect() as conn:
-            names = {
-                *(await conn.execute(beats)).scalars(),
-                *(await conn.execute(journals)).scalars(),
-            }
+            names = set((await conn.execute(select(heartbeats.c.agent))).scalars())
         return sorted(names | {self.agent})
 
     async def first_event_at(self, agent: str | None = None) -> datetime | None:
