@@ -979,10 +979,11 @@ class _Loader:
                 self.add((str(key),), _unknown_field(key, _TOP_LEVEL_KEYS))
 
         built: dict[str, Any] = {}
-        if "agent" in plain:
-            agent = self._validate(Config, {"agent": plain["agent"]}, ())
-            if agent is not None:
-                built["agent"] = agent.agent
+        for label in ("agent", "site"):
+            if label in plain:
+                checked = self._validate(Config, {label: plain[label]}, ())
+                if checked is not None:
+                    built[label] = getattr(checked, label)
         for name, model in _SECTIONS.items():
             # Validated even when absent: the default store URL resolves against base_dir.
             section = self._validate(model, _section(plain.get(name)), (name,))

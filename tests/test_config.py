@@ -1121,3 +1121,10 @@ def test_example_config_names_missing_env() -> None:
     assert "password_env: TRUNKWATCH_CARRIER_B_PASSWORD" in line
     assert problem.field == "trunks[2].auth.password_env"
     assert problem.problem == "environment variable TRUNKWATCH_CARRIER_B_PASSWORD is not set"
+
+
+def test_site_is_read_and_checked_like_the_agent_name() -> None:
+    cfg = config_from_text("agent: mx-1\nsite: mexico-city\n")
+    assert (cfg.agent, cfg.site) == ("mx-1", "mexico-city")
+    with pytest.raises(ConfigError, match="site"):
+        config_from_text('site: "no spaces allowed"\n')

@@ -293,6 +293,38 @@ def test_compose_file_validates_with_docker_compose(tmp_path: Path) -> None:
     assert proc.returncode != 0 and "GRAFANA_ADMIN_PASSWORD" in proc.stderr
 
 
+# ---- the two-agent compose stack (issue 12) ---------------------------------------------------
+
+CLUSTER_DIR = COMPOSE_DIR / "cluster"
+
+
+def test_cluster_agents_share_postgres_and_differ_only_in_name_and_site(tmp_path: Path) -> None:
+    stack = load_yaml(CLUSTER_DIR / "compose.yaml")["services"]
+    configs = {}
+    for agent in ("agent-a", "agent-b"):
+        cfg = load_config((CLUSTER_DIR / f"{agent}.yaml").read_text(), tmp_path)
+        assert (cfg.agent, cfg.site) == (agent, f"site-{agent[-1]}")
+        assert cfg.cluster.enabled and cfg.store.url.startswith("postgresql://")
+        assert "PGPASSWORD" in stack[agent]["environment"]  # never in the URL
+        configs[agent] = cfg
+    a, b = configs.values()
+    assert a.store.url == b.store.url and a.trunks == b.trunks
+    assert "postgres:5432" in a.store.url and "postgres" in stack
+    env_example = (CLUSTER_DIR / ".env.example").read_text()
+    for variable in set(re.findall(r"\$\{(\w+)", (CLUSTER_DIR / "compose.yaml").read_text())):
+        assert re.search(rf"^{variable}=", env_example, re.M), f"{variable} not in .env.example"
+
+
+def test_cluster_compose_validates_with_docker_compose(tmp_path: Path) -> None:
+    binary = require_binary("docker-compose")
+    env = {**os.environ, "POSTGRES_PASSWORD": "test-only"}
+    proc = subprocess.run(
+        [binary, "-f", str(CLUSTER_DIR / "compose.yaml"), "config", "-q"],
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+
+
 # ---- Kubernetes -------------------------------------------------------------------------------
 
 
