@@ -22,7 +22,7 @@ import pytest
 from peers import require_binary
 from ruamel.yaml import YAML
 
-from monitor.config import Config, config_from_text
+from monitor.config import Config, config_from_text, default_agent_name
 
 ROOT = Path(__file__).resolve().parent.parent
 DEPLOY = ROOT / "deploy"
@@ -437,3 +437,23 @@ def test_kustomization_builds() -> None:
     kinds = re.findall(r"^kind: (\w+)$", proc.stdout, re.M)
     assert sorted(kinds) == sorted(k8s_resources())
     assert proc.stdout.count("namespace: trunkwatch") == len(kinds) - 1  # all but the Namespace
+
+
+def test_cluster_overlay_builds_three_agents_on_postgres(tmp_path: Path) -> None:
+    kubectl = require_binary("kubectl")
+    proc = subprocess.run(
+        [kubectl, "kustomize", str(DEPLOY / "kubernetes-cluster")],
+        capture_output=True, text=True, timeout=TOOL_TIMEOUT_S,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    built = {r["kind"]: r for r in YAML(typ="safe").load_all(proc.stdout)}
+    stateful = built["StatefulSet"]["spec"]
+    assert stateful["replicas"] == 3 and stateful["podManagementPolicy"] == "Parallel"
+    (container,) = stateful["template"]["spec"]["containers"]
+    env = {e["name"]: e for e in container["env"]}
+    assert env["PGPASSWORD"]["valueFrom"]["secretKeyRef"]["name"] == "trunkwatch-secrets"
+    assert "TRUNKWATCH_CARRIER_B_PASSWORD" in env  # the base's variables are kept
+    text = built["ConfigMap"]["data"]["trunkwatch.yaml"]
+    cfg = load_config(text, tmp_path, env={"TRUNKWATCH_CARRIER_B_PASSWORD": "x"})
+    assert cfg.cluster.enabled and cfg.store.url.startswith("postgresql://")
+    assert cfg.agent == default_agent_name()  # each pod is named after its host
