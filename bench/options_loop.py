@@ -27,6 +27,7 @@ import tempfile
 import time
 from array import array
 from pathlib import Path
+from typing import Any
 
 KAMAILIO_CFG = """#!KAMAILIO
 debug=1
@@ -117,10 +118,13 @@ def percentile(sorted_values: array[float], q: float) -> float:
     return sorted_values[min(len(sorted_values) - 1, int(q * len(sorted_values)))]
 
 
-def config_text(n: int, port: int, interval: float, db: Path, timeout: float) -> str:
+def config_text(
+    n: int, port: int, interval: float, db: Path, timeout: float, store: str = ""
+) -> str:
+    """`store`: extra top-level YAML for the store (default: SQLite at `db`)."""
     lines = [
         "agent: bench",
-        f'store: {{url: "sqlite:///{db}"}}',
+        store or f'store: {{url: "sqlite:///{db}"}}',
         "http: {listen: 127.0.0.1, port: 0}",
         "scheduler: {max_in_flight: 2000}",
         f"defaults: {{interval: {interval}, timeout: {timeout}}}",
@@ -131,13 +135,22 @@ def config_text(n: int, port: int, interval: float, db: Path, timeout: float) ->
 
 
 async def run_loop(
-    n: int, port: int, seconds: float, interval: float, workdir: Path
+    n: int,
+    port: int,
+    seconds: float,
+    interval: float,
+    workdir: Path,
+    *,
+    store: str = "",
+    during: Any = None,
 ) -> dict[str, float]:
+    """`during(seconds)`, if given, is awaited instead of a plain sleep over the window."""
     from monitor.app import Monitor
     from monitor.config import config_from_text
 
     timeout = min(0.8 * interval, 4.0)
-    cfg = config_from_text(config_text(n, port, interval, workdir / f"bench-{n}.db", timeout))
+    text = config_text(n, port, interval, workdir / f"bench-{n}.db", timeout, store)
+    cfg = config_from_text(text)
     monitor = Monitor(cfg, http_port=0)
     await monitor.start()
     assert monitor.scheduler is not None
@@ -152,7 +165,7 @@ async def run_loop(
         for k in _outcomes()
     }
     cpu0, t0 = cpu_s(), time.perf_counter()
-    await asyncio.sleep(seconds)
+    extra = await during(seconds) if during is not None else await asyncio.sleep(seconds)
     cpu1, t1 = cpu_s(), time.perf_counter()
     sched.lag.samples = None
     outcomes1 = {
@@ -177,6 +190,7 @@ async def run_loop(
         "cpu_pct": 100 * (cpu1 - cpu0) / wall,
         "rss_mb": rss_mb(),
         "skipped": sched.skipped - skipped0,
+        "during": extra,
     }
 
 

@@ -11,6 +11,7 @@ from sla_world import NOW, SERVICE, TRUNK, mx, outage, settings
 
 from monitor.events import TrunkState, TrunkStateChanged
 from monitor.quorum import QuorumLoop
+from monitor.sla.reports import make_report, report_dict
 from monitor.sla.service import SlaContext
 from monitor.store import Store
 from monitor.tickets.config import TicketsSettings
@@ -91,12 +92,14 @@ async def test_three_agents_and_one_agent_give_the_same_month(
     single_url = f"sqlite:///{tmp_path / 'single.db'}"
     await feed_single(single_url)
     results = []
+    reports = []
     for url in (pg_url, single_url):
         store = await Store.open(url, agent="reader")
         try:
             ctx = SlaContext(store, contracts)
             period = ctx.month(SERVICE, "2026-10")
             results.append((await ctx.sla(SERVICE, period, NOW)).result)
+            reports.append(report_dict(await make_report(ctx, SERVICE, "2026-10", NOW, lang="en")))
             counted = [(o.first_failure_at, o.restored_at) for o in await store.outages()]
         finally:
             await store.close()
@@ -105,3 +108,14 @@ async def test_three_agents_and_one_agent_give_the_same_month(
     assert many.tnodisp == one.tnodisp == sum((b - a for a, b in AGREED), timedelta())
     assert many.availability_exact == one.availability_exact
     assert many.coverage_exact == one.coverage_exact
+    # The report shows the same figures, and with three agents what each one saw.
+    three, single = reports
+    assert three["availability"] == single["availability"]
+    assert single["agent_views"] == []
+    seen = sorted((v["agent"], v["first_failure_at"]) for v in three["agent_views"])
+    expected = sorted(
+        (agent, first.astimezone(UTC).isoformat())
+        for agent, spans in VIEWS.items()
+        for first, _ in spans
+    )
+    assert seen == expected

@@ -14,7 +14,7 @@ from monitor.sla import (
     month_of,
     month_period,
 )
-from monitor.sla.reports.model import Report, build_report
+from monitor.sla.reports.model import AgentView, Report, build_report
 from monitor.sla.reports.quality import TrunkQuality, quality_of
 from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store.samples import query_call_samples, query_probe_samples
@@ -56,7 +56,22 @@ async def make_report(
     sla = await ctx.sla(service, period, now)
     history = await credit_history(ctx, service, sla, now)
     quality = await service_quality(ctx, sla)
-    return build_report(sla, lang=lang, generated_at=now, credit_history=history, quality=quality)
+    views = await agent_views(ctx, sla)
+    return build_report(
+        sla, lang=lang, generated_at=now, credit_history=history, quality=quality,
+        agent_views=views,
+    )  # fmt: skip
+
+
+async def agent_views(ctx: SlaContext, sla: ServiceSla) -> tuple[AgentView, ...]:
+    """Each agent's own outages of the service's trunks met in the period (several agents)."""
+    period = sla.result.period
+    parts = set(sla.inputs.service.parts)
+    return tuple(
+        AgentView(agent, o.trunk, o.first_failure_at, o.restored_at, str(o.first_outcome))
+        for agent, o in await ctx.store.agent_views(since=period.start_utc)
+        if o.trunk in parts and o.first_failure_at < period.end_utc
+    )
 
 
 async def service_quality(ctx: SlaContext, sla: ServiceSla) -> tuple[TrunkQuality, ...]:

@@ -88,6 +88,18 @@ class MaintenanceLine:
 
 
 @dataclass(frozen=True, slots=True)
+class AgentView:
+    """One agent's own outage of a trunk of the service (several agents: monitor/quorum.py);
+    the contract counts the quorum's outages, these are the detail behind them."""
+
+    agent: str
+    trunk: str
+    first_failure_at: datetime
+    restored_at: datetime | None
+    first_outcome: str
+
+
+@dataclass(frozen=True, slots=True)
 class GapLine:
     start: datetime
     end: datetime
@@ -140,6 +152,8 @@ class Report:
     gaps: tuple[GapLine, ...]
     # Per trunk of the service with samples in the period (monitor/sla/reports/quality.py).
     quality: tuple[TrunkQuality, ...] = ()
+    # With several agents: what each one saw (empty for a single agent).
+    agent_views: tuple[AgentView, ...] = ()
     limits: ClockLimits = field(default_factory=ClockLimits)
 
     def local(self, instant: datetime | None) -> str:
@@ -246,6 +260,7 @@ def build_report(
     generated_at: datetime,
     credit_history: Sequence[CreditBalance] = (),
     quality: Sequence[TrunkQuality] = (),
+    agent_views: Sequence[AgentView] = (),
 ) -> Report:
     """The report model for one computed SLA; credit_history ends with this period's balance."""
     check_lang(lang)
@@ -327,6 +342,7 @@ def build_report(
         maintenance=tuple(sorted(maintenance, key=lambda m: (m.start, m.window_id))),
         gaps=gaps,
         quality=tuple(quality),
+        agent_views=tuple(agent_views),
         limits=contract.limits_for(inputs.service.name),
     )
 

@@ -214,6 +214,16 @@ def report_dict(r: Report) -> dict[str, Any]:
             for m in r.maintenance
         ],
         "quality": _quality(r.quality),
+        "agent_views": [
+            {
+                "agent": v.agent,
+                "trunk": v.trunk,
+                "first_failure_at": v.first_failure_at.isoformat(),
+                "restored_at": _iso(v.restored_at),
+                "first_outcome": v.first_outcome,
+            }
+            for v in r.agent_views
+        ],
     }
 
 
