@@ -115,7 +115,8 @@ class Pipeline:
             self.stats[trunk].record(result)
             raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
             done = self.sampler.record(trunk, raw)
-            if self.vantage is not None and result.outcome not in NOT_THE_TRUNKS_FAULT:
+            vantage = self.vantage
+            if vantage is not None and vantage.concerns(trunk, result.outcome):
                 return self._vantage(result, now, done)
             events = reduce(self.health[trunk], result, now, self.policies[trunk])
             if done is None and not events:
@@ -143,8 +144,8 @@ class Pipeline:
                         other.fail_streak = 0  # its failures while we were cut off were ours
                 events.append(gap)  # logged as monitor_gap (reason vantage_suspect)
         else:
-            started = health.streak_started_at if health.fail_streak > 0 else sent_at
-            if guard.failed(trunk, started or sent_at):
+            started = (health.streak_started_at if health.fail_streak else None) or sent_at
+            if guard.failed(trunk, started):
                 assert guard.suspect_since is not None
                 fields: dict[str, object] = {
                     "since": guard.suspect_since.isoformat(),

@@ -17,6 +17,7 @@ from typing import Final
 
 from monitor.events import MonitorGap
 from monitor.metrics.exposition import ExpositionFormat, Kind, family, label_text
+from probes.result import NOT_THE_TRUNKS_FAULT, Outcome
 
 AGENT_SUSPECT = family(
     "agent_suspect",
@@ -63,6 +64,13 @@ class VantageGuard:
     @property
     def suspect(self) -> bool:
         return self.suspect_since is not None
+
+    def concerns(self, trunk: str, outcome: Outcome) -> bool:
+        """Whether this result changes or meets the rule. Usually not (an answer from a
+        trunk that was answering, nobody suspect): the hot path then skips it, allocation-free."""
+        if not self.possible or outcome in NOT_THE_TRUNKS_FAULT:
+            return False
+        return outcome is not Outcome.OK or self.suspect_since is not None or trunk in self.failing
 
     def failed(self, trunk: str, streak_started_at: datetime) -> bool:
         """A failure of `trunk` (its failing streak began at `streak_started_at`); True when
