@@ -26,14 +26,12 @@ from typing import Any, Final
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
-from sqlalchemy import and_, or_, select
 
 from monitor.journal_chain import ChainLink, verify_chain
 from monitor.sla.reports import make_report, render_csv, render_html, render_json, render_pdf
 from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store import Store
 from monitor.store.samples import CallSample, ProbeSample, query_call_samples, query_probe_samples
-from monitor.store.schema import journal
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -315,37 +313,10 @@ async def _journal_slice(
     store: Store, start: datetime, end: datetime
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]]]:
     """Each agent's contiguous run of journal rows covering [start, end), and its chain ends."""
-    async with store.engine.connect() as conn:
-        bounds = (
-            await conn.execute(
-                select(journal.c.agent, journal.c.seq)
-                .where(journal.c.ts >= start, journal.c.ts < end)
-                .order_by(journal.c.seq)
-            )
-        ).all()
-        ranges: dict[str, tuple[int, int]] = {}
-        for agent, seq in bounds:
-            low, high = ranges.get(agent, (seq, seq))
-            ranges[agent] = (min(low, seq), max(high, seq))
-        if not ranges:
-            return [], {}
-        rows = (
-            await conn.execute(
-                select(journal)
-                .where(
-                    or_(
-                        *(
-                            and_(journal.c.agent == a, journal.c.seq.between(lo, hi))
-                            for a, (lo, hi) in ranges.items()
-                        )
-                    )
-                )
-                .order_by(journal.c.agent, journal.c.seq)
-            )
-        ).all()
-    events = [
+    runs = await store.journal_runs(start, end)
+    events: list[dict[str, Any]] = [
         {
-            "seq": int(r.seq),
+            "seq": r.seq,
             "ts": r.ts.isoformat(),
             "agent": r.agent,
             "trunk": r.trunk,
@@ -354,10 +325,10 @@ async def _journal_slice(
             "prev_hash": r.prev_hash,
             "hash": r.hash,
         }
-        for r in rows
+        for r in runs
     ]
     chains: dict[str, dict[str, Any]] = {}
-    for agent in sorted(ranges):
+    for agent in sorted({r.agent for r in runs}):
         mine = [e for e in events if e["agent"] == agent]
         chains[agent] = {
             "first_seq": mine[0]["seq"],
@@ -636,27 +607,17 @@ async def verify_against_store(bundle: Path, store: Store) -> list[str]:
     except (KeyError, ValueError, TypeError) as exc:
         raise EvidenceError(f"{bundle}: no readable manifest and journal ({exc})") from None
     problems: list[str] = []
-    async with store.engine.connect() as conn:
-        for agent, chain in sorted(manifest.get("journal", {}).items()):
-            db_rows = (
-                await conn.execute(
-                    select(journal)
-                    .where(
-                        journal.c.agent == agent,
-                        journal.c.seq.between(chain["first_seq"], chain["last_seq"]),
-                    )
-                    .order_by(journal.c.seq)
-                )
-            ).all()
-            in_db = {int(r.seq): r for r in db_rows}
-            for seq, row in sorted(rows.items()):
-                if row["agent"] != agent:
-                    continue
-                now_row = in_db.get(seq)
-                if now_row is None:
-                    problems.append(f"journal seq {seq}: deleted from the database")
-                elif now_row.hash != row["hash"] or now_row.payload != row["payload"]:
-                    problems.append(f"journal seq {seq}: altered in the database")
-            for seq in sorted(set(in_db) - set(rows)):
-                problems.append(f"journal seq {seq}: in the database but not in the bundle")
+    for agent, chain in sorted(manifest.get("journal", {}).items()):
+        run = await store.journal_run(agent, chain["first_seq"], chain["last_seq"])
+        in_db = {r.seq: r for r in run}
+        for seq, row in sorted(rows.items()):
+            if row["agent"] != agent:
+                continue
+            now_row = in_db.get(seq)
+            if now_row is None:
+                problems.append(f"journal seq {seq}: deleted from the database")
+            elif now_row.hash != row["hash"] or now_row.payload != row["payload"]:
+                problems.append(f"journal seq {seq}: altered in the database")
+        for seq in sorted(set(in_db) - set(rows)):
+            problems.append(f"journal seq {seq}: in the database but not in the bundle")
     return problems

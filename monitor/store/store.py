@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -32,6 +33,20 @@ from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gap
 
 class JournalCorruptError(ValueError):
     """A journal row that does not decode; names its seq so it can be looked at."""
+
+
+@dataclass(frozen=True, slots=True)
+class JournalRow:
+    """One stored journal row, as written (the evidence bundle copies these)."""
+
+    seq: int
+    ts: datetime
+    agent: str
+    trunk: str | None
+    kind: str
+    payload: str
+    prev_hash: str | None
+    hash: str | None
 
 
 class Store:
@@ -196,6 +211,36 @@ class Store:
             until = as_utc(until, "until")
             conditions.append(outages.c.first_failure_at < until)
         return await self._outages(*conditions)
+
+    async def journal_runs(self, start: datetime, end: datetime) -> list[JournalRow]:
+        """Each agent's contiguous run of journal rows covering [start, end), agent by agent
+        in seq order: the runs' first and last rows are the chain ends the evidence cites."""
+        async with self._engine.connect() as conn:
+            bounds = (
+                await conn.execute(
+                    select(journal.c.agent, func.min(journal.c.seq), func.max(journal.c.seq))
+                    .where(journal.c.ts >= start, journal.c.ts < end)
+                    .group_by(journal.c.agent)
+                )
+            ).all()
+        runs: list[JournalRow] = []
+        for agent, low, high in sorted(bounds):
+            runs += await self.journal_run(agent, low, high)
+        return runs
+
+    async def journal_run(self, agent: str, first_seq: int, last_seq: int) -> list[JournalRow]:
+        """`agent`'s journal rows from seq first_seq to last_seq, in order."""
+        query = (
+            select(journal)
+            .where(journal.c.agent == agent, journal.c.seq.between(first_seq, last_seq))
+            .order_by(journal.c.seq)
+        )
+        async with self._engine.connect() as conn:
+            rows = (await conn.execute(query)).all()
+        return [
+            JournalRow(int(r.seq), r.ts, r.agent, r.trunk, r.kind, r.payload, r.prev_hash, r.hash)
+            for r in rows
+        ]
 
     async def agent_views(self, *, since: datetime) -> list[tuple[str, Outage]]:
         """Every agent's own outages still open or restored after `since`: (agent, outage)."""
