@@ -111,6 +111,9 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 # --- errors --------------------------------------------------------------------------------
 
 
+MAX_QUORUM: Final = 1000  # agents; more is a typo
+
+
 @dataclass(frozen=True, slots=True)
 class ConfigProblem:
     """One thing wrong with a config file, located as precisely as the YAML allows."""
@@ -443,6 +446,8 @@ class TrunkConfig(BaseModel):
     down_after: int = Field(ge=1)
     up_after: int = Field(ge=1)
     alive_codes: AliveCodes
+    # Several agents (cluster:): agents that must agree on an outage; None: a majority.
+    quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
     from_uri: SipUriText | None = None
     user_agent: Annotated[Text, Field(min_length=1, max_length=MAX_USER_AGENT_LENGTH)] = (
         DEFAULT_USER_AGENT
@@ -478,6 +483,7 @@ class Defaults(BaseModel):
     down_after: int = Field(default=DEFAULT_DOWN_AFTER, ge=1)
     up_after: int = Field(default=DEFAULT_UP_AFTER, ge=1)
     alive_codes: AliveCodes = parse_alive_codes(DEFAULT_ALIVE_CODES)
+    quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
 
     @model_validator(mode="before")
     @classmethod
@@ -638,17 +644,16 @@ class VantageSettings(BaseModel):
 
 class ClusterSettings(BaseModel):
     """Several agents sharing one PostgreSQL store (monitor/quorum.py): each agent's outages
-    are its view, and the contract's outage needs `quorum` agreeing agents (default: a
-    majority of the agents alive)."""
+    are its view, and the contract's outage needs `quorum` agreeing agents (defaults.quorum
+    or the trunk's own; unset: a majority of the agents alive)."""
 
     model_config = _MODEL_CONFIG
 
     enabled: bool = False
-    quorum: int | None = Field(default=None, ge=1, le=1000)
 
     def quorums(self, trunks: Sequence[TrunkConfig]) -> dict[str, int | None] | None:
         """Each trunk's quorum (None: a majority), or None when there is one agent."""
-        return {t.name: self.quorum for t in trunks} if self.enabled else None
+        return {t.name: t.quorum for t in trunks} if self.enabled else None
 
 
 class Config(BaseModel):
@@ -718,7 +723,7 @@ _TOP_LEVEL_KEYS: Final = (
     "tickets",
     "sla",
 )
-_INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes")
+_INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes", "quorum")
 _AUTH_KEYS: Final = ("username", "password_env", "password_file", "realm")
 _PASSWORD_IN_FILE: Final = (
     "passwords are not written in the config file: use password_env: VARIABLE "

@@ -1128,3 +1128,18 @@ def test_site_is_read_and_checked_like_the_agent_name() -> None:
     assert (cfg.agent, cfg.site) == ("mx-1", "mexico-city")
     with pytest.raises(ConfigError, match="site"):
         config_from_text('site: "no spaces allowed"\n')
+
+
+def test_quorum_comes_from_defaults_and_a_trunk_may_set_its_own() -> None:
+    cfg = config_from_text(
+        "cluster: {enabled: true}\n"
+        "defaults: {quorum: 2}\n"
+        "trunks:\n"
+        "  - {name: a, uri: 'sip:127.0.0.1:5060'}\n"
+        "  - {name: b, uri: 'sip:127.0.0.1:5060', quorum: 3}\n"
+    )
+    assert cfg.cluster.quorums(cfg.trunks) == {"a": 2, "b": 3}
+    alone = config_from_text("trunks: [{name: a, uri: 'sip:127.0.0.1:5060'}]\n")
+    assert alone.cluster.quorums(alone.trunks) is None  # one agent: its outages count
+    with pytest.raises(ConfigError, match="quorum"):
+        config_from_text("defaults: {quorum: 0}\n")
