@@ -21,8 +21,9 @@ def weighted_order(records: Sequence[SrvRecord], randint: RandInt) -> list[SrvRe
 
 
 def _order_one_priority(group: list[SrvRecord], randint: RandInt) -> list[SrvRecord]:
-    # RFC 2782: zero-weight records go first in the list so they keep a small chance of
-    # being picked; the running sum then decides. Stable input order keeps tests repeatable.
+    # RRset order means nothing (servers shuffle it): a canonical order makes one sequence of
+    # draws give one result. RFC 2782 puts zero weights first so they keep a small chance.
+    group = sorted(group, key=lambda r: (r.target, r.port, r.weight))
     remaining = [r for r in group if r.weight == 0] + [r for r in group if r.weight > 0]
     out: list[SrvRecord] = []
     while remaining:

@@ -291,9 +291,14 @@ def draws(values: list[int]) -> Callable[[int, int], int]:
 
 def test_weighted_order_follows_the_running_sum() -> None:
     zero, three, one = (SrvRecord(0, w, 1, n, 1) for w, n in ((0, "z"), (3, "t"), (1, "o")))
-    # Sum 4, zero weight first: 0 → zero; 1..3 → three; 4 → one.
+    # Sum 4; zero weight first, then by name ("o" < "t"): 0 → zero; 1 → one; 2..4 → three.
     picks = {d: weighted_order([three, one, zero], draws([d, 0, 0]))[0].target for d in range(5)}
-    assert picks == {0: "z", 1: "t", 2: "t", 3: "t", 4: "o"}
+    assert picks == {0: "z", 1: "o", 2: "t", 3: "t", 4: "t"}
+
+
+@given(st.permutations([SrvRecord(0, w, 1, n, 1) for w, n in ((0, "z"), (3, "t"), (1, "o"))]))
+def test_weighted_order_ignores_rrset_order(records: list[SrvRecord]) -> None:
+    assert [r.target for r in weighted_order(records, last)] == ["t", "o", "z"]
 
 
 def test_weighted_order_draws_once_per_pick() -> None:
