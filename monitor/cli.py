@@ -419,7 +419,7 @@ def probe_dns(
     found, 1 on a DNS failure."""
     import json
 
-    from probes.dns.resolver import DnsFailure, ResolverSettings, resolve_targets
+    from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
     from probes.dns.rfc3263 import Destination
 
     try:
@@ -429,11 +429,12 @@ def probe_dns(
         else:
             host, port = _split_host_port(nameserver, 53)
             settings = ResolverSettings(nameserver=host, port=port, timeout=timeout)
+        resolver = SipResolver(settings)
     except ValueError as exc:
         typer.echo(f"error: {exc}", err=True)
         raise typer.Exit(2) from None
     try:
-        resolved = _run(resolve_targets(destination, settings), use_uvloop=False)
+        resolved = _run(resolver.resolve(destination), use_uvloop=False)
     except DnsFailure as exc:
         if as_json:
             typer.echo(

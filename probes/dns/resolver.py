@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import dns.asyncresolver
@@ -126,7 +126,10 @@ def _nxdomain_response(exc: dns.resolver.NXDOMAIN) -> object:
 
 @dataclass
 class SipResolver:
-    """Resolves SIP destinations against one configured DNS server (or the system's)."""
+    """Resolves SIP destinations against one configured DNS server (or the system's).
+
+    ValueError at construction when no server is given and resolv.conf names none.
+    """
 
     settings: ResolverSettings = field(default_factory=ResolverSettings)
     randint: RandInt = random.randint
@@ -134,7 +137,10 @@ class SipResolver:
 
     def __post_init__(self) -> None:
         configure = self.settings.nameserver is None
-        self._resolver = dns.asyncresolver.Resolver(configure=configure)
+        try:
+            self._resolver = dns.asyncresolver.Resolver(configure=configure)
+        except dns.resolver.NoResolverConfiguration:
+            raise ValueError("no nameserver given and no usable /etc/resolv.conf") from None
         if self.settings.nameserver is not None:
             self._resolver.nameservers = [self.settings.nameserver]
             self._resolver.port = self.settings.port
@@ -194,15 +200,6 @@ async def resolve_targets(
     *,
     randint: RandInt = random.randint,
 ) -> ResolvedTargets:
-    """One-shot resolution with fresh settings (the CLI's entry point)."""
+    """One-shot resolution with a resolver of its own."""
     resolver = SipResolver(settings or ResolverSettings(), randint=randint)
     return await resolver.resolve(destination)
-
-
-__all__: Sequence[str] = (
-    "DnsFailure",
-    "ResolvedTargets",
-    "ResolverSettings",
-    "SipResolver",
-    "resolve_targets",
-)

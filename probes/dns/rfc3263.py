@@ -153,11 +153,10 @@ _ERROR_KINDS: dict[str, FailureKind] = {
 
 
 class Planner:
-    """Sans-I/O RFC 3263 resolution of one destination.
+    """Sans-I/O RFC 3263 resolution: ask `queries()`, `feed()` the answers until `done`.
 
-    Loop: ask every query in `queries()`, `feed()` each answer (any order), until `done`; then
-    `result()`. Any SERVFAIL, REFUSED or timeout ends it as a Failure: a partial answer would
-    silently change which targets (and transports) the monitor probes.
+    Any SERVFAIL, REFUSED or timeout ends it as a Failure: a partial answer would silently
+    change which targets (and transports) the monitor probes.
     """
 
     def __init__(
