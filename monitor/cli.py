@@ -405,6 +405,59 @@ def probe_cert(
     raise typer.Exit(0 if report.valid else 1)
 
 
+@probe_app.command("dns")
+def probe_dns(
+    uri: Annotated[str, typer.Argument(help="sip:DOMAIN or sips:DOMAIN (RFC 3263 location).")],
+    nameserver: Annotated[
+        str | None,
+        typer.Option(metavar="HOST[:PORT]", help="DNS server to ask (default: the system's)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds per DNS query.")] = 5.0,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Locate a SIP server (NAPTR, SRV, A/AAAA) and list every target in order: exit 0 when
+    found, 1 on a DNS failure."""
+    import json
+
+    from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
+    from probes.dns.rfc3263 import Destination
+
+    try:
+        destination = Destination.from_uri(uri)
+        if nameserver is None:
+            settings = ResolverSettings(timeout=timeout)
+        else:
+            host, port = _split_host_port(nameserver, 53)
+            settings = ResolverSettings(nameserver=host, port=port, timeout=timeout)
+        resolver = SipResolver(settings)
+    except ValueError as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
+    try:
+        resolved = _run(resolver.resolve(destination), use_uvloop=False)
+    except DnsFailure as exc:
+        if as_json:
+            typer.echo(
+                json.dumps({"uri": uri, "ok": False, "kind": exc.kind, "detail": exc.detail})
+            )
+        else:
+            typer.echo(f"error: {uri}: {exc.kind}: {exc.detail}", err=True)
+        raise typer.Exit(1) from None
+    targets = [
+        {"host": t.host, "port": t.port, "transport": t.transport, "address": t.address,
+         "family": t.family, "ttl": t.ttl}
+        for t in resolved.targets
+    ]  # fmt: skip
+    if as_json:
+        typer.echo(json.dumps({"uri": uri, "ok": True, "ttl": resolved.ttl, "targets": targets}))
+    else:
+        typer.echo(f"ttl: {'-' if resolved.ttl is None else resolved.ttl}")
+        for n, t in enumerate(resolved.targets, 1):
+            ttl = "-" if t.ttl is None else t.ttl
+            typer.echo(f"{n}. {t.transport} {t.host}:{t.port} {t.address} ttl={ttl}")
+    raise typer.Exit(0)
+
+
 @sip_app.command("lint")
 def sip_lint(
     files: Annotated[list[Path], typer.Argument(help="Files holding one SIP message each.")],
