@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from monitor.api import ApiDeps, make_api_app
+from monitor.certificates import CertificateWatch
 from monitor.config import Config
 from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
@@ -77,6 +78,7 @@ class Monitor:
             in_maintenance=self.maintenance.covers,
             quorum=config.cluster.quorums(config.trunks),
         )
+        self.certificates = CertificateWatch.from_config(config)
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None
@@ -96,11 +98,9 @@ class Monitor:
         gaps_before = len(await self.store.gaps())
         restored = await resume(self.store, now)
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
-        for trunk in cfg.trunks:
-            self.health[trunk.name] = restored.get(trunk.name) or TrunkHealth(trunk.name)
-            outage = self.health[trunk.name].open_outage
-            if outage is not None:
-                log.info("outage_resumed", trunk=trunk.name, outage_id=outage.id)
+        self.health.update(
+            {t.name: restored.get(t.name) or TrunkHealth(t.name) for t in cfg.trunks}
+        )
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
@@ -139,6 +139,7 @@ class Monitor:
         self._tasks.append(
             asyncio.create_task(self.sla_metrics.run(self.maintenance), name="sla-metrics")
         )
+        self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
         self.scheduler.start()
         # Everything allocated so far lives for the whole run: keep it out of GC scans.
         gc.collect()
@@ -169,7 +170,7 @@ class Monitor:
         self.writer.stopping.set()
         self.writer.wake.set()
         for task in self._tasks:
-            if task.get_name() == "sla-metrics":
+            if task.get_name() in ("sla-metrics", "certificates"):
                 task.cancel()  # reads only
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
@@ -228,6 +229,7 @@ class Monitor:
 
     def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
         cfg = self.config
+        sections = [self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render]
         sources = ExportSources(
             agent=cfg.agent,
             loop_name=loop_name(),
@@ -240,6 +242,6 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
-            sections=[self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render],
+            sections=[*sections, self.certificates.render],
         )
         self.exporter = Exporter(sources, runtime=runtime_registry())

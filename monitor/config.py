@@ -345,6 +345,51 @@ class TlsSettings(BaseModel):
         return value
 
 
+class EndpointConfig(BaseModel):
+    """A TLS endpoint a service depends on (Edge, reverse proxy, directory sync...): its
+    served certificate is checked (monitor/certificates.py)."""
+
+    model_config = _MODEL_CONFIG
+
+    name: Label
+    kind: Literal["tls"] = "tls"
+    host: str
+    port: int = Field(default=443, ge=1, le=65535)
+    sni: str | None = None  # default: host
+    ca_file: Path | None = None  # default: the system's CAs
+    role: Label = "endpoint"  # e.g. edge, reverse_proxy, directory_sync
+    service: Label | None = None
+
+    @field_validator("host", "sni")
+    @classmethod
+    def _hosts(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host(value)
+
+    @field_validator("ca_file")
+    @classmethod
+    def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        return _existing_file(value, info)
+
+
+class CertificatesSettings(BaseModel):
+    """Certificate checks: every SIP-TLS trunk's (unless `trunks: false`) and the
+    `endpoints`', every `interval`."""
+
+    model_config = _MODEL_CONFIG
+
+    interval: Seconds = 3600.0
+    timeout: Seconds = 10.0
+    trunks: bool = True
+    endpoints: tuple[EndpointConfig, ...] = ()
+
+    @model_validator(mode="after")
+    def _unique_names(self) -> CertificatesSettings:
+        names = [e.name for e in self.endpoints]
+        if len(set(names)) != len(names):
+            raise ValueError("endpoint names must be unique")
+        return self
+
+
 class AuthSettings(BaseModel):
     """SIP digest credentials (RFC 3261 §22); the password never appears in repr or errors."""
 
@@ -668,6 +713,7 @@ class Config(BaseModel):
     scheduler: SchedulerSettings = Field(default_factory=SchedulerSettings)
     vantage: VantageSettings = Field(default_factory=VantageSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
+    certificates: CertificatesSettings = Field(default_factory=CertificatesSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
     calls: CallsSettings = Field(default_factory=CallsSettings)
@@ -705,6 +751,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "scheduler": SchedulerSettings,
     "vantage": VantageSettings,
     "cluster": ClusterSettings,
+    "certificates": CertificatesSettings,
     "calls": CallsSettings,
     "tickets": TicketsSettings,
     "sla": ContractsSettings,
@@ -717,6 +764,7 @@ _TOP_LEVEL_KEYS: Final = (
     "scheduler",
     "vantage",
     "cluster",
+    "certificates",
     "defaults",
     "trunks",
     "calls",

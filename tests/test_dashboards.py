@@ -36,6 +36,7 @@ from prom_peer import (
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
+from monitor import certificates
 from monitor.app import Monitor
 from monitor.config import config_from_text
 from monitor.health import TrunkHealth
@@ -55,10 +56,10 @@ RULES = ROOT / "dashboards" / "prometheus" / "rules.yml"
 DASHBOARDS = ("noc-overview.json", "trunk-detail.json", "sla.json")
 
 # Metrics used by dashboards and rules that the exporter does not have yet (see top).
-FUTURE_METRICS = frozenset({"trunkwatch_tls_cert_expiry_timestamp_seconds"})
-# Real metrics (written by the call, ticket and SLA sections) that the live run below cannot
-# produce: it places no test calls, has no ticket sink and no contract. The stand-in target
-# serves them so the panels that use them have data.
+FUTURE_METRICS: frozenset[str] = frozenset()
+# Real metrics (written by the call, ticket, SLA and certificate sections) that the live run
+# below cannot produce: it places no test calls and has no ticket sink, no contract and no
+# TLS endpoint. The stand-in target serves them so the panels that use them have data.
 STAND_IN_METRICS = frozenset(
     {
         "trunkwatch_call_mos",
@@ -74,6 +75,7 @@ STAND_IN_METRICS = frozenset(
         "trunkwatch_monitoring_coverage_ratio",
         "trunkwatch_ticket_response_overdue",
         "trunkwatch_ticket_repair_overdue",
+        "trunkwatch_tls_cert_expiry_timestamp_seconds",
     }
 )
 # Label values of existing metrics that come later: the DEGRADED state (issue 3).
@@ -118,7 +120,7 @@ trunkwatch_ticket_response_overdue{service="voice"} 0
 # TYPE trunkwatch_ticket_repair_overdue gauge
 trunkwatch_ticket_repair_overdue{service="voice"} 0
 # TYPE trunkwatch_tls_cert_expiry_timestamp_seconds gauge
-trunkwatch_tls_cert_expiry_timestamp_seconds{trunk="kam-tcp"} 1900000000
+trunkwatch_tls_cert_expiry_timestamp_seconds{endpoint="kam-tls",role="sip_trunk"} 1900000000
 """
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -273,7 +275,7 @@ def exported_names() -> set[str]:
 def section_names() -> set[str]:
     """Sample names of every family the call, ticket and SLA sections can write."""
     names: set[str] = set()
-    for module in (call_metrics, ticket_metrics, sla_metrics):
+    for module in (call_metrics, ticket_metrics, sla_metrics, certificates):
         for fam in vars(module).values():
             if not isinstance(fam, Family):
                 continue

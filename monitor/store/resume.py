@@ -41,6 +41,9 @@ async def resume(store: Store, now: datetime) -> dict[str, TrunkHealth]:
     new_events.extend(mark_unknown(healths, now, GAP_REASON_NOT_RUNNING))
     await store.append(new_events)
     await store.heartbeat(now)
+    for health in healths.values():
+        if health.open_outage is not None:
+            log.info("outage_resumed", trunk=health.trunk, outage_id=health.open_outage.id)
     log.info(
         "journal_replayed",
         agent=store.agent,

@@ -60,8 +60,13 @@ async def test_killing_the_leader_moves_the_lead_and_keeps_one_ticket(
             return set(AGENTS) <= set(await observer.heartbeats())
 
         await poll("three agents", 30, all_beating)
+
+        async def all_watching() -> bool:  # each has journaled its trunk's first state
+            return all([await observer.first_event_at(agent) is not None for agent in AGENTS])
+
+        await poll("three agents watching", 30, all_watching)
         started = datetime.now(UTC)
-        await asyncio.sleep(1.0)  # every agent has its trunk UP by now (5 intervals)
+        await asyncio.sleep(1.0)
         await asyncio.to_thread(kamailio.stop)
 
         async def ticket_opened() -> bool:
