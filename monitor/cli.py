@@ -354,6 +354,74 @@ def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
     return host, int(port_text)
 
 
+@probe_app.command("register")
+def probe_register(
+    uri: Annotated[str, typer.Argument(help="Address-of-record: sip:user@domain[:port]")],
+    password_env: Annotated[str, typer.Option(help="Environment variable holding the password.")],
+    username: Annotated[
+        str | None, typer.Option(help="Digest user name (default: the AoR's user).")
+    ] = None,
+    expires: Annotated[int, typer.Option(min=1, help="Requested lifetime, seconds.")] = 300,
+    registrar: Annotated[
+        str | None,
+        typer.Option(metavar="HOST:PORT", help="Where to send (default: the AoR's domain)."),
+    ] = None,
+    timeout: Annotated[float, typer.Option(help="Seconds to wait for each attempt.")] = 4.0,
+) -> None:
+    """REGISTER once, print outcome, status, granted expiry and bindings, then un-REGISTER."""
+    from probes.register import RegisterSettings, register_once
+    from probes.register_state import RegisterOutcome
+    from probes.sip.errors import SipParseError
+    from probes.sip.uri import SipUri
+
+    password = os.environ.get(password_env)
+    if password is None:
+        typer.echo(f"error: environment variable {password_env} is not set", err=True)
+        raise typer.Exit(2)
+    try:
+        aor = SipUri.parse(uri)
+        target = _split_host_port(registrar, 5060) if registrar is not None else None
+        user = username or aor.user
+        if user is None:
+            raise ValueError("no user name: give --username or a user in the URI")
+        settings = RegisterSettings(
+            trunk="cli",
+            aor=uri,
+            username=user,
+            password=password,
+            registrar=target,
+            expires=expires,
+            timeout=timeout,
+            user_agent=f"trunkwatch/{__version__}",
+        )
+        shot = _run(register_once(settings), use_uvloop=False)
+    except (SipParseError, ValueError) as exc:
+        typer.echo(f"error: {uri}: {exc}", err=True)
+        raise typer.Exit(2) from None
+    result, attempt = shot.result, shot.attempt
+    registered = attempt is not None and attempt.outcome is RegisterOutcome.OK
+    typer.echo(f"outcome: {attempt.outcome.value if attempt else result.outcome.value}")
+    typer.echo(f"status: {'registered' if registered else 'not registered'}")
+    if result.status_code is not None:
+        typer.echo(f"response: {result.status_code} {result.reason or ''}".rstrip())
+    if registered and attempt is not None:
+        typer.echo(f"expires: {attempt.expires} s")
+        for binding in attempt.bindings:
+            lifetime = "" if binding.expires is None else f";expires={binding.expires}"
+            typer.echo(f"binding: <{binding.uri}>{lifetime}")
+    if result.rtt_ns is not None:
+        typer.echo(f"rtt: {result.rtt_ns / 1e6:.3f} ms")
+    if attempt is not None and attempt.detail:
+        typer.echo(f"detail: {attempt.detail}")
+    elif attempt is None and result.detail:
+        typer.echo(f"detail: {result.detail}")
+    unregister = shot.unregister
+    if unregister is not None:
+        status = "" if unregister.status is None else f" ({unregister.status})"
+        typer.echo(f"unregister: {unregister.outcome.value}{status}")
+    raise typer.Exit(0 if registered else 1)
+
+
 @probe_app.command("cert")
 def probe_cert(
     target: Annotated[str, typer.Argument(metavar="HOST[:PORT]", help="Server (port 443).")],
