@@ -108,7 +108,7 @@ class Monitor:
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
         scheduled: list[tuple[Probe, float]] = []
         for trunk in cfg.trunks:
-            probe = self.udp.probe(options_settings(trunk))
+            probe = self.udp.probe(options_settings(trunk, cfg.dns.resolver()))
             self.probes.append(probe)
             scheduled.append((probe, trunk.interval))
         calls = await start_call_probes(cfg)

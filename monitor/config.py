@@ -45,6 +45,7 @@ from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
+from probes.dns.resolver import ResolverSettings
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.sip.errors import SipParseError
 from probes.sip.uri import SipUri
@@ -343,6 +344,29 @@ class TlsSettings(BaseModel):
         if value is not None and info.data.get("cert_file") is None:
             raise ValueError("key_file needs cert_file")
         return value
+
+
+class DnsSettings(BaseModel):
+    """How trunk host names are resolved: the system's getaddrinfo (default), or RFC 3263
+    server location (NAPTR → SRV → A/AAAA, priorities, weights and TTLs) through
+    `nameserver` (None: the system's resolv.conf)."""
+
+    model_config = _MODEL_CONFIG
+
+    rfc3263: bool = False
+    nameserver: str | None = None
+    port: int = Field(default=53, ge=1, le=65535)
+    timeout: Seconds = 2.0
+
+    @field_validator("nameserver")
+    @classmethod
+    def _nameserver_is_host(cls, value: str | None) -> str | None:
+        return None if value is None else _check_host(value)
+
+    def resolver(self) -> ResolverSettings | None:
+        if not self.rfc3263:
+            return None
+        return ResolverSettings(nameserver=self.nameserver, port=self.port, timeout=self.timeout)
 
 
 class EndpointConfig(BaseModel):
@@ -714,6 +738,7 @@ class Config(BaseModel):
     vantage: VantageSettings = Field(default_factory=VantageSettings)
     cluster: ClusterSettings = Field(default_factory=ClusterSettings)
     certificates: CertificatesSettings = Field(default_factory=CertificatesSettings)
+    dns: DnsSettings = Field(default_factory=DnsSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
     calls: CallsSettings = Field(default_factory=CallsSettings)
@@ -752,6 +777,7 @@ _SECTIONS: Final[dict[str, type[BaseModel]]] = {
     "vantage": VantageSettings,
     "cluster": ClusterSettings,
     "certificates": CertificatesSettings,
+    "dns": DnsSettings,
     "calls": CallsSettings,
     "tickets": TicketsSettings,
     "sla": ContractsSettings,
@@ -765,6 +791,7 @@ _TOP_LEVEL_KEYS: Final = (
     "vantage",
     "cluster",
     "certificates",
+    "dns",
     "defaults",
     "trunks",
     "calls",

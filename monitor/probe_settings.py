@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
+from probes.dns.resolver import ResolverSettings
 from probes.options import OptionsSettings
 from probes.probe import Probe
 
@@ -41,7 +42,7 @@ def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
     )
 
 
-def options_settings(trunk: TrunkConfig) -> OptionsSettings:
+def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) -> OptionsSettings:
     auth = trunk.auth
     return OptionsSettings(
         trunk=trunk.name,
@@ -58,6 +59,7 @@ def options_settings(trunk: TrunkConfig) -> OptionsSettings:
         tls_server_name=trunk.tls.server_name,
         tls_cert_file=trunk.tls.cert_file,
         tls_key_file=trunk.tls.key_file,
+        dns=dns,
     )
 
 

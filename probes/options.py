@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import cast
 
 from probes.clock import SYSTEM_CLOCK, Clock
+from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
 from probes.sip.digest import DigestError, authorization_header, select_challenge
@@ -58,6 +59,9 @@ class OptionsSettings:
     tls_server_name: str | None = None
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    # RFC 3263 server location (NAPTR → SRV → A/AAAA) through this resolver; None: the
+    # system's getaddrinfo for the URI's host and port.
+    dns: ResolverSettings | None = None
 
 
 @dataclass(slots=True)
@@ -264,11 +268,13 @@ class OptionsProbe:
         "_auth_header",
         "_bad",
         "_cseq",
+        "_dns_ttl_ns",
         "_local_host",
         "_mono",
         "_on_done",
         "_reason_cache",
         "_resolved_at",
+        "_resolver",
         "_ssl",
         "_started_ns",
         "_template",
@@ -331,6 +337,8 @@ class OptionsProbe:
         self.loop = asyncio.get_event_loop()
         self.addr: Address | None = None
         self._resolved_at = 0
+        self._dns_ttl_ns = DNS_TTL_NS
+        self._resolver: SipResolver | None = None
         self._local_host: str | None = None
         self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
         self.conn: StreamSipConnection | None = None
@@ -375,7 +383,7 @@ class OptionsProbe:
         self._bad = None
         self._auth_header = None
         self._cseq = 0
-        needs_dns = self.addr is None or (self._started_ns - self._resolved_at > DNS_TTL_NS)
+        needs_dns = self.addr is None or (self._started_ns - self._resolved_at > self._dns_ttl_ns)
         needs_connect = self.transport_name != "udp" and (
             self.conn is None or not self.conn.is_open
         )
@@ -428,6 +436,8 @@ class OptionsProbe:
         return max(0.0, (deadline - self._mono()) / 1e9)
 
     async def _resolve(self, deadline: int) -> tuple[Outcome | None, str]:
+        if self.settings.dns is not None:
+            return await self._locate(self.settings.dns, deadline)
         host = self.uri.host
         port = self.uri.port or default_port(self.transport_name)
         socktype = socket.SOCK_DGRAM if self.transport_name == "udp" else socket.SOCK_STREAM
@@ -444,11 +454,37 @@ class OptionsProbe:
         # Prefer IPv4 when both exist, as most carrier SBCs are addressed that way.
         infos.sort(key=lambda info: info[0] != socket.AF_INET)
         family, _, _, _, sockaddr = infos[0]
-        self.addr = (str(sockaddr[0]), int(sockaddr[1]))
-        self._resolved_at = self._mono()
-        if self.transport_name == "udp":
-            self._local_host = _local_address_towards(family, self.addr)
+        self._use((str(sockaddr[0]), int(sockaddr[1])), family, DNS_TTL_NS)
         return None, ""
+
+    async def _locate(self, dns: ResolverSettings, deadline: int) -> tuple[Outcome | None, str]:
+        """RFC 3263: the first target (NAPTR order, SRV priority and weight) on our transport;
+        re-located when its TTL runs out."""
+        if self._resolver is None:
+            self._resolver = SipResolver(dns)
+        try:
+            found = await asyncio.wait_for(
+                self._resolver.resolve(self.settings.uri), self._remaining(deadline)
+            )
+        except TimeoutError:
+            return Outcome.DNS, f"locating {self.uri.host} timed out"
+        except DnsFailure as exc:
+            return Outcome.DNS, _truncate(f"{self.uri.host}: {exc.kind}: {exc.detail}")
+        mine = [t for t in found.targets if t.transport == self.transport_name]
+        if not mine:
+            return Outcome.DNS, f"{self.uri.host}: no {self.transport_name} target"
+        target = mine[0]
+        family = socket.AF_INET6 if target.family == "ipv6" else socket.AF_INET
+        ttl_ns = DNS_TTL_NS if target.ttl is None else max(1, target.ttl) * 1_000_000_000
+        self._use((target.address, target.port), family, ttl_ns)
+        return None, ""
+
+    def _use(self, addr: Address, family: int, ttl_ns: int) -> None:
+        self.addr = addr
+        self._resolved_at = self._mono()
+        self._dns_ttl_ns = ttl_ns
+        if self.transport_name == "udp":
+            self._local_host = _local_address_towards(family, addr)
 
     async def _connect(self, deadline: int) -> tuple[Outcome | None, str]:
         assert self.addr is not None
