@@ -10,7 +10,7 @@ RUN_DEBS := libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz-subset0 fonts-dejavu-co
 # Debian packages the tests talk to (real peers, never mocks).
 TEST_DEBS := $(RUN_DEBS) kamailio kamailio-tls-modules sip-tester prometheus openssl \
 	ca-certificates docker-compose systemd baresip-core poppler-utils dovecot-imapd \
-	request-tracker5 rt5-db-sqlite rt5-clients postgresql-15 dnsmasq
+	request-tracker5 rt5-db-sqlite rt5-clients postgresql-15 dnsmasq-base
 
 # Every install resolves from the lock (pip-compile of pyproject.toml): a release upstream
 # cannot change what a fresh machine gets. `make lock` regenerates it.
