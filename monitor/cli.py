@@ -213,6 +213,15 @@ def responder(
     _run(main(), use_uvloop=not calls)
 
 
+def _password_from(variable: str) -> str:
+    """The password in environment variable `variable`; exit 2 (usage) when it is not set."""
+    password = os.environ.get(variable)
+    if password is None:
+        typer.echo(f"error: environment variable {variable} is not set", err=True)
+        raise typer.Exit(2)
+    return password
+
+
 @probe_app.command("call")
 def probe_call(
     uri: Annotated[str, typer.Argument(help="sip:number@host[:port]: whom to call")],
@@ -240,12 +249,7 @@ def probe_call(
         raise typer.Exit(2)
     from probes.call import CallSettings, one_call, summary_lines
 
-    password = None
-    if password_env is not None:
-        password = os.environ.get(password_env)
-        if password is None:
-            typer.echo(f"error: environment variable {password_env} is not set", err=True)
-            raise typer.Exit(2)
+    password = None if password_env is None else _password_from(password_env)
     if profile not in BUILTIN_PROFILES:
         typer.echo(f"error: unknown profile {profile!r}", err=True)
         raise typer.Exit(2)
@@ -286,12 +290,7 @@ def probe_options(
     from probes.options import OptionsSettings, probe_options_once
     from probes.sip.errors import SipParseError
 
-    password = None
-    if password_env is not None:
-        password = os.environ.get(password_env)
-        if password is None:
-            typer.echo(f"error: environment variable {password_env} is not set", err=True)
-            raise typer.Exit(2)
+    password = None if password_env is None else _password_from(password_env)
     try:
         settings = OptionsSettings(
             trunk="cli",
@@ -374,10 +373,7 @@ def probe_register(
     from probes.sip.errors import SipParseError
     from probes.sip.uri import SipUri
 
-    password = os.environ.get(password_env)
-    if password is None:
-        typer.echo(f"error: environment variable {password_env} is not set", err=True)
-        raise typer.Exit(2)
+    password = _password_from(password_env)
     try:
         aor = SipUri.parse(uri)
         target = _split_host_port(registrar, 5060) if registrar is not None else None
