@@ -98,18 +98,20 @@ def reconcile(
     """The events that make the contract's outage of `trunk` agree with the views."""
     spans = quorum_spans(views, k)
     if open_outage is not None:
+        if any(end is None for _, end in spans):
+            # A quorum holds now: the same outage goes on, even if the agreeing agents
+            # changed (some died, others joined), as one agent keeps one outage open
+            # through a failure inside its recovery.
+            return []
         began = open_outage.first_failure_at
-        for start, end in spans:
-            if start <= began and (end is None or end > began):
-                if end is None:
-                    return []  # the quorum still holds
-                closed = open_outage.closed(restored_at=end, closed_at=max(now, end))
-                return [OutageClosed(closed)]
-        # Its quorum is gone altogether (agents died, or the quorum changed): it ends at
-        # the last restoration seen, else when it began.
-        ends = [v.outage.restored_at for v in views if v.outage.restored_at is not None]
+        # Lost: at the last loss since it began; if its views are gone altogether (their
+        # agents died), at the last restoration seen, else when it began.
+        ends = [end for _, end in spans if end is not None and end > began]
+        if not ends:
+            ends = [v.outage.restored_at for v in views if v.outage.restored_at is not None]
         restored = max([began, *[e for e in ends if e <= now]])
-        return [OutageClosed(open_outage.closed(restored_at=restored, closed_at=now))]
+        closed = open_outage.closed(restored_at=restored, closed_at=max(now, restored))
+        return [OutageClosed(closed)]
     ongoing = [start for start, end in spans if end is None]
     if not ongoing:
         return []

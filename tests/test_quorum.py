@@ -84,3 +84,17 @@ def test_an_open_outage_whose_quorum_vanished_is_closed() -> None:
         [("a", view("a", 0, 30).outage)], [o.outage], ["a", "b"], {"t1": None}, at(40)
     )
     assert isinstance(closed, OutageClosed) and closed.outage.restored_at == at(30)
+
+
+def test_the_outage_goes_on_when_the_agreeing_agents_change() -> None:
+    # a and b agree from 3 s; then both die and c, still seeing it down, is alone alive:
+    # one agent alone is its own quorum, and the outage that began at 3 s goes on.
+    opened = reconcile("t1", [view("a", 0), view("b", 3), view("c", 7)], None, 2, at(10))[0]
+    assert isinstance(opened, OutageOpened)
+    views = [("c", view("c", 7).outage)]
+    assert evaluate(views, [opened.outage], ["c"], {"t1": None}, at(60)) == []
+    (closed,) = evaluate(
+        [("c", view("c", 7, 90).outage)], [opened.outage], ["c"], {"t1": None}, at(95)
+    )
+    assert isinstance(closed, OutageClosed)
+    assert (closed.outage.first_failure_at, closed.outage.restored_at) == (at(3), at(90))
