@@ -57,7 +57,7 @@ class Monitor:
     def __init__(self, config: Config, *, http_port: int | None = None) -> None:
         if not config.secrets_read:
             raise SecretsNotRead("the monitor needs a config loaded with its secrets")
-        self.config = config
+        self.config = config.watching()  # its own trunks; the quorum and tickets see all
         self.http_port = config.http.port if http_port is None else http_port
         self.store: Store | None = None
         self.health: dict[str, TrunkHealth] = {}
@@ -77,8 +77,9 @@ class Monitor:
             [(t.name, t.carrier) for t in config.trunks],
             in_maintenance=self.maintenance.covers,
             quorum=config.cluster.quorums(config.trunks),
+            watchers=config.cluster.watchers(config.trunks),
         )
-        self.certificates = CertificateWatch.from_config(config)
+        self.certificates = CertificateWatch.from_config(self.config)
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None

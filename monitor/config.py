@@ -517,6 +517,8 @@ class TrunkConfig(BaseModel):
     alive_codes: AliveCodes
     # Several agents (cluster:): agents that must agree on an outage; None: a majority.
     quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
+    # The agents that probe this trunk (by agent: name); empty: every agent.
+    agents: tuple[Label, ...] = ()
     from_uri: SipUriText | None = None
     user_agent: Annotated[Text, Field(min_length=1, max_length=MAX_USER_AGENT_LENGTH)] = (
         DEFAULT_USER_AGENT
@@ -724,6 +726,10 @@ class ClusterSettings(BaseModel):
         """Each trunk's quorum (None: a majority), or None when there is one agent."""
         return {t.name: t.quorum for t in trunks} if self.enabled else None
 
+    def watchers(self, trunks: Sequence[TrunkConfig]) -> dict[str, frozenset[str]]:
+        """The agents named to probe each trunk (empty: every agent)."""
+        return {t.name: frozenset(t.agents) for t in trunks}
+
 
 class Config(BaseModel):
     """The whole validated configuration; `source` names the file it came from."""
@@ -747,6 +753,11 @@ class Config(BaseModel):
     source: str = "<memory>"
     # False when loaded for a read-only command: every secret is SECRET_NOT_READ.
     secrets_read: bool = True
+
+    def watching(self) -> Config:
+        """This config as this agent runs it: only the trunks it probes (trunks[].agents)."""
+        mine = tuple(t for t in self.trunks if not t.agents or self.agent in t.agents)
+        return self if len(mine) == len(self.trunks) else self.model_copy(update={"trunks": mine})
 
     @model_validator(mode="after")
     def _sla_names_known_trunks(self) -> Config:

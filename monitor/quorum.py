@@ -140,22 +140,27 @@ def evaluate(
     alive: Iterable[str],
     trunks: Mapping[str, int | None],
     now: datetime,
+    *,
+    watchers: Mapping[str, frozenset[str]] | None = None,
 ) -> list[Event]:
     """Every trunk's events: `views` of the agents (dead agents' views do not count),
-    the contract outages still open, and each trunk's configured quorum (None: majority)."""
-    living = set(alive)
+    the contract outages still open, and each trunk's configured quorum (None: a majority
+    of the agents alive that probe it: `watchers`, where a trunk not named probes with all)."""
+    living = frozenset(alive)
+    named = watchers or {}
     by_trunk: dict[str, list[View]] = {}
     for agent, outage in views:
-        if agent in living and outage.kind is OutageKind.OUTAGE:
+        if outage.kind is OutageKind.OUTAGE:
             by_trunk.setdefault(outage.trunk, []).append(View(agent, outage))
     open_by_trunk = {o.trunk: o for o in open_outages if o.kind is OutageKind.OUTAGE}
-    k_alive = len(living)
     events: list[Event] = []
     for trunk, quorum in trunks.items():
-        k = needed(k_alive, quorum)
-        if k_alive == 0:
+        watching = living & named[trunk] if named.get(trunk) else living
+        if not watching:
             continue  # nobody watches: unknown time, not a verdict
-        events += reconcile(trunk, by_trunk.get(trunk, []), open_by_trunk.get(trunk), k, now)
+        mine = [v for v in by_trunk.get(trunk, []) if v.agent in watching]
+        k = needed(len(watching), quorum)
+        events += reconcile(trunk, mine, open_by_trunk.get(trunk), k, now)
     return events
 
 
@@ -170,10 +175,12 @@ class QuorumLoop:
         trunks: Mapping[str, int | None],
         leads: Callable[[], bool],
         *,
+        watchers: Mapping[str, frozenset[str]] | None = None,
         wake: Callable[[], None] = lambda: None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self._views = store
+        self._watchers = watchers or {}
         self._wake = wake  # the outbox worker: new requests are due now
         self._verdicts = Store(store.engine, QUORUM_AGENT)
         self._routing = routing
@@ -189,7 +196,7 @@ class QuorumLoop:
         beats = await self._views.heartbeats()
         alive = [agent for agent, seen in beats.items() if now - seen < ALIVE_FOR]
         still_open = [o for o in await self._verdicts.outages(since=now) if o.restored_at is None]
-        events = evaluate(views, still_open, alive, self._trunks, now)
+        events = evaluate(views, still_open, alive, self._trunks, now, watchers=self._watchers)
         if events:
             await append_with_outbox(self._verdicts, events, self._routing, now)
             self._wake()

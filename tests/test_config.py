@@ -1143,3 +1143,18 @@ def test_quorum_comes_from_defaults_and_a_trunk_may_set_its_own() -> None:
     assert alone.cluster.quorums(alone.trunks) is None  # one agent: its outages count
     with pytest.raises(ConfigError, match="quorum"):
         config_from_text("defaults: {quorum: 0}\n")
+
+
+def test_an_agent_probes_only_the_trunks_named_for_it() -> None:
+    text = (
+        "agent: mx-1\n"
+        "trunks:\n"
+        "  - {name: both, uri: 'sip:127.0.0.1:5060'}\n"
+        "  - {name: mine, uri: 'sip:127.0.0.1:5060', agents: [mx-1]}\n"
+        "  - {name: theirs, uri: 'sip:127.0.0.1:5060', agents: [gdl-1, gdl-2]}\n"
+    )
+    cfg = config_from_text(text)
+    assert [t.name for t in cfg.watching().trunks] == ["both", "mine"]
+    assert cfg.cluster.watchers(cfg.trunks)["theirs"] == frozenset({"gdl-1", "gdl-2"})
+    other = config_from_text(text.replace("agent: mx-1", "agent: gdl-1"))
+    assert [t.name for t in other.watching().trunks] == ["both", "theirs"]

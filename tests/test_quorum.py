@@ -98,3 +98,16 @@ def test_the_outage_goes_on_when_the_agreeing_agents_change() -> None:
     )
     assert isinstance(closed, OutageClosed)
     assert (closed.outage.first_failure_at, closed.outage.restored_at) == (at(3), at(90))
+
+
+def test_only_the_agents_named_for_a_trunk_vote_on_it() -> None:
+    # t1 is probed by a and b only (trunks[].agents): a majority of those two is both.
+    named = {"t1": frozenset({"a", "b"})}
+    alive = ["a", "b", "c"]
+    one = [("a", view("a", 0).outage), ("c", view("c", 1).outage)]  # c's view does not count
+    assert evaluate(one, [], alive, {"t1": None}, at(10), watchers=named) == []
+    both = [("a", view("a", 0).outage), ("b", view("b", 2).outage)]
+    (opened,) = evaluate(both, [], alive, {"t1": None}, at(10), watchers=named)
+    assert isinstance(opened, OutageOpened) and opened.outage.first_failure_at == at(2)
+    # A trunk named for nobody alive has no verdict: nobody watches it.
+    assert evaluate(both, [], ["c"], {"t1": None}, at(10), watchers=named) == []

@@ -100,6 +100,7 @@ class TicketService:
         in_maintenance: InMaintenance = never_in_maintenance,
         clock: Clock = SYSTEM_CLOCK,
         quorum: Mapping[str, int | None] | None = None,
+        watchers: Mapping[str, frozenset[str]] | None = None,
     ) -> None:
         """``trunks``: (name, carrier) of every configured trunk."""
         self.settings = settings or TicketsSettings()
@@ -115,6 +116,7 @@ class TicketService:
         # Several agents (trunk → quorum): the leader derives the contract's outages and
         # tickets from the agents' views (monitor/quorum.py); None: this agent's are those.
         self._quorum = quorum
+        self._watchers = watchers or {}
         self.leadership: Leadership | None = None
 
     @property
@@ -153,8 +155,9 @@ class TicketService:
         self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
         if self._quorum is not None:
             verdicts = QuorumLoop(
-                store, self.routing, self._quorum, self._leads, wake=self.wake, clock=self._clock
-            )
+                store, self.routing, self._quorum, self._leads,
+                watchers=self._watchers, wake=self.wake, clock=self._clock,
+            )  # fmt: skip
             self._tasks.append(asyncio.create_task(verdicts.run(), name="quorum"))
         for sink in self.settings.sinks:
             if isinstance(sink, EmailSinkSettings) and sink.imap is not None:
