@@ -18,17 +18,12 @@ from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import MalformedPacketLog, get_logger
 from monitor.metrics.calls import CallMetrics
-from monitor.metrics.exporter import (
-    Exporter,
-    ExportSources,
-    TrunkInfo,
-    loop_name,
-    runtime_registry,
-)
+from monitor.metrics.exporter import Exporter, ExportSources, TrunkInfo, loop_name, runtime_registry
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
 from monitor.pipeline import Pipeline
 from monitor.probe_settings import options_settings, start_call_probes, transport_of
+from monitor.registrations import Registrations
 from monitor.scheduler import Scheduler
 from monitor.secrets import SecretsNotRead
 from monitor.sla.maintenance import MaintenanceCalendar
@@ -80,6 +75,7 @@ class Monitor:
             watchers=config.cluster.watchers(config.trunks),
         )
         self.certificates = CertificateWatch.from_config(self.config)
+        self.registrations = Registrations(self.config.trunks)
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None
@@ -112,6 +108,7 @@ class Monitor:
             probe = self.udp.probe(options_settings(trunk, cfg.dns.resolver()))
             self.probes.append(probe)
             scheduled.append((probe, trunk.interval))
+        await self.registrations.start()  # they refresh themselves; a REGISTER is no probe
         calls = await start_call_probes(cfg)
         self.call_pool = calls.pool
         self.probes += [probe for probe, _ in calls.scheduled]
@@ -163,6 +160,7 @@ class Monitor:
         if self.call_pool is not None:
             await self.call_pool.stop()
             self.call_pool = None
+        await self.registrations.stop()  # un-REGISTERs while the loop and sockets still run
         if self.udp is not None:
             self.udp.close()
         # The writer and the heartbeat end between writes: a task cancelled inside a write
@@ -243,6 +241,6 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
-            sections=[*sections, self.certificates.render],
+            sections=[*sections, self.certificates.render, self.registrations.render],
         )
         self.exporter = Exporter(sources, runtime=runtime_registry())

@@ -414,6 +414,17 @@ class CertificatesSettings(BaseModel):
         return self
 
 
+class RegisterConfig(BaseModel):
+    """Keep this trunk registered (monitor/registrations.py) with its `auth:` credentials."""
+
+    model_config = _MODEL_CONFIG
+
+    aor: SipUriText | None = None  # default: sip:<auth username>@<trunk host>
+    registrar: str | None = None  # host[:port]; default: the AoR's host and port
+    expires: int = Field(default=300, ge=1, le=86_400)
+    retry: Seconds = 30.0  # a failed registration is tried again this much later
+
+
 class AuthSettings(BaseModel):
     """SIP digest credentials (RFC 3261 §22); the password never appears in repr or errors."""
 
@@ -519,6 +530,7 @@ class TrunkConfig(BaseModel):
     quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
     # The agents that probe this trunk (by agent: name); empty: every agent.
     agents: tuple[Label, ...] = ()
+    registration: RegisterConfig | None = None
     from_uri: SipUriText | None = None
     user_agent: Annotated[Text, Field(min_length=1, max_length=MAX_USER_AGENT_LENGTH)] = (
         DEFAULT_USER_AGENT
@@ -527,6 +539,12 @@ class TrunkConfig(BaseModel):
     auth: AuthSettings | None = None
     tls: TlsSettings = Field(default_factory=TlsSettings)
     call: CallProbeConfig | None = None
+
+    @model_validator(mode="after")
+    def _register_needs_credentials(self) -> TrunkConfig:
+        if self.registration is not None and self.auth is None:
+            raise ValueError("registration needs the trunk's auth: (username, password_env or file)")
+        return self
 
     @model_validator(mode="after")
     def _timeout_below_interval(self) -> TrunkConfig:

@@ -1,0 +1,94 @@
+"""Trunks that must register (issue 14): the daemon keeps each registration with the trunk's
+own credentials against a real Kamailio registrar (digest auth), shows it on /metrics, and
+un-registers at stop."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from peers import TlsFiles
+from registrar_peer import USERS, Registrar, running_registrar
+from test_monitor_e2e import scrape, wait_for
+
+from monitor.app import Monitor
+from monitor.config import ConfigError, config_from_text
+from monitor.registrations import _host_port
+
+
+@pytest.fixture
+def registrar(tmp_path: Path, tls_ca: TlsFiles) -> Iterator[Registrar]:
+    with running_registrar(tmp_path / "registrar", tls_ca) as reg:
+        yield reg
+
+
+def config(tmp_path: Path, reg: Registrar, user: str) -> str:
+    return f"""
+store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+trunks:
+  - name: carrier-a
+    carrier: a
+    uri: "sip:{reg.host}:{reg.udp_port}"
+    auth: {{username: {user}, password_env: TRUNK_PASSWORD}}
+    registration: {{registrar: "{reg.host}:{reg.udp_port}", expires: 300}}
+"""
+
+
+async def test_the_daemon_keeps_the_registration_and_drops_it_at_stop(
+    tmp_path: Path, registrar: Registrar
+) -> None:
+    env = {"TRUNK_PASSWORD": USERS["alice"]}
+    monitor = Monitor(config_from_text(config(tmp_path, registrar, "alice"), env=env))
+    await monitor.start()
+    try:
+        registration = monitor.registrations.registrations["carrier-a"]
+        await wait_for(lambda: registration.state.registered, 10, "registered")
+        assert len(registrar.bindings("alice")) == 1
+        text = await scrape(monitor)
+    finally:
+        await monitor.stop()
+    assert 'trunkwatch_sip_registered{trunk="carrier-a"} 1.0' in text
+    assert 'trunkwatch_sip_register_attempts_total{outcome="ok",trunk="carrier-a"} 1.0' in text
+    assert "trunkwatch_sip_registration_expiry_timestamp_seconds{" in text
+    assert USERS["alice"] not in text
+    assert registrar.bindings("alice") == {}  # un-registered at stop
+
+
+async def test_a_wrong_password_is_counted_not_registered(
+    tmp_path: Path, registrar: Registrar
+) -> None:
+    env = {"TRUNK_PASSWORD": "not-the-password"}
+    monitor = Monitor(config_from_text(config(tmp_path, registrar, "alice"), env=env))
+    await monitor.start()
+    try:
+        registration = monitor.registrations.registrations["carrier-a"]
+        await wait_for(lambda: registration.state.last_outcome is not None, 10, "an attempt")
+        text = await scrape(monitor)
+    finally:
+        await monitor.stop()
+    assert 'trunkwatch_sip_registered{trunk="carrier-a"} 0.0' in text
+    assert (
+        'trunkwatch_sip_register_attempts_total{outcome="auth_loop",trunk="carrier-a"} 1.0' in text
+    )
+
+
+def test_register_needs_the_trunks_credentials(tmp_path: Path) -> None:
+    text = 'trunks: [{name: t, uri: "sip:127.0.0.1:5060", registration: {expires: 60}}]\n'
+    with pytest.raises(ConfigError, match="registration needs the trunk's auth"):
+        config_from_text(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("reg.example", ("reg.example", 5060)),
+        ("reg.example:5070", ("reg.example", 5070)),
+        ("[2001:db8::1]", ("2001:db8::1", 5060)),
+        ("[2001:db8::1]:5080", ("2001:db8::1", 5080)),
+        ("2001:db8::1", ("2001:db8::1", 5060)),
+    ],
+)
+def test_registrar_host_and_port(text: str, expected: tuple[str, int]) -> None:
+    assert _host_port(text, 5060) == expected
