@@ -543,7 +543,7 @@ class TrunkConfig(BaseModel):
     @model_validator(mode="after")
     def _register_needs_credentials(self) -> TrunkConfig:
         if self.registration is not None and self.auth is None:
-            raise ValueError("registration needs the trunk's auth: (username, password_env or file)")
+            raise ValueError("registration needs the trunk's auth: (username and password)")
         return self
 
     @model_validator(mode="after")
