@@ -223,6 +223,8 @@ class Monitor:
                 log.error("heartbeat_failed", error=repr(exc)[:200])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.writer.stopping.wait(), HEARTBEAT_S)
+            if (line := self.pipeline.learned_summary()) is not None:  # one per beat, and at stop
+                getattr(log, line.level)(line.event, **line.fields)
 
     # ---- metrics and logs -------------------------------------------------------------------
 

@@ -84,6 +84,14 @@ class Pipeline:
         self.stats = {trunk: ProbeStats(trunk, "options") for trunk in health}
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}
+        self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
+
+    def learned_summary(self) -> LogLine | None:
+        """The trunks whose first state became known since the last call, by state."""
+        if not self.learned:
+            return None
+        counts, self.learned = self.learned, {}
+        return LogLine("info", "trunk_states_learned", dict(sorted(counts.items())))
 
     def render(self, fmt: ExpositionFormat) -> str:
         """The pipeline's own /metrics section: test calls, and whether the agent is suspect."""
@@ -193,7 +201,7 @@ class Pipeline:
         )
 
     def _transitions(self, out: Produced) -> None:
-        out.logs.extend(log_lines(out.events))
+        out.logs.extend(log_lines(out.events, self.learned))
         for event in out.events:
             if isinstance(event, OutageOpened):
                 trunk = event.outage.trunk
@@ -262,12 +270,20 @@ def call_sample(
     )
 
 
-def log_lines(events: Sequence[Event]) -> list[LogLine]:
-    """One log line per state change, with stable event names."""
+def log_lines(events: Sequence[Event], learned: dict[str, int] | None = None) -> list[LogLine]:
+    """One log line per state change, with stable event names. A trunk's first known state
+    (from UNKNOWN: at start-up, after a gap) is only counted in `learned` when given: 10,000
+    trunks starting are one summary line (`Pipeline.learned_summary`), not 10,000."""
     lines: list[LogLine] = []
     fields: dict[str, object]
     for event in events:
-        if isinstance(event, TrunkStateChanged):
+        if (
+            learned is not None
+            and isinstance(event, TrunkStateChanged)
+            and event.old is TrunkState.UNKNOWN
+        ):
+            learned[event.new.value] = learned.get(event.new.value, 0) + 1
+        elif isinstance(event, TrunkStateChanged):
             fields = {"trunk": event.trunk, "previous": event.old.value, "cause": event.cause}
             lines.append(LogLine("info", f"trunk_{event.new.value}", fields))
         elif isinstance(event, OutageOpened):

@@ -11,6 +11,7 @@ from pathlib import Path
 import aiohttp
 import pytest
 from peers import Kamailio, Promtool, TlsFiles
+from structlog.testing import capture_logs
 
 from monitor.app import Monitor
 from monitor.config import Config, config_from_text
@@ -283,3 +284,19 @@ sla:
     assert tickets[0].acknowledged_at == tickets[0].opened_at
     kinds = [body["type"] for _, body in received]
     assert kinds[0] == "ticket.open" and kinds[-1] == "ticket.resolve", kinds
+
+
+async def test_first_states_are_one_summary_line_not_one_per_trunk(
+    kamailio: Kamailio, tls_ca: TlsFiles, tmp_path: Path
+) -> None:
+    monitor = Monitor(kamailio_config(kamailio, tls_ca, tmp_path / "tw.db"))
+    with capture_logs() as logs:
+        await monitor.start()
+        try:
+            await wait_for(lambda: states(monitor) == {TrunkState.UP}, 5, "all trunks up")
+        finally:
+            await monitor.stop()
+    events = [e["event"] for e in logs]
+    assert "trunk_up" not in events
+    (summary,) = [e for e in logs if e["event"] == "trunk_states_learned"]
+    assert summary["up"] == 3

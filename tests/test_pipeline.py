@@ -34,7 +34,13 @@ def test_a_steady_trunk_produces_nothing_after_its_first_state() -> None:
     assert first is not None  # UNKNOWN → UP is a state change
     (change,) = first.events
     assert isinstance(change, TrunkStateChanged) and change.new is TrunkState.UP
-    assert [line.event for line in first.logs] == ["trunk_up"]
+    assert first.logs == []  # a first state is counted, not logged trunk by trunk
+    summary = p.learned_summary()
+    assert summary is not None and (summary.event, summary.fields) == (
+        "trunk_states_learned",
+        {"up": 1},
+    )
+    assert p.learned_summary() is None
     # The hot path's common case: the state holds, nothing to write, nothing allocated.
     outs = [
         p.on_result(result(second, Outcome.OK), T0 + timedelta(seconds=second))
