@@ -25,6 +25,7 @@ from typing import Final
 from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened
 from monitor.log import get_logger
 from monitor.store import Store
+from monitor.store.lease import Lease, LeaseLost
 from monitor.tickets.ledger import append_with_outbox
 from monitor.tickets.routing import TicketRouting
 from probes.clock import SYSTEM_CLOCK, Clock, utc_now
@@ -176,6 +177,7 @@ class QuorumLoop:
         leads: Callable[[], bool],
         *,
         watchers: Mapping[str, frozenset[str]] | None = None,
+        lease: Callable[[], Lease | None] = lambda: None,
         wake: Callable[[], None] = lambda: None,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
@@ -186,6 +188,7 @@ class QuorumLoop:
         self._routing = routing
         self._trunks = trunks
         self._leads = leads
+        self._lease = lease  # the leader's lease: verdicts are written fenced by it
         self._clock = clock
 
     async def step(self) -> list[Event]:
@@ -198,7 +201,13 @@ class QuorumLoop:
         still_open = [o for o in await self._verdicts.outages(since=now) if o.restored_at is None]
         events = evaluate(views, still_open, alive, self._trunks, now, watchers=self._watchers)
         if events:
-            await append_with_outbox(self._verdicts, events, self._routing, now)
+            try:
+                await append_with_outbox(
+                    self._verdicts, events, self._routing, now, fenced=self._lease()
+                )
+            except LeaseLost:  # deposed meanwhile: the new leader decides
+                log.warning("quorum_write_fenced", agent=self._views.agent)
+                return []
             self._wake()
             for event in events:
                 if isinstance(event, OutageOpened | OutageClosed):

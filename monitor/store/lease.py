@@ -17,7 +17,7 @@ from typing import Any
 
 from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.store.engine import WRITE
 from monitor.store.schema import leases
@@ -94,6 +94,18 @@ def fence(lease: Lease) -> Any:
         leases.c.holder == lease.holder,
         leases.c.token == lease.token,
     )
+
+
+class LeaseLost(RuntimeError):
+    """The lease a write was fenced with is no longer the current one: nothing was written."""
+
+
+async def require(conn: AsyncConnection, lease: Lease) -> None:
+    """Inside a write transaction: LeaseLost unless `lease` is still current. The no-op
+    update also locks the lease row (PostgreSQL), so a takeover waits for this transaction."""
+    result = await conn.execute(update(leases).where(fence(lease)).values(token=leases.c.token))
+    if result.rowcount != 1:
+        raise LeaseLost(f"lease {lease.name} token {lease.token} is no longer held")
 
 
 def held(lease: Lease) -> Any:

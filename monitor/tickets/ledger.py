@@ -34,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened, as_utc
 from monitor.store.engine import WRITE
+from monitor.store.lease import Lease, require
 from monitor.store.schema import OutboxStatus, TicketState, outages, ticket_outbox, tickets
 from monitor.tickets.base import Action, TicketContext, TicketRef, ticket_ref
 from monitor.tickets.plan import (
@@ -106,12 +107,20 @@ class TicketRow:
 
 
 async def append_with_outbox(
-    store: Store, events: Sequence[Event], routing: TicketRouting, now: datetime
+    store: Store,
+    events: Sequence[Event],
+    routing: TicketRouting,
+    now: datetime,
+    *,
+    fenced: Lease | None = None,
 ) -> None:
-    """``store.append(events)`` plus the ticket requests they call for, in one transaction."""
+    """``store.append(events)`` plus the ticket requests they call for, in one transaction;
+    with `fenced`, only while that lease is current (LeaseLost otherwise, nothing written)."""
     now = as_utc(now, "now")
 
     async def queue(conn: AsyncConnection) -> None:
+        if fenced is not None:
+            await require(conn, fenced)
         await enqueue(conn, events, routing, now)
 
     await store.append(events, extra=queue)

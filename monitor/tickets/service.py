@@ -31,6 +31,7 @@ from monitor.log import get_logger
 from monitor.metrics.exposition import Section
 from monitor.metrics.tickets import TicketMetrics
 from monitor.quorum import QuorumLoop
+from monitor.store.lease import Lease
 from monitor.store.store import Store
 from monitor.tickets.base import TicketRef, TicketRequest, TicketSink
 from monitor.tickets.compose import compose
@@ -156,7 +157,7 @@ class TicketService:
         if self._quorum is not None:
             verdicts = QuorumLoop(
                 store, self.routing, self._quorum, self._leads,
-                watchers=self._watchers, wake=self.wake, clock=self._clock,
+                watchers=self._watchers, lease=self._lease, wake=self.wake, clock=self._clock,
             )  # fmt: skip
             self._tasks.append(asyncio.create_task(verdicts.run(), name="quorum"))
         for sink in self.settings.sinks:
@@ -174,6 +175,9 @@ class TicketService:
 
     def _leads(self) -> bool:
         return self.leadership is not None and self.leadership.is_leader
+
+    def _lease(self) -> Lease | None:
+        return None if self.leadership is None else self.leadership.lease
 
     def on_events(self, events: Sequence[Event]) -> None:
         """From the hot path's consumer: no I/O. The requests are written by ``append``;

@@ -13,11 +13,12 @@ from tickets_support import outage, webhook_settings
 
 from monitor.events import OutageOpened
 from monitor.leadership import Leadership
+from monitor.quorum import QuorumLoop
 from monitor.store import Store
 from monitor.store import lease as leases
 from monitor.tickets.ledger import TicketStore, append_with_outbox
 from monitor.tickets.routing import TicketRouting
-from probes.clock import FakeClock
+from probes.clock import FakeClock, utc_now
 from probes.instants import ns_from_utc
 
 T0 = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)
@@ -115,3 +116,39 @@ async def test_leadership_moves_when_the_leader_stops_renewing_and_fences_the_ol
     # a wakes up believing it still leads: its renewal fails and it steps down.
     await lead_a.step()
     assert not lead_a.is_leader and lead_a.lease is None
+
+
+async def test_a_deposed_leaders_verdict_is_not_written(two: tuple[Store, Store]) -> None:
+    a, b = two
+    clock = FakeClock(wall=ns_from_utc(T0))
+    lead_a = Leadership(a.engine, "agent-a", clock=clock)
+    lead_b = Leadership(b.engine, "agent-b", clock=clock)
+    await lead_a.step()
+    clock.advance(11)  # a stops renewing (paused); its lease runs out and b takes it
+    await lead_b.step()
+    assert lead_b.is_leader and lead_a.lease is not None  # a has not noticed yet
+    # Both agents see the trunk down: a majority of the two agents alive.
+    now = utc_now(clock)
+    for store in (a, b):
+        await store.heartbeat(now)
+    views = [Store(a.engine, agent, views=True) for agent in ("agent-a", "agent-b")]
+    for n, store in enumerate(views):
+        o = outage("mx-1", at=now - timedelta(seconds=5 - n))
+        await store.append([OutageOpened(o)])
+    routing = TicketRouting.build(webhook_settings("http://127.0.0.1:9/hook"), [("mx-1", "c")])
+    stale = QuorumLoop(
+        a, routing, {"mx-1": None}, lambda: True, lease=lambda: lead_a.lease, clock=clock
+    )
+    assert await stale.step() == []  # a still believes it leads: the lease says otherwise
+    assert await a.outages() == []
+    leader = QuorumLoop(
+        b,
+        routing,
+        {"mx-1": None},
+        lambda: lead_b.is_leader,
+        lease=lambda: lead_b.lease,
+        clock=clock,
+    )
+    (opened,) = await leader.step()
+    assert isinstance(opened, OutageOpened)
+    assert [o.id for o in await a.outages()] == [opened.outage.id]
