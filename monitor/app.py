@@ -101,6 +101,7 @@ class Monitor:
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
+        self.pipeline.registrations = self.registrations
 
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
         scheduled: list[tuple[Probe, float]] = []

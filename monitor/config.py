@@ -423,6 +423,9 @@ class RegisterConfig(BaseModel):
     registrar: str | None = None  # host[:port]; default: the AoR's host and port
     expires: int = Field(default=300, ge=1, le=86_400)
     retry: Seconds = 30.0  # a failed registration is tried again this much later
+    # The carrier takes no calls without it: while it is lost, the trunk's answered
+    # OPTIONS count as failures (outcome unregistered), so an outage opens as for any fault.
+    required: bool = False
 
 
 class AuthSettings(BaseModel):

@@ -8,9 +8,9 @@ the per-trunk state the verdicts need: health, OPTIONS statistics, the transitio
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
-from typing import Final
+from typing import Final, Protocol
 
 from monitor.events import (
     Event,
@@ -59,6 +59,25 @@ class Produced:
     logs: list[LogLine] = field(default_factory=list)
 
 
+class RequiredRegistrations(Protocol):
+    """Which trunks must be registered, and whether one's registration is lost now."""
+
+    @property
+    def required(self) -> frozenset[str]: ...
+    def lost(self, trunk: str) -> bool: ...
+
+
+@dataclass(frozen=True, slots=True)
+class _NoRegistrations:
+    required: frozenset[str] = frozenset()
+
+    def lost(self, trunk: str) -> bool:
+        return False
+
+
+NO_REGISTRATIONS: Final = _NoRegistrations()
+
+
 class Pipeline:
     """Per-trunk verdicts: OPTIONS results decide availability, test calls quality."""
 
@@ -85,6 +104,8 @@ class Pipeline:
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}
         self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
+        # Trunks whose registration is required, and whether it is lost now (app wires it).
+        self.registrations: RequiredRegistrations = NO_REGISTRATIONS
 
     def learned_summary(self) -> LogLine | None:
         """The trunks whose first state became known since the last call, by state."""
@@ -120,6 +141,10 @@ class Pipeline:
             self._call(result, now, out)
         else:
             trunk = result.trunk
+            if trunk in self.registrations.required and result.outcome is Outcome.OK:
+                if self.registrations.lost(trunk):
+                    detail = "answered, but its required registration is not in force"
+                    result = replace(result, outcome=Outcome.UNREGISTERED, detail=detail)
             self.stats[trunk].record(result)
             raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
             done = self.sampler.record(trunk, raw)

@@ -81,6 +81,18 @@ class Registrations:
             t.name: Registration(register_settings(t)) for t in trunks if t.registration is not None
         }
         self._tasks: list[asyncio.Task[None]] = []
+        required = {t.name for t in trunks if t.registration and t.registration.required}
+        self._required = {n: r for n, r in self.registrations.items() if n in required}
+        # The trunks whose answered probes the pipeline must check (monitor/pipeline.py).
+        self.required = frozenset(self._required)
+
+    def lost(self, trunk: str) -> bool:
+        """Whether a required registration has been tried and is not in force now."""
+        registration = self._required.get(trunk)
+        if registration is None:
+            return False
+        state = registration.state
+        return state.last_outcome is not None and not state.registered
 
     async def start(self) -> None:
         for trunk, registration in self.registrations.items():

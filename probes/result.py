@@ -20,6 +20,8 @@ class Outcome(StrEnum):
     MISMATCH = "mismatch"  # only answers that did not belong to our transaction
     NETWORK = "network"  # any other socket error (unreachable network, reset...)
     PROBE_CRASHED = "probe_crashed"  # the prober itself failed; never counted against a trunk
+    # The trunk answered OPTIONS, but its required registration is not in force.
+    UNREGISTERED = "unregistered"
     # Test calls (probes/call.py). The trunk answered SIP but the call did not work:
     BUSY = "busy"  # 486 Busy Here, 600 Busy Everywhere
     NOT_FOUND = "not_found"  # 404 Not Found, 604 Does Not Exist Anywhere

@@ -92,3 +92,28 @@ def test_register_needs_the_trunks_credentials(tmp_path: Path) -> None:
 )
 def test_registrar_host_and_port(text: str, expected: tuple[str, int]) -> None:
     assert _host_port(text, 5060) == expected
+
+
+async def test_a_required_registration_lost_takes_the_trunk_down(
+    tmp_path: Path, registrar: Registrar
+) -> None:
+    text = (
+        config(tmp_path, registrar, "alice").replace(
+            "expires: 300}", "expires: 300, required: true}"
+        )
+        + "defaults: {interval: 0.2, timeout: 0.15, down_after: 3, up_after: 2}\n"
+    )
+    env = {"TRUNK_PASSWORD": "not-the-password"}  # OPTIONS are answered; REGISTER is refused
+    monitor = Monitor(config_from_text(text, env=env))
+    await monitor.start()
+    try:
+        await wait_for(lambda: monitor.health["carrier-a"].open_outage is not None, 10, "an outage")
+        outage = monitor.health["carrier-a"].open_outage
+        text = await scrape(monitor)
+    finally:
+        await monitor.stop()
+    assert outage is not None and outage.first_outcome == "unregistered"
+    assert (
+        'trunkwatch_probe_outcome_total{outcome="unregistered",probe="options",trunk="carrier-a"}'
+        in text
+    )
