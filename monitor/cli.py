@@ -14,6 +14,7 @@ import typer
 
 from monitor import __version__, sla_cli
 from monitor.tickets.cli import tickets_app
+from probes.hostport import split_host_port
 
 app = typer.Typer(
     help="trunkwatch: SIP trunk availability monitor.",
@@ -333,26 +334,6 @@ def probe_options(
     raise typer.Exit(0 if result.ok else 1)
 
 
-def _split_host_port(target: str, default_port: int) -> tuple[str, int]:
-    """HOST, HOST:PORT, [V6]:PORT or a bare IPv6 address."""
-    if target.startswith("["):
-        host, sep, rest = target[1:].partition("]")
-        if not sep or (rest and not rest.startswith(":")):
-            raise ValueError("expected [IPv6]:PORT")
-        port_text = rest[1:]
-    elif target.count(":") == 1:
-        host, _, port_text = target.partition(":")
-    else:
-        host, port_text = target, ""
-    if not host:
-        raise ValueError("no host")
-    if not port_text:
-        return host, default_port
-    if not port_text.isdigit() or not 0 < int(port_text) < 65536:
-        raise ValueError(f"bad port {port_text!r}")
-    return host, int(port_text)
-
-
 @probe_app.command("register")
 def probe_register(
     uri: Annotated[str, typer.Argument(help="Address-of-record: sip:user@domain[:port]")],
@@ -376,7 +357,7 @@ def probe_register(
     password = _password_from(password_env)
     try:
         aor = SipUri.parse(uri)
-        target = _split_host_port(registrar, 5060) if registrar is not None else None
+        target = split_host_port(registrar, 5060) if registrar is not None else None
         user = username or aor.user
         if user is None:
             raise ValueError("no user name: give --username or a user in the URI")
@@ -439,7 +420,7 @@ def probe_cert(
     from probes.tls.fetch import CertFetchError, fetch_chain
 
     try:
-        host, port = _split_host_port(target, 443)
+        host, port = split_host_port(target, 443)
     except ValueError as exc:
         typer.echo(f"error: {target}: {exc}", err=True)
         raise typer.Exit(2) from None
@@ -491,7 +472,7 @@ def probe_dns(
         if nameserver is None:
             settings = ResolverSettings(timeout=timeout)
         else:
-            host, port = _split_host_port(nameserver, 53)
+            host, port = split_host_port(nameserver, 53)
             settings = ResolverSettings(nameserver=host, port=port, timeout=timeout)
         resolver = SipResolver(settings)
     except ValueError as exc:

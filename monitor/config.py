@@ -46,6 +46,7 @@ from monitor.tickets.config import TicketsSettings
 from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
 from probes.dns.resolver import ResolverSettings
+from probes.hostport import split_host_port
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.sip.errors import SipParseError
 from probes.sip.uri import SipUri
@@ -426,6 +427,13 @@ class RegisterConfig(BaseModel):
     # The carrier takes no calls without it: while it is lost, the trunk's answered
     # OPTIONS count as failures (outcome unregistered), so an outage opens as for any fault.
     required: bool = False
+
+    @field_validator("registrar")
+    @classmethod
+    def _registrar_is_host_port(cls, value: str | None) -> str | None:
+        if value is not None:
+            split_host_port(value, 5060)  # its ValueError names the problem
+        return value
 
 
 class AuthSettings(BaseModel):

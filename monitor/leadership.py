@@ -68,9 +68,7 @@ class Leadership:
             log.error("leader_lease_error", lease=self.name, error=repr(exc)[:200])
             if self.lease is not None and now >= self.lease.expires_at:
                 self.lease = None
-        if (was is None) != (self.lease is None) or (
-            was and self.lease and was.token != self.lease.token
-        ):
+        if _token(was) != _token(self.lease):  # leadership changed hands (or process)
             if self.lease is not None:
                 log.info(
                     "leader_acquired", lease=self.name, agent=self.agent, token=self.lease.token
@@ -91,3 +89,7 @@ class Leadership:
             except Exception as exc:
                 log.error("leader_release_failed", lease=self.name, error=repr(exc)[:200])
             self.lease = None
+
+
+def _token(lease: Lease | None) -> int | None:
+    return None if lease is None else lease.token

@@ -19,6 +19,7 @@ from monitor.metrics.exposition import (
     label_text,
     sample_line,
 )
+from probes.hostport import split_host_port
 from probes.register import RegisterSettings, Registration
 from probes.register_state import RegisterOutcome
 from probes.sip.uri import SipUri
@@ -48,7 +49,7 @@ def register_settings(trunk: TrunkConfig) -> RegisterSettings:
     reg, auth = trunk.registration, trunk.auth
     assert reg is not None and auth is not None  # the config's validation guarantees both
     host = SipUri.parse(trunk.uri).host
-    registrar = None if reg.registrar is None else _host_port(reg.registrar, 5060)
+    registrar = None if reg.registrar is None else split_host_port(reg.registrar, 5060)
     return RegisterSettings(
         trunk=trunk.name,
         aor=reg.aor or f"sip:{auth.username}@{host}",
@@ -62,17 +63,6 @@ def register_settings(trunk: TrunkConfig) -> RegisterSettings:
     )
 
 
-def _host_port(text: str, default: int) -> tuple[str, int]:
-    """host, host:port, [v6] or [v6]:port."""
-    if text.startswith("["):
-        host, _, rest = text[1:].partition("]")
-        return host, int(rest[1:]) if rest.startswith(":") else default
-    if text.count(":") == 1:
-        host, _, port = text.partition(":")
-        return host, int(port)
-    return text, default
-
-
 class Registrations:
     """Every registration of the config's trunks; `start` opens them, `stop` closes them."""
 
@@ -81,17 +71,16 @@ class Registrations:
             t.name: Registration(register_settings(t)) for t in trunks if t.registration is not None
         }
         self._tasks: list[asyncio.Task[None]] = []
-        required = {t.name for t in trunks if t.registration and t.registration.required}
-        self._required = {n: r for n, r in self.registrations.items() if n in required}
         # The trunks whose answered probes the pipeline must check (monitor/pipeline.py).
-        self.required = frozenset(self._required)
+        self.required = frozenset(
+            t.name for t in trunks if t.registration and t.registration.required
+        )
 
     def lost(self, trunk: str) -> bool:
         """Whether a required registration has been tried and is not in force now."""
-        registration = self._required.get(trunk)
-        if registration is None:
+        if trunk not in self.required:
             return False
-        state = registration.state
+        state = self.registrations[trunk].state
         return state.last_outcome is not None and not state.registered
 
     async def start(self) -> None:

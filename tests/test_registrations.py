@@ -14,7 +14,7 @@ from test_monitor_e2e import scrape, wait_for
 
 from monitor.app import Monitor
 from monitor.config import ConfigError, config_from_text
-from monitor.registrations import _host_port
+from probes.hostport import split_host_port
 
 
 @pytest.fixture
@@ -91,7 +91,7 @@ def test_register_needs_the_trunks_credentials(tmp_path: Path) -> None:
     ],
 )
 def test_registrar_host_and_port(text: str, expected: tuple[str, int]) -> None:
-    assert _host_port(text, 5060) == expected
+    assert split_host_port(text, 5060) == expected
 
 
 async def test_a_required_registration_lost_takes_the_trunk_down(
@@ -117,3 +117,12 @@ async def test_a_required_registration_lost_takes_the_trunk_down(
         'trunkwatch_probe_outcome_total{outcome="unregistered",probe="options",trunk="carrier-a"}'
         in text
     )
+
+
+def test_a_bad_registrar_is_a_config_error() -> None:
+    text = (
+        'trunks: [{name: t, uri: "sip:127.0.0.1:5060", auth: {username: u, password_env: P},'
+        ' registration: {registrar: "reg.example:99999"}}]\n'
+    )
+    with pytest.raises(ConfigError, match=r"registrar.*bad port"):
+        config_from_text(text, env={"P": "x"})

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from monitor.events import (
     as_utc,
     from_json,
 )
-from monitor.journal_chain import GENESIS, chain_rows
+from monitor.journal_chain import GENESIS, ChainLink, chain_rows
 from monitor.store.engine import WRITE, create_engine
 from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gaps, outages
@@ -33,20 +32,6 @@ from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gap
 
 class JournalCorruptError(ValueError):
     """A journal row that does not decode; names its seq so it can be looked at."""
-
-
-@dataclass(frozen=True, slots=True)
-class JournalRow:
-    """One stored journal row, as written (the evidence bundle copies these)."""
-
-    seq: int
-    ts: datetime
-    agent: str
-    trunk: str | None
-    kind: str
-    payload: str
-    prev_hash: str | None
-    hash: str | None
 
 
 class Store:
@@ -212,7 +197,7 @@ class Store:
             conditions.append(outages.c.first_failure_at < until)
         return await self._outages(*conditions)
 
-    async def journal_runs(self, start: datetime, end: datetime) -> list[JournalRow]:
+    async def journal_runs(self, start: datetime, end: datetime) -> list[ChainLink]:
         """Each agent's contiguous run of journal rows covering [start, end), agent by agent
         in seq order: the runs' first and last rows are the chain ends the evidence cites."""
         async with self._engine.connect() as conn:
@@ -223,12 +208,12 @@ class Store:
                     .group_by(journal.c.agent)
                 )
             ).all()
-        runs: list[JournalRow] = []
+        runs: list[ChainLink] = []
         for agent, low, high in sorted(bounds):
             runs += await self.journal_run(agent, low, high)
         return runs
 
-    async def journal_run(self, agent: str, first_seq: int, last_seq: int) -> list[JournalRow]:
+    async def journal_run(self, agent: str, first_seq: int, last_seq: int) -> list[ChainLink]:
         """`agent`'s journal rows from seq first_seq to last_seq, in order."""
         query = (
             select(journal)
@@ -238,7 +223,7 @@ class Store:
         async with self._engine.connect() as conn:
             rows = (await conn.execute(query)).all()
         return [
-            JournalRow(int(r.seq), r.ts, r.agent, r.trunk, r.kind, r.payload, r.prev_hash, r.hash)
+            ChainLink(int(r.seq), r.ts, r.agent, r.trunk, r.kind, r.payload, r.prev_hash, r.hash)
             for r in rows
         ]
 
@@ -307,9 +292,7 @@ class Store:
 
     async def watchers(self) -> list[str]:
         """Every agent that watches with this store (each heartbeats), and this one."""
-        async with self._engine.connect() as conn:
-            names = set((await conn.execute(select(heartbeats.c.agent))).scalars())
-        return sorted(names | {self.agent})
+        return sorted(set(await self.heartbeats()) | {self.agent})
 
     async def first_event_at(self, agent: str | None = None) -> datetime | None:
         """When this agent (or `agent`) journaled its first event: it watched from then on."""
