@@ -53,6 +53,7 @@ from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 
 if TYPE_CHECKING:
     from monitor.config import HttpSettings
+    from monitor.reload import ReloadReport
     from monitor.sla.contracts import ContractsSettings
 
 __all__ = ["API_VERSION", "ApiDeps", "make_api_app", "openapi_document"]
@@ -68,6 +69,7 @@ _MONTH_RE: Final = re.compile(_MONTH)
 _NAME_RE: Final = re.compile(_NAME)
 
 LiveState = Callable[[], Mapping[str, str]]
+Reload = Callable[[], Awaitable["ReloadReport"]]
 
 
 @dataclass(slots=True)
@@ -80,6 +82,7 @@ class ApiDeps:
     clock: Clock = SYSTEM_CLOCK
     read_token: str | None = None  # reads: outages, reports, audit
     open_reads: bool = False  # the operator said reads need no token
+    reload: Reload | None = None  # the daemon's config reload (None: not a daemon)
 
     @classmethod
     def from_config(
@@ -89,6 +92,7 @@ class ApiDeps:
         sla: ContractsSettings,
         *,
         live_state: LiveState,
+        reload: Reload | None = None,
         env: Mapping[str, str] = os.environ,
     ) -> ApiDeps:
         """The API's tokens from the environment variables the config names."""
@@ -99,6 +103,7 @@ class ApiDeps:
             live_state=live_state,
             read_token=env.get(http.read_token_env) if http.read_token_env else None,
             open_reads=http.open_reads,
+            reload=reload,
         )
 
 
@@ -624,6 +629,19 @@ async def import_ics(request: web.Request) -> web.Response:
     return web.json_response(result.to_dict())
 
 
+async def post_reload(request: web.Request) -> web.Response:
+    _require_token(request)
+    deps = _deps(request)
+    if deps.reload is None:
+        raise _Problem(404, "no_daemon", "reload needs a running monitor (trunkwatch run)")
+    report = await deps.reload()
+    if not report.ok:
+        message = "the config file is not valid: the running config stays"
+        problems = (report.error or "").splitlines()  # each names file, line and field
+        raise _Problem(422, "config_invalid", message, problems)
+    return web.json_response(report.to_dict())
+
+
 async def list_tickets(request: web.Request) -> web.Response:
     tickets = await _deps(request).ctx.all_tickets()
     return web.json_response([t.to_dict() for t in tickets])
@@ -728,6 +746,9 @@ ROUTES: Final[tuple[Route, ...]] = (
     Route("GET", "/tickets", list_tickets, "Carrier tickets (read-only)", returns=_json(_LIST)),
     Route("GET", "/audit", get_audit, "The audit log of every ledger change", query=AuditQuery,
           returns=_json(_LIST)),
+    Route("POST", "/reload", post_reload,
+          "Apply the config file again: trunks added, removed and changed without a restart",
+          write=True),
     Route("GET", "/evidence", get_evidence, "A signed evidence bundle for a month (zip)",
           query=EvidenceQuery, returns=_ZIP),
 )  # fmt: skip

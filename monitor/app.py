@@ -21,9 +21,10 @@ from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exporter import Exporter, ExportSources, TrunkInfo, loop_name, runtime_registry
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
-from monitor.pipeline import Pipeline
+from monitor.pipeline import Pipeline, Produced
 from monitor.probe_settings import options_settings, start_call_probes, transport_of
 from monitor.registrations import Registrations
+from monitor.reload import ReloadReport, reload_monitor
 from monitor.scheduler import Scheduler
 from monitor.secrets import SecretsNotRead
 from monitor.sla.maintenance import MaintenanceCalendar
@@ -63,17 +64,10 @@ class Monitor:
         self.udp: SharedUdp | None = None
         self.call_pool: WorkerPool | None = None
         self.call_metrics = CallMetrics({})
-        self.probes: list[Probe] = []
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
         self.maintenance = MaintenanceCalendar((s.name, s.parts) for s in config.sla.services)
-        self.tickets = TicketService(
-            config.tickets,
-            [(t.name, t.carrier) for t in config.trunks],
-            in_maintenance=self.maintenance.covers,
-            quorum=config.cluster.quorums(config.trunks),
-            watchers=config.cluster.watchers(config.trunks),
-        )
+        self.tickets = TicketService.from_config(config, self.maintenance.covers)
         self.certificates = CertificateWatch.from_config(self.config)
         self.registrations = Registrations(self.config.trunks)
         self.sla: SlaContext | None = None
@@ -83,6 +77,7 @@ class Monitor:
         self.writer = JournalWriter(self._append, self._insert_samples)
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
+        self.reload_lock = asyncio.Lock()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -95,24 +90,21 @@ class Monitor:
         gaps_before = len(await self.store.gaps())
         restored = await resume(self.store, now)
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
-        self.health.update(
-            {t.name: restored.get(t.name) or TrunkHealth(t.name) for t in cfg.trunks}
-        )
+        for t in cfg.trunks:
+            self.health[t.name] = restored.get(t.name) or TrunkHealth(t.name)
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
         self.pipeline.registrations = self.registrations
 
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
-        scheduled: list[tuple[Probe, float]] = []
-        for trunk in cfg.trunks:
-            probe = self.udp.probe(options_settings(trunk, cfg.dns.resolver()))
-            self.probes.append(probe)
-            scheduled.append((probe, trunk.interval))
+        resolver = cfg.dns.resolver()
+        scheduled: list[tuple[Probe, float]] = [
+            (self.udp.probe(options_settings(t, resolver)), t.interval) for t in cfg.trunks
+        ]
         await self.registrations.start()  # they refresh themselves; a REGISTER is no probe
         calls = await start_call_probes(cfg)
         self.call_pool = calls.pool
-        self.probes += [probe for probe, _ in calls.scheduled]
         scheduled += calls.scheduled
         self.call_metrics = CallMetrics(calls.profiles)
         self.pipeline.add_calls(calls.profiles, calls.quality_policies, self.call_metrics)
@@ -127,8 +119,9 @@ class Monitor:
         await self.tickets.start(self.store)
         self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
-        live = lambda: {n: h.state.value for n, h in self.health.items()}  # noqa: E731
-        api = make_api_app(ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live))
+        live = self.pipeline.live_state
+        deps = ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live, reload=self.reload)
+        api = make_api_app(deps)
         self.runner, self.bound_port = await serve_config(
             cfg.http, self.exporter, lambda: self._ready, api, port=self.http_port
         )
@@ -156,8 +149,8 @@ class Monitor:
         self._ready = False
         if self.scheduler is not None:
             self.scheduler.stop()
-        for probe in self.probes:
-            await probe.close()
+            for item in self.scheduler.items:
+                await item.probe.close()
         if self.call_pool is not None:
             await self.call_pool.stop()
             self.call_pool = None
@@ -194,14 +187,21 @@ class Monitor:
 
     def _on_result(self, result: ProbeResult) -> None:
         out = self.pipeline.on_result(result, datetime.now(UTC))
-        if out is None:
-            return
+        if out is not None:
+            self.emit(out)
+
+    def emit(self, out: Produced) -> None:
+        """Log, journal and ticket what the pipeline produced."""
         for line in out.logs:
             getattr(log, line.level)(line.event, **line.fields)
         self.writer.queue_samples(out.probe_samples, out.call_samples)
         if out.events:
             self.writer.queue(out.events)
             self.tickets.on_events(out.events)
+
+    async def reload(self) -> ReloadReport:
+        """SIGHUP, `trunkwatch reload`, POST /api/v1/reload: the config file applied again."""
+        return await reload_monitor(self)
 
     # ---- background tasks ------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ customer's fault: the NOC must see it coming weeks ahead.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -109,6 +110,7 @@ class CertificateWatch:
         self._clock = clock
         self.states: dict[str, CertState] = {}
         self._anchors: dict[Path | None, list[bytes]] = {}
+        self._retargeted = asyncio.Event()
 
     @classmethod
     def from_config(cls, config: Config) -> CertificateWatch:
@@ -141,9 +143,18 @@ class CertificateWatch:
 
     async def run(self) -> None:
         while True:
-            for target in self.targets:
+            self._retargeted.clear()
+            for target in list(self.targets):
                 await self.check(target)
-            await asyncio.sleep(self._interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._retargeted.wait(), self._interval)
+
+    def retarget(self, targets: list[CertTarget]) -> None:
+        """A reload's targets: checked now (not an interval later), the others forgotten."""
+        self.targets = targets
+        names = {t.name for t in targets}
+        self.states = {n: s for n, s in self.states.items() if n in names}
+        self._retargeted.set()
 
     def render(self, fmt: ExpositionFormat) -> str:
         expiry: list[str] = []

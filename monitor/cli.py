@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Annotated, Any, TypeVar
 
@@ -58,6 +58,20 @@ def _stop_on_signals(stop: asyncio.Event) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError, RuntimeError):
             loop.add_signal_handler(sig, stop.set)
+
+
+def _reload_on_sighup(reload: Callable[[], Coroutine[Any, Any, object]]) -> None:
+    """SIGHUP (systemd's ExecReload) applies the config file again; the outcome is logged."""
+    loop = asyncio.get_running_loop()
+    pending: set[asyncio.Task[object]] = set()  # the loop keeps only weak references
+
+    def on_hup() -> None:
+        task = loop.create_task(reload(), name="reload")
+        pending.add(task)
+        task.add_done_callback(pending.discard)
+
+    with contextlib.suppress(NotImplementedError, RuntimeError):
+        loop.add_signal_handler(signal.SIGHUP, on_hup)
 
 
 def _load(path: Path) -> Any:
@@ -112,12 +126,44 @@ def run(config: ConfigOpt) -> None:
             await monitor.stop()
             typer.echo(f"{config}: store.url: {describe_store_error(exc)}", err=True)
             raise typer.Exit(EXIT_CONFIG) from None
+        _reload_on_sighup(monitor.reload)
         try:
             await stop.wait()
         finally:
             await monitor.stop()
 
     _run(main(), use_uvloop=cfg.scheduler.uvloop)
+
+
+@app.command("reload")
+def reload_command(
+    config: ConfigOpt,
+    url: Annotated[
+        str | None,
+        typer.Option(help="The monitor's base URL (default: from http.listen and http.port)."),
+    ] = None,
+    cacert: Annotated[
+        Path | None, typer.Option(help="CA file for an https listener (default: system CAs).")
+    ] = None,
+) -> None:
+    """Make the running monitor apply its config file again (POST /api/v1/reload).
+
+    The file is checked here first; the monitor checks it again with its secrets and keeps
+    its running config when it is not valid. Needs the write token (http.write_token_env).
+    """
+    from monitor.config import ConfigError, load_config
+    from monitor.reload_client import ReloadFailed, request_reload
+
+    try:
+        cfg = load_config(config, secrets=False)
+    except ConfigError as exc:
+        typer.echo(str(exc), err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    try:
+        typer.echo(request_reload(cfg.http, os.environ, url=url, cacert=cacert))
+    except ReloadFailed as exc:
+        typer.echo(f"{config}: reload: {exc}", err=True)
+        raise typer.Exit(exc.exit_code) from None
 
 
 @app.command("check-config")

@@ -11,7 +11,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, ClassVar, TypeAlias
+from typing import Any, ClassVar, Final, TypeAlias
 
 
 class TrunkState(StrEnum):
@@ -21,6 +21,10 @@ class TrunkState(StrEnum):
     UP = "up"
     DEGRADED = "degraded"  # answers, but its test calls are below the agreed quality
     DOWN = "down"
+
+
+# Outage.end_cause: the trunk was removed from the config while the outage was open.
+END_REMOVED: Final = "removed"
 
 
 class OutageKind(StrEnum):
@@ -62,6 +66,9 @@ class Outage:
     detail: str | None = None  # that probe's short cause
     restored_at: datetime | None = None  # sent time of the first success of the recovery
     closed_at: datetime | None = None  # when the up_after-th success arrived
+    # Why it ended when not by the trunk's recovery: "removed" (the trunk left the config
+    # on a reload: monitoring stopped, the service was not seen to come back).
+    end_cause: str | None = None
 
     def __post_init__(self) -> None:
         # frozen: normalising to UTC has to go through object.__setattr__
@@ -86,6 +93,10 @@ class Outage:
     def closed(self, *, restored_at: datetime, closed_at: datetime) -> Outage:
         return replace(self, restored_at=restored_at, closed_at=closed_at)
 
+    def removed(self, at: datetime) -> Outage:
+        """Ended at `at` because its trunk left the config: known down until then only."""
+        return replace(self, restored_at=at, closed_at=at, end_cause=END_REMOVED)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id,
@@ -97,6 +108,9 @@ class Outage:
             "detail": self.detail,
             "restored_at": _opt_iso(self.restored_at),
             "closed_at": _opt_iso(self.closed_at),
+            # Only when set: journal payloads (and their hashes) of restored outages stay as
+            # they were before the field existed.
+            **({"end_cause": self.end_cause} if self.end_cause is not None else {}),
         }
 
     @classmethod
@@ -113,6 +127,7 @@ class Outage:
                 detail=_opt_str(d, "detail"),
                 restored_at=_opt_instant(d, "restored_at"),
                 closed_at=_opt_instant(d, "closed_at"),
+                end_cause=_opt_str(d, "end_cause"),
             )
         except EventDecodeError:
             raise

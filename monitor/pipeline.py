@@ -85,7 +85,7 @@ class Pipeline:
         self,
         agent: str,
         health: dict[str, TrunkHealth],
-        policies: Mapping[str, HealthPolicy],
+        policies: dict[str, HealthPolicy],
         *,
         quality_policies: dict[str, QualityPolicy] | None = None,
         call_profiles: Mapping[str, ThresholdProfile | None] | None = None,
@@ -106,6 +106,10 @@ class Pipeline:
         self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
         # Trunks whose registration is required, and whether it is lost now (app wires it).
         self.registrations: RequiredRegistrations = NO_REGISTRATIONS
+
+    def live_state(self) -> dict[str, str]:
+        """Each trunk's state now ("up", "down", ...): the API's live view."""
+        return {name: h.state.value for name, h in self.health.items()}
 
     def learned_summary(self) -> LogLine | None:
         """The trunks whose first state became known since the last call, by state."""
@@ -129,6 +133,41 @@ class Pipeline:
         self.call_profiles = profiles
         self.quality_policies.update(policies)
         self.call_metrics = metrics
+
+    def add_trunk(self, health: TrunkHealth, policy: HealthPolicy) -> None:
+        """Watch one more trunk (a reload); its state starts as `health` says."""
+        self.health[health.trunk] = health
+        self.policies[health.trunk] = policy
+        self.stats[health.trunk] = ProbeStats(health.trunk, "options")
+
+    def remove_trunk(self, trunk: str, now: datetime) -> Produced:
+        """Stop watching a trunk (a reload): its open outage and degradation end as
+        `removed` (not restored: nobody saw it come back), its state becomes UNKNOWN."""
+        health = self.health.pop(trunk)
+        out = Produced()
+        for interval in (health.open_outage, health.open_degradation):
+            if interval is not None:
+                out.events.append(OutageClosed(interval.removed(now)))
+        if health.state is not TrunkState.UNKNOWN:
+            out.events.append(
+                TrunkStateChanged(trunk, now, health.state, TrunkState.UNKNOWN, "removed")
+            )
+        self._transitions(out)
+        out.probe_samples += self.sampler.forget(trunk)
+        self.policies.pop(trunk, None)
+        self.quality_policies.pop(trunk, None)
+        self.stats.pop(trunk, None)
+        self.outages_opened.pop(trunk, None)
+        return out
+
+    def set_vantage(self, guard: VantageGuard | None) -> None:
+        """The suspect rule for a changed set of trunks (a reload), keeping what the last
+        one knew of the trunks still watched."""
+        old = self.vantage
+        if guard is not None and old is not None:
+            guard.failing.update((t, at) for t, at in old.failing.items() if t in guard.carriers)
+            guard.suspect_since = old.suspect_since
+        self.vantage = guard
 
     def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:
         """What the result produced; None (the usual case) when nothing at all.
@@ -332,7 +371,9 @@ def log_lines(events: Sequence[Event], learned: dict[str, int] | None = None) ->
                 "restored_at": o.restored_at.isoformat(),
                 "duration_s": round((o.restored_at - o.first_failure_at).total_seconds(), 3),
             }
-            lines.append(LogLine("info", f"{o.kind.value}_closed", fields))
+            # "removed": its trunk left the config; it was not seen to come back.
+            ended = "closed" if o.end_cause is None else o.end_cause
+            lines.append(LogLine("info", f"{o.kind.value}_{ended}", fields))
         elif isinstance(event, MonitorGap):
             fields = {
                 "start": event.start.isoformat(),

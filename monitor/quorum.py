@@ -191,6 +191,15 @@ class QuorumLoop:
         self._lease = lease  # the leader's lease: verdicts are written fenced by it
         self._clock = clock
 
+    def retarget(
+        self,
+        routing: TicketRouting,
+        trunks: Mapping[str, int | None],
+        watchers: Mapping[str, frozenset[str]],
+    ) -> None:
+        """The trunks, their quorums and ticket routes after a reload."""
+        self._routing, self._trunks, self._watchers = routing, trunks, watchers
+
     async def step(self) -> list[Event]:
         if not self._leads():
             return []

@@ -96,6 +96,26 @@ class Registrations:
         event = "trunk_registered" if attempt.outcome is RegisterOutcome.OK else "register_failed"
         log.info(event, trunk=trunk, outcome=attempt.outcome.value, status=attempt.status)
 
+    async def update(self, trunks: Sequence[TrunkConfig]) -> None:
+        """A reload: registrations of removed or changed trunks are closed (un-REGISTER),
+        new and changed ones opened; untouched ones keep their binding."""
+        wanted = {t.name: register_settings(t) for t in trunks if t.registration is not None}
+        for trunk, registration in list(self.registrations.items()):
+            if wanted.get(trunk) != registration.settings:
+                del self.registrations[trunk]
+                with contextlib.suppress(Exception):  # the registrar may be gone
+                    await registration.close()
+        for trunk, settings in wanted.items():
+            if trunk not in self.registrations:
+                registration = self.registrations[trunk] = Registration(settings)
+                await registration.open()
+                self._tasks.append(
+                    asyncio.create_task(self._first(trunk, registration), name=f"register:{trunk}")
+                )
+        self.required = frozenset(
+            t.name for t in trunks if t.registration and t.registration.required
+        )
+
     async def stop(self) -> None:
         for task in self._tasks:
             task.cancel()

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import zlib
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from monitor.log import RateLimitedLog, get_logger
@@ -40,6 +40,7 @@ class Scheduled:
     due_ns: int = 0  # planned monotonic send time of the next probe
     in_flight: bool = False
     done: Callable[[ProbeResult], None] | None = None  # bound once, not per probe
+    removed: bool = False  # taken off the schedule (a reload): fired no more, results dropped
 
 
 class Scheduler:
@@ -82,13 +83,54 @@ class Scheduler:
         self._running = True
         now = self._mono_ns()
         for item in self.items:
-            # A stable phase per trunk name keeps one trunk's probes evenly spaced across
-            # restarts and spreads thousands of targets over the interval.
-            phase = zlib.crc32(item.probe.trunk.encode()) % max(item.interval_ns, 1)
-            item.due_ns = now + phase
+            self._schedule(item, now)
+        self._arm()
+
+    def _schedule(self, item: Scheduled, now: int) -> None:
+        # A stable phase per trunk name keeps one trunk's probes evenly spaced across
+        # restarts and reloads, and spreads thousands of targets over the interval.
+        phase = zlib.crc32(item.probe.trunk.encode()) % max(item.interval_ns, 1)
+        item.due_ns = now + phase
+        item.done = self._make_done(item)
+        self._enqueue(item)
+
+    def add(self, probe: Probe, interval: float, *, after: Scheduled | None = None) -> None:
+        """Put one more probe on the schedule (a reload), at its trunk's stable phase, or
+        where `after` (the probe it replaces, same interval) would have gone next."""
+        item = Scheduled(probe, max(int(interval * 1e9), TICK_NS))
+        self.items.append(item)
+        if not self._running:
+            return
+        if after is not None and after.interval_ns == item.interval_ns and after.due_ns:
+            item.due_ns = after.due_ns  # the changed trunk keeps its rhythm: no probe skipped
             item.done = self._make_done(item)
             self._enqueue(item)
+        else:
+            self._schedule(item, self._mono_ns())
         self._arm()
+
+    def remove(
+        self, trunks: Collection[str], *, kinds: Collection[str] | None = None
+    ) -> list[Scheduled]:
+        """Take the probes of these trunks (of these kinds; None: all) off the schedule;
+        returns them, to be closed.
+
+        Their slots keep the items until due (then skipped): finding them in the wheel
+        would cost a scan per removal, the flag costs nothing.
+        """
+        gone = [
+            item
+            for item in self.items
+            if item.probe.trunk in trunks and (kinds is None or item.probe.kind in kinds)
+        ]
+        for item in gone:
+            item.removed = True
+            if item.in_flight:
+                item.in_flight = False
+                self.in_flight -= 1
+        if gone:
+            self.items = [item for item in self.items if not item.removed]
+        return gone
 
     def stop(self) -> None:
         self._running = False
@@ -131,6 +173,8 @@ class Scheduler:
 
     def _make_done(self, item: Scheduled) -> Callable[[ProbeResult], None]:
         def done(result: ProbeResult) -> None:
+            if item.removed:
+                return  # a probe taken off the schedule (its close() may still call back)
             if item.in_flight:
                 item.in_flight = False
                 self.in_flight -= 1
@@ -144,6 +188,8 @@ class Scheduler:
         return done
 
     def _fire(self, item: Scheduled) -> None:
+        if item.removed:
+            return
         now = self._mono_ns()
         lateness = now - item.due_ns
         self.lag.observe(lateness / 1e9 if lateness > 0 else 0.0)

@@ -117,6 +117,13 @@ class TransitionSampler:
         ring = self._rings.get(trunk)
         return self._rows(trunk, _Capture(kind, at), ring.items() if ring is not None else [])
 
+    def forget(self, trunk: str) -> list[ProbeSample]:
+        """A trunk no longer watched (a reload): the results gathered after its open
+        transitions, and nothing kept for it any more."""
+        self._rings.pop(trunk, None)
+        captures = self._open.pop(trunk, [])
+        return [row for c in captures for row in self._rows(trunk, c, c.after)]
+
     def drain(self) -> list[ProbeSample]:
         """At shutdown: the results after each open transition gathered so far."""
         rows: list[ProbeSample] = []

@@ -214,10 +214,16 @@ class MaintenanceCalendar:
     def __init__(self, services: Iterable[tuple[str, Iterable[str]]]) -> None:
         """``services``: (service name, its parts) pairs: windows name services, not trunks."""
         self._services_of: dict[str, set[str]] = {}
+        self.set_services(services)
+        self._windows: list[MaintenanceWindow] = []
+
+    def set_services(self, services: Iterable[tuple[str, Iterable[str]]]) -> None:
+        """The services and their parts (again, after a reload)."""
+        services_of: dict[str, set[str]] = {}
         for name, parts in services:
             for trunk in parts:
-                self._services_of.setdefault(trunk, set()).add(name)
-        self._windows: list[MaintenanceWindow] = []
+                services_of.setdefault(trunk, set()).add(name)
+        self._services_of = services_of
 
     def replace(self, windows: Iterable[MaintenanceWindow]) -> None:
         self._windows = [w for w in windows if not w.cancelled]

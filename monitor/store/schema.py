@@ -49,6 +49,8 @@ def _outage_columns() -> list[Column[Any]]:
         Column("first_outcome", String(KIND_LENGTH), nullable=False),
         Column("detail", Text(), nullable=True),
         Column("agent", String(NAME_LENGTH), nullable=False),
+        # NULL: restored (migration 0007); "removed": its trunk left the config (a reload).
+        Column("end_cause", String(KIND_LENGTH), nullable=True),
     ]
 
 

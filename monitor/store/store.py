@@ -137,7 +137,11 @@ class Store:
         result = await conn.execute(
             update(table)
             .where(table.c.id == outage.id)
-            .values(restored_at=outage.restored_at, closed_at=outage.closed_at)
+            .values(
+                restored_at=outage.restored_at,
+                closed_at=outage.closed_at,
+                end_cause=outage.end_cause,
+            )
         )
         if result.rowcount == 0:
             # Its open predates this database (e.g. journal imported from elsewhere):
@@ -156,6 +160,7 @@ class Store:
             "first_outcome": str(outage.first_outcome),
             "detail": outage.detail,
             "agent": self.agent,
+            "end_cause": outage.end_cause,
         }
 
     async def load_journal(self) -> list[Event]:
@@ -342,4 +347,5 @@ def _outage_from_row(row: Row[Any]) -> Outage:
         detail=row.detail,
         restored_at=row.restored_at,
         closed_at=row.closed_at,
+        end_cause=row.end_cause,
     )

@@ -19,7 +19,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened, as_utc
+from monitor.events import (
+    END_REMOVED,
+    Event,
+    Outage,
+    OutageClosed,
+    OutageKind,
+    OutageOpened,
+    as_utc,
+)
 from monitor.tickets.base import Action, TicketContext, idempotency_key
 from monitor.tickets.grouping import all_down, group_key, mergeable
 from monitor.tickets.routing import TicketRouting
@@ -205,6 +213,10 @@ class _Planner:
 
     def closed(self, outage: Outage) -> None:
         self.outages[outage.id] = outage
+        if outage.end_cause == END_REMOVED:
+            # Monitoring stopped, the service was not seen back: the carrier is not told it
+            # was restored; the ticket stays as it is for the operator (app logs it).
+            return
         carrier = self.routing.carrier_of(outage.trunk)
         for row in [t for t in self.tickets if t.outage_id == outage.id]:
             if row.state in NO_TICKET_STATES:

@@ -22,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING
 
 import aiohttp
 
@@ -58,6 +59,9 @@ from monitor.tickets.webhook import WebhookSink
 from monitor.tickets.zammad import ZammadSink
 from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 from probes.untrusted import truncate_untrusted
+
+if TYPE_CHECKING:
+    from monitor.config import Config
 
 log = get_logger("trunkwatch.tickets")
 
@@ -119,6 +123,24 @@ class TicketService:
         self._quorum = quorum
         self._watchers = watchers or {}
         self.leadership: Leadership | None = None
+        self._verdicts: QuorumLoop | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, in_maintenance: InMaintenance) -> TicketService:
+        """The service for a whole config (every agent's trunks: the quorum sees them all)."""
+        service = cls(config.tickets, (), in_maintenance=in_maintenance)
+        service.follow(config)
+        return service
+
+    def follow(self, config: Config) -> None:
+        """Routes, trunk → carrier and quorums from `config` (at start and on a reload; the
+        sinks stay the ones built at start: a change of sinks needs a restart)."""
+        trunks = config.trunks
+        self.routing = TicketRouting.build(config.tickets, [(t.name, t.carrier) for t in trunks])
+        self._quorum = config.cluster.quorums(trunks)
+        self._watchers = config.cluster.watchers(trunks)
+        if self._verdicts is not None:
+            self._verdicts.retarget(self.routing, self._quorum or {}, self._watchers)
 
     @property
     def sink_names(self) -> tuple[str, ...]:
@@ -155,7 +177,7 @@ class TicketService:
         )
         self._tasks.append(asyncio.create_task(self._worker.run(), name="ticket-outbox"))
         if self._quorum is not None:
-            verdicts = QuorumLoop(
+            verdicts = self._verdicts = QuorumLoop(
                 store, self.routing, self._quorum, self._leads,
                 watchers=self._watchers, lease=self._lease, wake=self.wake, clock=self._clock,
             )  # fmt: skip

@@ -1,0 +1,206 @@
+"""Reload without a restart (SIGHUP, `trunkwatch reload`, POST /api/v1/reload).
+
+At 100,000 trunks a restart costs a minute of unknown time. A reload validates the config
+file again first: when it is invalid the running config stays and the problem is logged and
+returned. When valid, trunks are added, removed (their open outages end as `removed`, not
+as restored) or changed in place: untouched trunks keep their schedule (no probe skipped),
+changed ones keep their state and open outage. Sections a running agent cannot swap (its
+name, store, listener, scheduler, DNS, cluster, test calls, ticket sinks) are reported as
+needing a restart and keep running as they were.
+
+`trunk_changes` and `restart_required` are pure; `apply` does the swapping.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Final
+
+from monitor.certificates import targets as certificate_targets
+from monitor.config import Config, ConfigError, TrunkConfig, load_config
+from monitor.events import OutageClosed
+from monitor.health import HealthPolicy, TrunkHealth
+from monitor.log import get_logger
+from monitor.metrics.exporter import TrunkInfo
+from monitor.pipeline import Produced
+from monitor.probe_settings import options_settings, transport_of
+
+if TYPE_CHECKING:
+    from monitor.app import Monitor
+
+log = get_logger("trunkwatch.reload")
+
+# Whole sections a running agent keeps until it restarts.
+RESTART_SECTIONS: Final = ("agent", "site", "store", "http", "scheduler", "dns", "cluster", "calls")
+# The ticket sinks and their delivery are built once, at start.
+TICKETS_RESTART: Final = ("sinks", "outbox", "language", "timezone")
+# What a trunk's OPTIONS probe is made of: a change means a new probe (same state).
+PROBE_FIELDS: Final = (
+    "uri", "interval", "timeout", "alive_codes", "from_uri", "user_agent", "max_forwards",
+    "auth", "tls",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class TrunkChanges:
+    """How the new config's trunks differ from the running ones."""
+
+    added: tuple[TrunkConfig, ...] = ()
+    removed: tuple[str, ...] = ()
+    reprobed: tuple[TrunkConfig, ...] = ()  # their probe changed (URI, interval, timeout...)
+    retuned: tuple[TrunkConfig, ...] = ()  # only policy or labels (down_after, carrier...)
+    unchanged: int = 0
+
+    @property
+    def any(self) -> bool:
+        return bool(self.added or self.removed or self.reprobed or self.retuned)
+
+
+def trunk_changes(old: Sequence[TrunkConfig], new: Sequence[TrunkConfig]) -> TrunkChanges:
+    """Added, removed, changed and unchanged trunks, by name (new config order)."""
+    before = {t.name: t for t in old}
+    names = {t.name for t in new}
+    added: list[TrunkConfig] = []
+    reprobed: list[TrunkConfig] = []
+    retuned: list[TrunkConfig] = []
+    unchanged = 0
+    for trunk in new:
+        was = before.get(trunk.name)
+        if was is None:
+            added.append(trunk)
+        elif was == trunk:
+            unchanged += 1
+        elif any(getattr(was, f) != getattr(trunk, f) for f in PROBE_FIELDS):
+            reprobed.append(trunk)
+        else:
+            retuned.append(trunk)
+    removed = tuple(t.name for t in old if t.name not in names)
+    return TrunkChanges(tuple(added), removed, tuple(reprobed), tuple(retuned), unchanged)
+
+
+def restart_required(old: Config, new: Config, trunks: Sequence[TrunkConfig]) -> list[str]:
+    """What changed that only a restart applies (config paths, in file order); `trunks`:
+    the new config's trunks this agent probes."""
+    out = [s for s in RESTART_SECTIONS if getattr(old, s) != getattr(new, s)]
+    for part in TICKETS_RESTART:
+        if getattr(old.tickets, part) != getattr(new.tickets, part):
+            out.append(f"tickets.{part}")
+    calls = {t.name: t.call for t in old.trunks}
+    for trunk in trunks:
+        if trunk.call is not None and calls.get(trunk.name) != trunk.call:
+            out.append(f"trunks[{trunk.name}].call")  # test calls start at the next restart
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class ReloadReport:
+    """What a reload did, or why it did nothing (`error`: the running config stays)."""
+
+    source: str
+    ok: bool
+    error: str | None = None
+    added: int = 0
+    removed: int = 0
+    changed: int = 0
+    unchanged: int = 0
+    outages_removed: tuple[str, ...] = ()  # ids of the open outages ended as `removed`
+    restart_required: tuple[str, ...] = field(default_factory=tuple)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "source": self.source,
+            "ok": self.ok,
+            "error": self.error,
+            "added": self.added,
+            "removed": self.removed,
+            "changed": self.changed,
+            "unchanged": self.unchanged,
+            "outages_removed": list(self.outages_removed),
+            "restart_required": list(self.restart_required),
+        }
+
+
+async def reload_monitor(monitor: Monitor) -> ReloadReport:
+    """Read the monitor's config file again and apply it (one reload at a time)."""
+    source = monitor.config.source
+    async with monitor.reload_lock:
+        try:
+            # In a thread: validating 100,000 trunks must not stall the probe loop.
+            new = await asyncio.to_thread(load_config, source)
+        except ConfigError as exc:
+            log.error("reload_refused", config=source, problems=len(exc.problems))
+            return ReloadReport(source, ok=False, error=str(exc))
+        return await apply(monitor, new)
+
+
+async def apply(monitor: Monitor, new: Config) -> ReloadReport:
+    """Swap `new` (validated, with its secrets) into the running monitor."""
+    old = monitor.config
+    # The running agent's own sections stay; its trunks are the ones it probes.
+    kept = {s: getattr(old, s) for s in RESTART_SECTIONS}
+    running = new.model_copy(update=kept)
+    mine = running.watching()
+    pending = restart_required(old, new, mine.trunks)
+    if any(p.startswith("tickets.") for p in pending):
+        running = running.model_copy(update={"tickets": old.tickets})
+        mine = running.watching()
+    changes = trunk_changes(old.trunks, mine.trunks)
+    pipeline, scheduler, udp = monitor.pipeline, monitor.scheduler, monitor.udp
+    assert scheduler is not None and udp is not None
+    now = datetime.now(UTC)
+
+    gone = scheduler.remove(set(changes.removed))
+    removed = Produced()
+    for name in changes.removed:
+        out = pipeline.remove_trunk(name, now)
+        removed.events += out.events
+        removed.probe_samples += out.probe_samples
+        removed.logs += out.logs
+    resolver = old.dns.resolver()
+    for trunk in changes.reprobed:
+        (before,) = scheduler.remove({trunk.name}, kinds={"options"})
+        gone.append(before)
+        probe = udp.probe(options_settings(trunk, resolver))
+        scheduler.add(probe, trunk.interval, after=before)
+    for trunk in (*changes.reprobed, *changes.retuned):
+        pipeline.policies[trunk.name] = HealthPolicy(trunk.down_after, trunk.up_after)
+    for trunk in changes.added:
+        pipeline.add_trunk(TrunkHealth(trunk.name), HealthPolicy(trunk.down_after, trunk.up_after))
+        scheduler.add(udp.probe(options_settings(trunk, resolver)), trunk.interval)
+    if changes.any:
+        carriers = {t.name: t.carrier for t in mine.trunks}
+        pipeline.set_vantage(mine.vantage.guard(mine.agent, carriers))
+    if monitor.exporter is not None:
+        src = monitor.exporter.src  # new lists: a sliced snapshot may be reading the old ones
+        src.trunks = [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in mine.trunks]
+        src.stats = list(pipeline.stats.values())
+
+    monitor.tickets.follow(running)
+    monitor.maintenance.set_services((s.name, s.parts) for s in running.sla.services)
+    if monitor.sla is not None:
+        monitor.sla.settings = running.sla
+    monitor.certificates.retarget(certificate_targets(mine))
+    await monitor.registrations.update(mine.trunks)
+    monitor.config = mine
+    monitor.emit(removed)  # journal, tickets and log lines of the removed trunks' outages
+    for item in gone:
+        await item.probe.close()
+
+    ended = tuple(e.outage.id for e in removed.events if isinstance(e, OutageClosed))
+    report = ReloadReport(
+        running.source,
+        ok=True,
+        added=len(changes.added),
+        removed=len(changes.removed),
+        changed=len(changes.reprobed) + len(changes.retuned),
+        unchanged=changes.unchanged,
+        outages_removed=ended,
+        restart_required=tuple(pending),
+    )
+    log.info("config_reloaded", **{k: v for k, v in report.to_dict().items() if k != "error"})
+    if pending:
+        log.warning("reload_needs_restart", config=running.source, changes=pending)
+    return report
