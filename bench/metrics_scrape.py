@@ -132,9 +132,9 @@ def synthetic_sources(n: int) -> ExportSources:
             rtt = rng.lognormvariate(0, 0.35) * median
             index = next((k for k, b in enumerate(RTT_BUCKETS) if rtt <= b), len(RTT_BUCKETS))
             rtt_counts[index] += answered // 50
-        st.rtt_counts = rtt_counts
-        st.rtt_n = sum(rtt_counts)
-        st.rtt_sum = st.rtt_n * median
+        st.rtt.counts = rtt_counts
+        st.rtt.n = sum(rtt_counts)
+        st.rtt.total = st.rtt.n * median
         st.last_success, st.last_status, st.last_duration_s = 1, 200, median
         h = TrunkHealth(name, state=TrunkState.UP)
         roll = rng.random()

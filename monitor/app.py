@@ -45,6 +45,7 @@ log = get_logger("trunkwatch")
 # How often this agent tells the store it is alive: the bound on how much of a crash's
 # unknown time is attributed to "monitor not running" rather than known state.
 HEARTBEAT_S = 10.0
+_READERS = ("sla-metrics", "certificates", "control-targets")  # tasks cancelled at once at stop
 
 
 class Monitor:
@@ -125,13 +126,12 @@ class Monitor:
         self.runner, self.bound_port = await serve_config(
             cfg.http, self.exporter, lambda: self._ready, api, port=self.http_port
         )
-
         self._tasks.append(asyncio.create_task(self.writer.run(), name="journal-writer"))
         self._tasks.append(asyncio.create_task(self._heartbeat_loop(), name="heartbeat"))
-        self._tasks.append(
-            asyncio.create_task(self.sla_metrics.run(self.maintenance), name="sla-metrics")
-        )
-        self._tasks.append(asyncio.create_task(self.certificates.run(), name="certificates"))
+        controls = [c.run() for c in cfg.vantage.control_loops(self._on_result)]  # them or us?
+        jobs = [self.sla_metrics.run(self.maintenance), self.certificates.run(), *controls]
+        for name, job in zip(_READERS, jobs, strict=False):
+            self._tasks.append(asyncio.create_task(job, name=name))
         self.scheduler.start()
         # Everything allocated so far lives for the whole run: keep it out of GC scans.
         gc.collect()
@@ -163,7 +163,7 @@ class Monitor:
         self.writer.stopping.set()
         self.writer.wake.set()
         for task in self._tasks:
-            if task.get_name() in ("sla-metrics", "certificates"):
+            if task.get_name() in _READERS:
                 task.cancel()  # reads only
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):

@@ -12,6 +12,7 @@ import socket
 import sys
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, Final, Literal, Union, get_args, get_origin
 
@@ -37,6 +38,7 @@ from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
 
 from monitor import __version__
+from monitor.control import ControlLoop, parse_target
 from monitor.durations import format_duration, parse_duration
 from monitor.http_guard import HttpLimits
 from monitor.secrets import SECRET_NOT_READ, SecretFileError, read_secret_file
@@ -48,6 +50,7 @@ from monitor.web_config import WebConfigError, load_web_config
 from probes.dns.resolver import ResolverSettings
 from probes.hostport import split_host_port
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
+from probes.result import ProbeResult
 from probes.sip.errors import SipParseError
 from probes.sip.uri import SipUri
 
@@ -68,6 +71,8 @@ IMPLICIT_TIMEOUT_FRACTION: Final = 0.8
 # Contracts count downtime in minutes; a trunk probed less often than hourly cannot be
 # measured to that resolution, so a larger value is a unit mistake ("5h" for "5s").
 MAX_INTERVAL: Final = 3600.0
+# Control targets are metric labels and are probed together every control_interval.
+MAX_CONTROL_TARGETS: Final = 16
 DEFAULT_DOWN_AFTER: Final = 3
 DEFAULT_UP_AFTER: Final = 2
 # Alive: any final answer from the far end's SIP stack, except 408 (a proxy timed out on
@@ -728,6 +733,14 @@ class SchedulerSettings(BaseModel):
     udp_rcvbuf: int = Field(default=DEFAULT_UDP_RCVBUF, ge=1, le=2**31 - 1)
 
 
+def _control_target(value: str) -> str:
+    parse_target(value)  # ValueError says what is wrong
+    return value
+
+
+ControlTargetText = Annotated[str, AfterValidator(_control_target)]
+
+
 class VantageSettings(BaseModel):
     """When this agent counts itself cut off (monitor/vantage.py): every trunk it watches
     failing at once, across at least `min_carriers` carriers (0 turns the rule off)."""
@@ -736,10 +749,39 @@ class VantageSettings(BaseModel):
 
     min_trunks: int = Field(default=2, ge=1, le=1_000_000)
     min_carriers: int = Field(default=2, ge=0, le=1_000_000)
+    # SIP URIs or tcp://HOST:PORT probed every control_interval (monitor/control.py): with
+    # them, every trunk failing is ours only if they fail too. A small list: each is a label.
+    control_targets: tuple[ControlTargetText, ...] = Field(
+        default=(), max_length=MAX_CONTROL_TARGETS
+    )
+    control_interval: Seconds = 5.0
+    control_timeout: Seconds = 2.0
+
+    @field_validator("control_targets")
+    @classmethod
+    def _control_targets_once(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(value)) != len(value):
+            raise ValueError("lists a target twice")
+        return value
+
+    @model_validator(mode="after")
+    def _control_timeout_below_interval(self) -> VantageSettings:
+        if self.control_targets:
+            _require_timeout_below_interval(self.control_timeout, self.control_interval)
+        return self
 
     def guard(self, agent: str, carriers: Mapping[str, str]) -> VantageGuard:
         """The rule for an agent watching `carriers` (trunk → carrier)."""
-        return VantageGuard(agent, carriers, VantagePolicy(self.min_trunks, self.min_carriers))
+        policy = VantagePolicy(self.min_trunks, self.min_carriers)
+        controls: dict[str, datetime | None] = dict.fromkeys(self.control_targets)
+        return VantageGuard(agent, carriers, policy, controls=controls)
+
+    def control_loops(self, on_result: Callable[[ProbeResult], None]) -> list[ControlLoop]:
+        """The control targets' prober (none without targets)."""
+        if not self.control_targets:
+            return []
+        targets = [parse_target(t) for t in self.control_targets]
+        return [ControlLoop(targets, self.control_interval, self.control_timeout, on_result)]
 
 
 class ClusterSettings(BaseModel):

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Final, Protocol
 
+from monitor.control import CONTROL_PROBE
 from monitor.events import (
     Event,
     MonitorGap,
@@ -26,7 +27,7 @@ from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
-from monitor.vantage import VantageGuard
+from monitor.vantage import Side, VantageGuard
 from probes.instants import utc_from_ns
 from probes.media.thresholds import Metric, ThresholdProfile
 from probes.result import NOT_THE_TRUNKS_FAULT, MediaDirection, Outcome, ProbeResult
@@ -176,6 +177,8 @@ class Pipeline:
         a second an empty `Produced` per result (five objects) cost measurable CPU.
         """
         if result.probe != "options":
+            if result.probe == CONTROL_PROBE:
+                return self.on_control(result)
             out = Produced()
             self._call(result, now, out)
         else:
@@ -217,14 +220,9 @@ class Pipeline:
                 events.append(gap)  # logged as monitor_gap (reason vantage_suspect)
         else:
             started = (health.streak_started_at if health.fail_streak else None) or sent_at
-            if guard.failed(trunk, started):
-                assert guard.suspect_since is not None
-                fields: dict[str, object] = {
-                    "since": guard.suspect_since.isoformat(),
-                    "trunks": len(guard.carriers),
-                    "carriers": len(set(guard.carriers.values())),
-                }
-                logs.append(LogLine("warning", "vantage_suspect", fields))
+            judged = guard.failed(trunk, started, sent_at)
+            if judged is not None:
+                logs.append(_side_line(guard, judged))
             if guard.suspect:
                 # Not the trunk's failure: no streak, no outage, no ticket.
                 out = Produced(probe_samples=done or [], logs=logs)
@@ -236,6 +234,15 @@ class Pipeline:
         if out.events:
             self._transitions(out)
         return out
+
+    def on_control(self, result: ProbeResult) -> Produced | None:
+        """A control target's result (vantage.control_targets): it may tell that every trunk
+        failing is the carriers' fault (their outages proceed) or ours (suspect)."""
+        guard = self.vantage
+        if guard is None:
+            return None
+        judged = guard.control(result.trunk, result.ok, utc_from_ns(result.sent_wall_ns))
+        return None if judged is None else Produced(logs=[_side_line(guard, judged)])
 
     def _call(self, result: ProbeResult, now: datetime, out: Produced) -> None:
         """A test call judges quality (DEGRADED); availability is the OPTIONS probes' job."""
@@ -272,6 +279,22 @@ class Pipeline:
                 self.outages_opened[trunk] = self.outages_opened.get(trunk, 0) + 1
             if isinstance(event, _TRANSITIONS) and event.trunk is not None:
                 out.probe_samples.extend(self.sampler.transition(event.trunk, event.kind, event.at))
+
+
+def _side_line(guard: VantageGuard, judged: Side) -> LogLine:
+    """vantage_suspect (ours), or vantage_their_side (a control target still answers)."""
+    fields: dict[str, object] = {
+        "trunks": len(guard.carriers),
+        "carriers": len(set(guard.carriers.values())),
+    }
+    if judged is Side.OURS:
+        assert guard.suspect_since is not None
+        fields["since"] = guard.suspect_since.isoformat()
+        fields["control_targets"] = len(guard.controls)
+        return LogLine("warning", "vantage_suspect", fields)
+    answering = sorted(t for t, at in guard.controls.items() if at is not None)
+    fields["answering"] = ",".join(answering)
+    return LogLine("warning", "vantage_their_side", fields)
 
 
 def quality_verdict(result: ProbeResult) -> str | None:

@@ -95,8 +95,16 @@ def reconcile(
     open_outage: Outage | None,
     k: int,
     now: datetime,
+    *,
+    judged_until: datetime | None = None,
+    known: frozenset[str] = frozenset(),
 ) -> list[Event]:
-    """The events that make the contract's outage of `trunk` agree with the views."""
+    """The events that make the contract's outage of `trunk` agree with the views.
+
+    `judged_until` is the end of the last verdict on `trunk` the store holds (None: none):
+    quorum spans that began later and are already over (reached and lost while no agent
+    led) are journaled now, opened and closed, unless their id is in `known`; without it,
+    only a quorum holding now is looked at."""
     spans = quorum_spans(views, k)
     if open_outage is not None:
         if any(end is None for _, end in spans):
@@ -113,22 +121,43 @@ def reconcile(
         restored = max([began, *[e for e in ends if e <= now]])
         closed = open_outage.closed(restored_at=restored, closed_at=max(now, restored))
         return [OutageClosed(closed)]
-    ongoing = [start for start, end in spans if end is None]
-    if not ongoing:
-        return []
-    start = ongoing[-1]
+    events: list[Event] = []
+    for start, end in spans:
+        if end is not None and judged_until is None:
+            continue  # nothing known of what was judged: only the present counts
+        if judged_until is not None and start <= judged_until:
+            if end is not None:
+                continue  # judged already (or began before what the store remembers)
+            start = judged_until  # the part after the last verdict is what is new
+        if outage_id(trunk, start) in known:
+            continue
+        outage = _verdict(trunk, views, start, end, k, now)
+        events.append(OutageOpened(outage))
+        if end is not None:
+            events.append(OutageClosed(outage.closed(restored_at=end, closed_at=max(now, end))))
+    return events
+
+
+def _verdict(
+    trunk: str, views: Sequence[View], start: datetime, end: datetime | None, k: int, now: datetime
+) -> Outage:
+    """The contract's outage from `start`: confirmed now, or for a span already over, when
+    its k-th member had confirmed (as a leader watching then would have)."""
     members = sorted((v for v in views if _open_at(v, start)), key=_first_failure)
     agents = sorted({v.agent for v in members})
-    outage = Outage(
+    confirmed = max(now, start)
+    if end is not None:
+        kth = sorted(v.outage.confirmed_at for v in members)[: max(k, 1)]
+        confirmed = min(end, max(start, kth[-1] if kth else start))
+    return Outage(
         id=outage_id(trunk, start),
         trunk=trunk,
         kind=OutageKind.OUTAGE,
         first_failure_at=start,
-        confirmed_at=max(now, start),
-        first_outcome=members[0].outage.first_outcome,
+        confirmed_at=confirmed,
+        first_outcome=members[0].outage.first_outcome if members else "timeout",
         detail=f"quorum {k}: {', '.join(agents)}"[:500],
     )
-    return [OutageOpened(outage)]
 
 
 def _first_failure(view: View) -> datetime:
@@ -143,10 +172,13 @@ def evaluate(
     now: datetime,
     *,
     watchers: Mapping[str, frozenset[str]] | None = None,
+    judged: Mapping[str, datetime] | None = None,
+    known: frozenset[str] = frozenset(),
 ) -> list[Event]:
     """Every trunk's events: `views` of the agents (dead agents' views do not count),
     the contract outages still open, and each trunk's configured quorum (None: a majority
-    of the agents alive that probe it: `watchers`, where a trunk not named probes with all)."""
+    of the agents alive that probe it: `watchers`, where a trunk not named probes with all).
+    `judged`: per trunk, the end of its last verdict (see `reconcile`); `known`: verdict ids."""
     living = frozenset(alive)
     named = watchers or {}
     by_trunk: dict[str, list[View]] = {}
@@ -161,7 +193,10 @@ def evaluate(
             continue  # nobody watches: unknown time, not a verdict
         mine = [v for v in by_trunk.get(trunk, []) if v.agent in watching]
         k = needed(len(watching), quorum)
-        events += reconcile(trunk, mine, open_by_trunk.get(trunk), k, now)
+        until = None if judged is None else judged.get(trunk, now - LOOKBACK)
+        events += reconcile(
+            trunk, mine, open_by_trunk.get(trunk), k, now, judged_until=until, known=known
+        )
     return events
 
 
@@ -207,8 +242,18 @@ class QuorumLoop:
         views = await self._views.agent_views(since=now - LOOKBACK)
         beats = await self._views.heartbeats()
         alive = [agent for agent, seen in beats.items() if now - seen < ALIVE_FOR]
-        still_open = [o for o in await self._verdicts.outages(since=now) if o.restored_at is None]
-        events = evaluate(views, still_open, alive, self._trunks, now, watchers=self._watchers)
+        # The verdicts of the lookback: the open ones go on; after the last closed one of a
+        # trunk, spans reached and lost while no agent led are journaled now.
+        verdicts = await self._verdicts.outages(since=now - LOOKBACK)
+        still_open = [o for o in verdicts if o.restored_at is None]
+        judged: dict[str, datetime] = {}
+        for o in verdicts:
+            if o.restored_at is not None and o.restored_at > judged.get(o.trunk, now - LOOKBACK):
+                judged[o.trunk] = o.restored_at
+        events = evaluate(
+            views, still_open, alive, self._trunks, now, watchers=self._watchers,
+            judged=judged, known=frozenset(o.id for o in verdicts),
+        )  # fmt: skip
         if events:
             try:
                 await append_with_outbox(

@@ -61,16 +61,17 @@ def test_demo_shows_an_outage_open_and_close(tmp_path: Path) -> None:
         except OSError:
             time.sleep(0.1)
             continue
-        if 'trunkwatch_trunk_state{state="down",trunk="demo-trunk"} 1.0' in last:
+        if 'trunkwatch_trunk_state{agent="demo",state="down",trunk="demo-trunk"} 1.0' in last:
             seen_down = True
-        if seen_down and 'trunkwatch_trunk_state{state="up",trunk="demo-trunk"} 1.0' in last:
+        up = 'trunkwatch_trunk_state{agent="demo",state="up",trunk="demo-trunk"} 1.0'
+        if seen_down and up in last:
             break
         time.sleep(0.1)
     out, _ = proc.communicate(timeout=20)
     assert proc.returncode == 0, out
     assert seen_down, "the trunk never showed DOWN at /metrics"
-    assert 'trunkwatch_outages_opened_total{trunk="demo-trunk"} 1.0' in last
-    assert 'trunkwatch_outage_open{trunk="demo-trunk"} 0.0' in last
+    assert 'trunkwatch_outages_opened_total{agent="demo",trunk="demo-trunk"} 1.0' in last
+    assert 'trunkwatch_outage_open{agent="demo",trunk="demo-trunk"} 0.0' in last
     events = json_lines(out)
     names = [e["event"] for e in events]
     for name in ("demo_started", "demo_responder_silent", "trunk_down", "outage_opened",
@@ -159,7 +160,7 @@ def test_run_serves_metrics_and_stops_on_sigterm(kamailio: Kamailio, tmp_path: P
     port = free_port("tcp")
     cfg = tmp_path / "tw.yaml"
     cfg.write_text(
-        f"store: {{url: sqlite:///{tmp_path / 'tw.db'}}}\n"
+        f"agent: cli\nstore: {{url: sqlite:///{tmp_path / 'tw.db'}}}\n"
         f"http: {{port: {port}}}\n"
         f"defaults: {{interval: 0.5}}\n"
         f'trunks: [{{name: kam, uri: "{kamailio.uri("udp")}"}}]\n'
@@ -176,10 +177,10 @@ def test_run_serves_metrics_and_stops_on_sigterm(kamailio: Kamailio, tmp_path: P
                 text = metrics(port)
             except OSError:
                 text = ""
-            if 'trunkwatch_probe_success{probe="options",trunk="kam"} 1.0' in text:
+            if 'trunkwatch_probe_success{agent="cli",probe="options",trunk="kam"} 1.0' in text:
                 break
             time.sleep(0.2)
-        assert 'trunkwatch_probe_success{probe="options",trunk="kam"} 1.0' in text
+        assert 'trunkwatch_probe_success{agent="cli",probe="options",trunk="kam"} 1.0' in text
         assert "trunkwatch_build_info{" in text
     finally:
         proc.send_signal(signal.SIGTERM)

@@ -1158,3 +1158,45 @@ def test_an_agent_probes_only_the_trunks_named_for_it() -> None:
     assert cfg.cluster.watchers(cfg.trunks)["theirs"] == frozenset({"gdl-1", "gdl-2"})
     other = config_from_text(text.replace("agent: mx-1", "agent: gdl-1"))
     assert [t.name for t in other.watching().trunks] == ["both", "theirs"]
+
+
+def test_control_targets_problems_name_the_entry(tmp_path: Path) -> None:
+    text = _yaml(
+        """
+        vantage:
+          control_targets:
+            - sip:peer.example
+            - tcp://resolver.example
+            - https://x.example
+            - sip:user:secret@peer.example
+          control_interval: 1s
+          control_timeout: 2s
+        """
+    )
+    problems = _problems(text, tmp_path)
+    fields = {p.field: p.problem for p in problems}
+    assert "tcp:// needs a port" in fields["vantage.control_targets[1]"]
+    assert "expected a SIP URI" in fields["vantage.control_targets[2]"]
+    assert "password" in fields["vantage.control_targets[3]"]
+    assert "secret" not in str(ConfigError(problems))
+    ok = config_from_text(
+        _yaml(
+            """
+            vantage:
+              control_targets: ["sip:peer.example;transport=tcp", "tcp://[2001:db8::1]:53"]
+              control_interval: 3s
+            """
+        )
+    )
+    assert ok.vantage.control_interval == 3.0
+    guard = ok.vantage.guard("a", {"t": "c"})
+    assert list(guard.controls) == ["sip:peer.example;transport=tcp", "tcp://[2001:db8::1]:53"]
+    (loop,) = ok.vantage.control_loops(lambda result: None)
+    assert [(t.host, t.port) for t in loop.targets] == [("", 0), ("2001:db8::1", 53)]
+    bad_timeout = _yaml(
+        """
+        vantage: {control_targets: ["tcp://h.example:5060"], control_interval: 1s}
+        """
+    )
+    (problem,) = _problems(bad_timeout, tmp_path)  # the timeout (2 s by default) must fit
+    assert problem.field.startswith("vantage") and "less than interval" in problem.problem

@@ -466,9 +466,9 @@ WAIT_S = 20.0
 POLL_S = 0.2
 
 
-def live_config(kam: Kamailio, db: Path) -> str:
+def live_config(kam: Kamailio, db: Path, agent: str = "live-test") -> str:
     return f"""
-agent: live-test
+agent: {agent}
 store: {{url: "sqlite:///{db}"}}
 # Both carriers' trunks are on the one Kamailio this test stops: on a real network that
 # would be this agent cut off (monitor/vantage.py); here it must be the carriers' outage.
@@ -552,14 +552,20 @@ async def test_every_expression_runs_against_live_trunkwatch(
     expressions = all_expressions()
     binary = require_binary("prometheus")
     monitor = Monitor(config_from_text(live_config(kamailio, tmp_path / "tw.db"), source="<live>"))
+    # A second agent (vantage point) watching the same trunks, scraped by the same
+    # Prometheus: the alerts and panels must count each trunk once, not once per agent.
+    second = Monitor(
+        config_from_text(live_config(kamailio, tmp_path / "tw2.db", "live-test-2"), source="<2>")
+    )
     await monitor.start()
+    await second.start()
     instance = f"127.0.0.1:{monitor.bound_port}"
     try:
         async with stand_in_target(instance) as stand_in:
             prom = PrometheusServer(
                 tmp_path / "prometheus",
                 binary,
-                scrape_targets=[instance, stand_in],
+                scrape_targets=[instance, f"127.0.0.1:{second.bound_port}", stand_in],
                 rule_files=[RULES],
                 honor_labels=True,
             )
@@ -569,6 +575,7 @@ async def test_every_expression_runs_against_live_trunkwatch(
             finally:
                 await asyncio.to_thread(prom.stop)
     finally:
+        await second.stop()
         await monitor.stop()
 
 
@@ -587,12 +594,26 @@ async def live_checks(
 
     # Induce the outage: Kamailio dies, both trunks go DOWN, their outages open.
     await asyncio.to_thread(kamailio.stop)
-    await wait_for_value(prom, "sum(trunkwatch_outage_open)", lambda v: v == 2, "outages open")
+    # Each agent's view: two trunks down in each of two agents.
+    await wait_for_value(prom, "sum(trunkwatch_outage_open)", lambda v: v == 4, "outages open")
+    await wait_for_value(
+        prom,
+        'count(count by (agent) (trunkwatch_trunk_state{trunk="kam-udp"}))',
+        lambda v: v == 2,
+        "both agents' series of one trunk, apart by their agent label",
+    )
     await wait_for_value(
         prom,
         'min(trunkwatch:trunk_state:code{trunk=~"kam-.*"})',
         lambda v: v == 3,
         "state code DOWN from the recording rule",
+    )
+    # One alert per trunk (not per agent), as both agents agree.
+    await wait_for_value(
+        prom,
+        'min(trunkwatch:trunk_down:ratio_agents{trunk=~"kam-.*"})',
+        lambda v: v == 1,
+        "every agent has both trunks down",
     )
     await wait_for_value(
         prom,
@@ -600,6 +621,9 @@ async def live_checks(
         lambda v: v == 2,
         "TrunkDown pending or firing for both trunks",
     )
+    assert await asyncio.to_thread(
+        prom.value, 'count(ALERTS{alertname="TrunkDown", trunk=~"kam-.*"})'
+    ) == 2  # fmt: skip
     # A failure outcome's counter appears with the first failure; rate() needs two scrapes
     # of it (under load the alert above can be quicker than that).
     await wait_for_value(

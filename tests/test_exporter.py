@@ -104,17 +104,17 @@ class ReferenceCollector(Collector):
         info = GaugeMetricFamily(
             "trunkwatch_trunk_info",
             "Configured trunks with their carrier and transport; always 1.",
-            labels=["trunk", "carrier", "transport"],
+            labels=["agent", "trunk", "carrier", "transport"],
         )
         for trunk in src.trunks:
-            info.add_metric([trunk.trunk, trunk.carrier, trunk.transport], 1.0)
+            info.add_metric([src.agent, trunk.trunk, trunk.carrier, trunk.transport], 1.0)
         yield info
         yield from self._probe_families()
         yield from self._health_families()
         yield from self._monitor_families()
 
     def _probe_families(self) -> Iterator[Metric]:
-        labels = ["trunk", "probe"]
+        labels = ["agent", "trunk", "probe"]
         success = GaugeMetricFamily(
             "trunkwatch_probe_success",
             "1 if the last probe found the trunk alive, 0 if not.",
@@ -136,10 +136,11 @@ class ReferenceCollector(Collector):
         rtt = HistogramMetricFamily(
             "trunkwatch_sip_options_rtt_seconds",
             "Round-trip time of SIP OPTIONS, request sent to final response.",
-            labels=["trunk"],
+            labels=["agent", "trunk"],
         )
+        agent = self.src.agent
         for s in self.src.stats:
-            key = [s.trunk, s.probe]
+            key = [agent, s.trunk, s.probe]
             for outcome, count in s.outcome_counts.items():
                 outcomes.add_metric([*key, outcome.value], float(count))
             if s.last_success < 0:
@@ -149,7 +150,7 @@ class ReferenceCollector(Collector):
             status.add_metric(key, float(s.last_status))
             if s.probe == "options":
                 rtt.add_metric(
-                    [s.trunk], _buckets(RTT_BUCKETS, s.rtt.counts), sum_value=s.rtt.total
+                    [agent, s.trunk], _buckets(RTT_BUCKETS, s.rtt.counts), sum_value=s.rtt.total
                 )
         yield from (success, duration, status, outcomes, rtt)
 
@@ -157,21 +158,25 @@ class ReferenceCollector(Collector):
         state = GaugeMetricFamily(
             "trunkwatch_trunk_state",
             "1 for the trunk's current state, 0 for the others.",
-            labels=["trunk", "state"],
+            labels=["agent", "trunk", "state"],
         )
         open_ = GaugeMetricFamily(
-            "trunkwatch_outage_open", "1 while the trunk has an open outage.", labels=["trunk"]
+            "trunkwatch_outage_open",
+            "1 while the trunk has an open outage.",
+            labels=["agent", "trunk"],
         )
         opened = CounterMetricFamily(
             "trunkwatch_outages_opened",
             "Outages opened by this process since it started.",
-            labels=["trunk"],
+            labels=["agent", "trunk"],
         )
+        a = self.src.agent
         for name, health in self.src.health.items():
             for candidate in TrunkState:
-                state.add_metric([name, candidate.value], 1.0 if health.state is candidate else 0.0)
-            open_.add_metric([name], 1.0 if health.open_outage is not None else 0.0)
-            opened.add_metric([name], float(self.src.outages_opened.get(name, 0)))
+                value = 1.0 if health.state is candidate else 0.0
+                state.add_metric([a, name, candidate.value], value)
+            open_.add_metric([a, name], 1.0 if health.open_outage is not None else 0.0)
+            opened.add_metric([a, name], float(self.src.outages_opened.get(name, 0)))
         yield from (state, open_, opened)
 
     def _monitor_families(self) -> Iterator[Metric]:
@@ -493,7 +498,8 @@ def test_odd_carrier_names_are_escaped_in_the_text() -> None:
     src = make_sources([("t1", 'a"b\\c\nd', "udp")])
     body = Exporter(src).expose(Exporter(src).snapshot(), TEXT).decode()
     assert (
-        'trunkwatch_trunk_info{carrier="a\\"b\\\\c\\nd",transport="udp",trunk="t1"} 1.0\n' in body
+        'trunkwatch_trunk_info{agent="agent-1",carrier="a\\"b\\\\c\\nd",'
+        'transport="udp",trunk="t1"} 1.0\n' in body
     )
 
 
@@ -697,3 +703,38 @@ def test_runtime_collectors_go_through_the_same_writer_and_parse_as_prometheus_c
 
     assert shape(ours) == shape(theirs)
     assert "process_cpu_seconds_total" in ours
+
+
+def test_every_per_trunk_series_carries_the_agent() -> None:
+    """Two agents scraped by one Prometheus: the same trunk's series stay apart by `agent`."""
+    bodies = {}
+    for agent in ("agent-1", "agent-2"):
+        src = rich_sources()
+        src.agent = agent
+        exporter = Exporter(src)
+        bodies[agent] = exporter.expose(exporter.snapshot(), TEXT).decode()
+    per_trunk = [
+        line
+        for line in bodies["agent-2"].splitlines()
+        if 'trunk="' in line and not line.startswith("#")
+    ]
+    assert len(per_trunk) > 100
+    assert all(line.startswith(f'{line.split("{")[0]}{{agent="agent-2",') for line in per_trunk)
+    assert (
+        'trunkwatch_trunk_state{agent="agent-2",state="down",trunk="trunk-1"} 1.0'
+        in bodies["agent-2"]
+    )
+    assert (
+        'trunkwatch_trunk_state{agent="agent-1",state="down",trunk="trunk-1"} 1.0'
+        in bodies["agent-1"]
+    )
+    families = {f.name for f in parse_text(bodies["agent-2"])}
+    labelled = {
+        f.name
+        for f in parse_text(bodies["agent-2"])
+        for sample in f.samples
+        if sample.labels.get("agent") == "agent-2"
+    }
+    expected = {"trunk_state", "probe_success", "sip_options_rtt_seconds", "probe_outcome",
+                "outage_open", "outages_opened", "trunk_info"}  # fmt: skip
+    assert {f"trunkwatch_{name}" for name in expected} <= labelled <= families

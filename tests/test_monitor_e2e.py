@@ -75,8 +75,8 @@ async def test_outage_opens_and_closes_with_kamailio(
         metrics = await scrape(monitor)
         for transport in ("udp", "tcp", "tls"):
             assert (
-                f'trunkwatch_probe_success{{probe="options",trunk="kam-{transport}"}} 1.0'
-                in metrics
+                f'trunkwatch_probe_success{{agent="e2e",probe="options",'
+                f'trunk="kam-{transport}"}} 1.0' in metrics
             )
         rc, out = promtool.check_metrics(metrics)
         assert rc == 0, out
@@ -85,8 +85,8 @@ async def test_outage_opens_and_closes_with_kamailio(
         await asyncio.to_thread(kamailio.stop)
         await wait_for(lambda: states(monitor) == {TrunkState.DOWN}, 5, "all trunks down")
         metrics = await scrape(monitor)
-        assert 'trunkwatch_outage_open{trunk="kam-udp"} 1.0' in metrics
-        assert 'trunkwatch_trunk_state{state="down",trunk="kam-tls"} 1.0' in metrics
+        assert 'trunkwatch_outage_open{agent="e2e",trunk="kam-udp"} 1.0' in metrics
+        assert 'trunkwatch_trunk_state{agent="e2e",state="down",trunk="kam-tls"} 1.0' in metrics
 
         await asyncio.to_thread(kamailio.start)
         started_at = datetime.now(UTC)
@@ -161,7 +161,8 @@ async def test_openmetrics_is_negotiated(
         await monitor.stop()
     assert text.rstrip().endswith("# EOF")
     assert "# TYPE trunkwatch_probe_outcome counter" in text
-    assert 'trunkwatch_probe_outcome_total{outcome="ok",probe="options",trunk="kam-udp"}' in text
+    ok = 'trunkwatch_probe_outcome_total{agent="e2e",outcome="ok",probe="options",trunk="kam-udp"}'
+    assert ok in text
 
 
 async def test_sla_api_and_gauges_are_served(

@@ -56,6 +56,7 @@ async def test_the_monitor_follows_a_record_change_after_the_ttl(
     dead = free_port("udp")
     with running_dnsmasq(tmp_path / "dns", zone(dead, ttl=1), local_domains=[Z]) as dns:
         text = f"""
+agent: rfc3263
 store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
 http: {{listen: 127.0.0.1, port: 0}}
 dns: {{rfc3263: true, nameserver: 127.0.0.1, port: {dns.port}, timeout: 1s}}
@@ -76,4 +77,5 @@ trunks: [{{name: carrier, carrier: c, uri: "sip:{Z}"}}]
             metrics = await scrape(monitor)
         finally:
             await monitor.stop()
-    assert 'trunkwatch_probe_success{probe="options",trunk="carrier"} 1.0' in metrics
+    up = 'trunkwatch_probe_success{agent="rfc3263",probe="options",trunk="carrier"} 1.0'
+    assert up in metrics

@@ -111,3 +111,39 @@ def test_only_the_agents_named_for_a_trunk_vote_on_it() -> None:
     assert isinstance(opened, OutageOpened) and opened.outage.first_failure_at == at(2)
     # A trunk named for nobody alive has no verdict: nobody watches it.
     assert evaluate(both, [], ["c"], {"t1": None}, at(10), watchers=named) == []
+
+
+def test_a_quorum_reached_and_lost_while_nobody_led_is_journaled_when_a_leader_comes() -> None:
+    # a and b agree from 3 s to 50 s, with no leader running; a leader arrives at 100 s.
+    views = [view("a", 0, 60), view("b", 3, 50), view("c", 70, 80)]
+    events = reconcile("t1", views, None, 2, at(100), judged_until=at(-10))
+    opened, closed = events
+    assert isinstance(opened, OutageOpened) and isinstance(closed, OutageClosed)
+    o = closed.outage
+    assert (o.id, o.first_failure_at, o.restored_at) == (outage_id("t1", at(3)), at(3), at(50))
+    # Confirmed when the second view was (b at 4 s), as a leader then would have; closed now.
+    assert (o.confirmed_at, o.closed_at) == (at(4), at(100))
+    assert (opened.outage.id, opened.outage.restored_at) == (o.id, None)
+    # Judged once: the same leader (or the next) writes nothing more.
+    assert reconcile("t1", views, None, 2, at(101), judged_until=at(50)) == []
+    known = frozenset({o.id})
+    assert reconcile("t1", views, None, 2, at(101), judged_until=at(-10), known=known) == []
+
+
+def test_spans_before_the_last_verdict_are_not_judged_again_and_a_later_one_opens() -> None:
+    views = [view("a", 0, 20), view("b", 3, 20), view("a", 30), view("b", 35)]
+    # The store's last verdict ended at 20 s (the 3 s → 20 s span): only the new one opens.
+    (opened,) = reconcile("t1", views, None, 2, at(40), judged_until=at(20))
+    assert isinstance(opened, OutageOpened)
+    assert (opened.outage.first_failure_at, opened.outage.confirmed_at) == (at(35), at(40))
+    # An ongoing span that began before the last verdict ended is new only from its end.
+    (clipped,) = reconcile("t1", [view("a", 0), view("b", 3)], None, 2, at(40), judged_until=at(9))
+    assert isinstance(clipped, OutageOpened) and clipped.outage.first_failure_at == at(9)
+
+
+def test_evaluate_backfills_from_each_trunks_last_verdict_within_the_lookback() -> None:
+    views = [("a", view("a", 0, 60).outage), ("b", view("b", 3, 50).outage)]
+    events = evaluate(views, [], ["a", "b"], {"t1": None}, at(100), judged={})
+    assert [type(e) for e in events] == [OutageOpened, OutageClosed]
+    # Without `judged` (the old call) a span already over is not looked at.
+    assert evaluate(views, [], ["a", "b"], {"t1": None}, at(100)) == []

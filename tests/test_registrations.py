@@ -25,6 +25,7 @@ def registrar(tmp_path: Path, tls_ca: TlsFiles) -> Iterator[Registrar]:
 
 def config(tmp_path: Path, reg: Registrar, user: str) -> str:
     return f"""
+agent: reg
 store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
 http: {{listen: 127.0.0.1, port: 0}}
 trunks:
@@ -114,8 +115,8 @@ async def test_a_required_registration_lost_takes_the_trunk_down(
         await monitor.stop()
     assert outage is not None and outage.first_outcome == "unregistered"
     assert (
-        'trunkwatch_probe_outcome_total{outcome="unregistered",probe="options",trunk="carrier-a"}'
-        in text
+        'trunkwatch_probe_outcome_total{agent="reg",outcome="unregistered",probe="options",'
+        'trunk="carrier-a"}' in text
     )
 
 

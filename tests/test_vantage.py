@@ -10,7 +10,7 @@ from monitor.events import MonitorGap, OutageOpened
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.pipeline import Pipeline, Produced
-from monitor.vantage import SUSPECT_REASON, VantageGuard, VantagePolicy
+from monitor.vantage import SUSPECT_REASON, Side, VantageGuard, VantagePolicy, side
 from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
 
@@ -18,9 +18,15 @@ T0 = datetime(2026, 10, 3, 20, 0, tzinfo=UTC)
 CARRIERS = {"a1": "carrier-a", "a2": "carrier-a", "b1": "carrier-b"}
 
 
-def pipeline(carriers: dict[str, str] = CARRIERS, policy: VantagePolicy | None = None) -> Pipeline:
+def pipeline(
+    carriers: dict[str, str] = CARRIERS,
+    policy: VantagePolicy | None = None,
+    controls: tuple[str, ...] = (),
+) -> Pipeline:
     health = {t: TrunkHealth(t) for t in carriers}
-    guard = VantageGuard("agent-a", carriers, policy or VantagePolicy())
+    guard = VantageGuard(
+        "agent-a", carriers, policy or VantagePolicy(), controls=dict.fromkeys(controls)
+    )
     return Pipeline("agent-a", health, {t: HealthPolicy(3, 2) for t in carriers}, vantage=guard)
 
 
@@ -105,3 +111,64 @@ def test_an_outage_already_open_stays_open_and_closes_normally() -> None:
     assert p.health["a1"].open_outage is not None
     run(p, range(9, 12), dict.fromkeys(CARRIERS, Outcome.OK))
     assert p.health["a1"].open_outage is None
+
+
+CONTROL = "tcp://192.0.2.7:5061"
+
+
+def control(p: Pipeline, second: float, answered: bool) -> list[str]:
+    """A control target's result; the log events it produced."""
+    at = T0 + timedelta(seconds=second)
+    outcome = Outcome.OK if answered else Outcome.REFUSED
+    out = p.on_control(ProbeResult(CONTROL, "connect", outcome, ns_from_utc(at)))
+    return [] if out is None else [line.event for line in out.logs]
+
+
+def test_the_side_is_theirs_only_when_a_control_target_answered_since_the_failures() -> None:
+    since = T0 + timedelta(seconds=10)
+    assert side({}, since) is Side.OURS  # no control targets: the plain heuristic
+    assert side({"x": None, "y": None}, since) is Side.OURS  # they fail too
+    assert side({"x": T0}, since) is Side.OURS  # an answer from before says nothing of now
+    assert side({"x": None, "y": since}, since) is Side.THEIRS
+
+
+def test_a_control_target_answering_makes_every_trunk_failing_the_carriers_outage() -> None:
+    p = pipeline(controls=(CONTROL,))
+    control(p, 0, True)
+    run(p, range(0, 2), dict.fromkeys(CARRIERS, Outcome.OK))
+    # Every trunk fails from 2 s; the control target last answered at 0 s: suspect at first.
+    run(p, range(2, 4), dict.fromkeys(CARRIERS, Outcome.TIMEOUT))
+    assert p.vantage is not None and p.vantage.suspect
+    # It answers at 4 s: the carriers' side. Logged once; no gap; the outages open.
+    assert control(p, 4, True) == ["vantage_their_side"]
+    assert control(p, 5, True) == []
+    assert not p.vantage.suspect
+    events = run(p, range(6, 10), dict.fromkeys(CARRIERS, Outcome.TIMEOUT))
+    opened = [e for e in events if isinstance(e, OutageOpened)]
+    assert sorted(e.outage.trunk for e in opened) == ["a1", "a2", "b1"]
+    assert not [e for e in events if isinstance(e, MonitorGap)]
+    text = p.render(ExpositionFormat.TEXT)
+    assert f'trunkwatch_control_target_up{{agent="agent-a",target="{CONTROL}"}} 1.0' in text
+
+
+def test_control_targets_failing_too_make_the_agent_suspect() -> None:
+    p = pipeline(controls=(CONTROL,))
+    control(p, 0, True)
+    run(p, range(0, 2), dict.fromkeys(CARRIERS, Outcome.OK))
+    assert control(p, 2, False) == []  # trunks still answer: nothing to judge
+    down = run(p, range(2, 12), dict.fromkeys(CARRIERS, Outcome.TIMEOUT))
+    assert control(p, 7, False) == []  # already suspect: no second line
+    assert not [e for e in down if isinstance(e, OutageOpened)]
+    assert p.vantage is not None and p.vantage.suspect_since == T0 + timedelta(seconds=2)
+    text = p.render(ExpositionFormat.TEXT)
+    assert f'trunkwatch_control_target_up{{agent="agent-a",target="{CONTROL}"}} 0.0' in text
+
+
+def test_their_side_then_the_control_targets_fail_too_is_ours_from_then() -> None:
+    p = pipeline(controls=(CONTROL,))
+    run(p, range(0, 2), dict.fromkeys(CARRIERS, Outcome.OK))
+    control(p, 2.5, True)
+    run(p, range(2, 4), dict.fromkeys(CARRIERS, Outcome.TIMEOUT))
+    assert p.vantage is not None and not p.vantage.suspect  # answered after the failures
+    assert control(p, 8, False) == ["vantage_suspect"]
+    assert p.vantage.suspect_since == T0 + timedelta(seconds=8)

@@ -142,7 +142,9 @@ _get_rtt_counts = attrgetter("rtt.counts")
 _get_outcome_counts = attrgetter("outcome_counts")
 _get_state = attrgetter("state")
 _get_open_outage = attrgetter("open_outage")
-# Sorted label names, as prometheus_client writes them: outcome < probe < trunk.
+# Sorted label names, as prometheus_client writes them: agent < outcome < probe < trunk.
+# Every per-trunk line starts with the agent's label (one text per exporter): several
+# agents scraped by one Prometheus keep their views apart and the rules aggregate them.
 _OUTCOME_LABEL = {o: f'outcome="{escape_label_value(o.value)}",' for o in Outcome}
 
 
@@ -253,9 +255,10 @@ class Exporter:
         )
         # Label texts are prepared once per trunk (here, for the trunks configured now) and
         # reused by every scrape: labels come only from config, which never changes.
+        self._agent = f'agent="{escape_label_value(sources.agent)}",'
         self._trunk_labels: dict[str, str] = {}
         self._stat_labels: dict[tuple[str, str], str] = {}
-        self._info_texts = _TextColumn(_info_line)
+        self._info_texts = _TextColumn(self._info_line)
         self._stat_texts = _TextColumn(self._stat_label)
         self._rtt_texts = _TextColumn(self._trunk_label)
         self._health_texts = _TextColumn(self._trunk_label)
@@ -355,6 +358,10 @@ class Exporter:
             label = self._stat_labels[key] = label_text(probe=probe, trunk=trunk)
         return label
 
+    def _info_line(self, info: TrunkInfo) -> str:
+        labels = label_text(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
+        return f"{TRUNK_INFO.sample}{{{self._agent}{labels}}} 1.0\n"
+
     def _prepare(self, snap: Snapshot) -> None:
         self._info_texts.texts(snap.trunks)
         self._stat_texts.texts(snap.stat_trunk, snap.stat_probe)
@@ -377,11 +384,12 @@ class Exporter:
             (PROBE_DURATION, snap.last_duration_s, go_float),
             (SIP_LAST_STATUS, snap.last_status, count_text),
         )
+        agent = self._agent
         for fam, column, text in gauges:
             yield fam.header(fmt)
             name = fam.sample
             for part in _slices(answered):
-                yield "".join(f"{name}{{{labels[i]}}} {text(column[i])}\n" for i in part)
+                yield "".join(f"{name}{{{agent}{labels[i]}}} {text(column[i])}\n" for i in part)
 
         yield PROBE_OUTCOME.header(fmt)
         name = PROBE_OUTCOME.sample
@@ -394,7 +402,7 @@ class Exporter:
                 label = labels[i]
                 for k in range(starts[i], starts[i + 1]):
                     value = count_text(counts[k])
-                    out.append(f"{name}{{{outcome_label[keys[k]]}{label}}} {value}\n")
+                    out.append(f"{name}{{{agent}{outcome_label[keys[k]]}{label}}} {value}\n")
             yield "".join(out)
 
         yield OPTIONS_RTT.header(fmt)
@@ -411,12 +419,13 @@ class Exporter:
                 first = i * RTT_WIDTH
                 for le, count in zip(_RTT_LE, rtt_counts[first : first + RTT_WIDTH], strict=True):
                     running += count
-                    out.append(f"{bucket}{{{le},{trunk}}} {count_text(running)}\n")
-                out.append(f"{count_name}{{{trunk}}} {count_text(running)}\n")
-                out.append(f"{sum_name}{{{trunk}}} {go_float(snap.rtt_sum[i])}\n")
+                    out.append(f"{bucket}{{{agent}{le},{trunk}}} {count_text(running)}\n")
+                out.append(f"{count_name}{{{agent}{trunk}}} {count_text(running)}\n")
+                out.append(f"{sum_name}{{{agent}{trunk}}} {go_float(snap.rtt_sum[i])}\n")
             yield "".join(out)
 
     def _health_families(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
+        agent = self._agent
         labels = self._health_texts.texts(snap.health_trunk)
         states = [(state, f'state="{escape_label_value(state.value)}",') for state in TrunkState]
 
@@ -429,7 +438,7 @@ class Exporter:
                 current, label = current_states[i], labels[i]
                 for state, state_label in states:
                     value = "1.0" if state is current else "0.0"
-                    out.append(f"{name}{{{state_label}{label}}} {value}\n")
+                    out.append(f"{name}{{{agent}{state_label}{label}}} {value}\n")
             yield "".join(out)
 
         yield OUTAGE_OPEN.header(fmt)
@@ -437,14 +446,17 @@ class Exporter:
         outages = snap.health_outage
         for part in _slices(range(len(labels))):
             yield "".join(
-                f"{name}{{{labels[i]}}} {'0.0' if outages[i] is None else '1.0'}\n" for i in part
+                f"{name}{{{agent}{labels[i]}}} {'0.0' if outages[i] is None else '1.0'}\n"
+                for i in part
             )
 
         yield OUTAGES_OPENED.header(fmt)
         name = OUTAGES_OPENED.sample
         opened = snap.opened
         for part in _slices(range(len(labels))):
-            yield "".join(f"{name}{{{labels[i]}}} {count_text(opened[i] or 0)}\n" for i in part)
+            yield "".join(
+                f"{name}{{{agent}{labels[i]}}} {count_text(opened[i] or 0)}\n" for i in part
+            )
 
     def _monitor_families(self, snap: Snapshot, fmt: ExpositionFormat) -> str:
         parse_errors, mismatches = snap.malformed
@@ -492,11 +504,6 @@ class _TextColumn:
             # Copies: a column may be a live list (the config's trunks) that could grow.
             self._key = tuple(list(column) for column in columns)
         return self._texts
-
-
-def _info_line(info: TrunkInfo) -> str:
-    labels = label_text(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
-    return f"{TRUNK_INFO.sample}{{{labels}}} 1.0\n"
 
 
 def _single(family: Family, fmt: ExpositionFormat, value: int) -> str:

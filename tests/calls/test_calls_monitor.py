@@ -70,7 +70,7 @@ trunks:
                 text = await r.text()
         finally:
             await monitor.stop()
-    assert 'trunkwatch_trunk_state{state="degraded",trunk="lab"} 1.0' in text
+    assert 'trunkwatch_trunk_state{agent="calls",state="degraded",trunk="lab"} 1.0' in text
     assert 'trunkwatch_call_outcome_total{outcome="ok",trunk="lab"}' in text
     assert (
         'trunkwatch_threshold_violation{metric="jitter",profile="impossible",trunk="lab"} 1.0'

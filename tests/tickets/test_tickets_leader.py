@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from tickets_support import outage, webhook_settings
+from tickets_support import FAST_OUTBOX, outage, settings, webhook_settings
 
-from monitor.events import OutageOpened
+from monitor.events import OutageClosed, OutageOpened
 from monitor.leadership import Leadership
-from monitor.quorum import QuorumLoop
+from monitor.quorum import QUORUM_AGENT, QuorumLoop, outage_id
 from monitor.store import Store
 from monitor.store import lease as leases
-from monitor.tickets.ledger import TicketStore, append_with_outbox
+from monitor.tickets.ledger import TicketStore, append_with_outbox, outbox_rows
 from monitor.tickets.routing import TicketRouting
 from probes.clock import FakeClock, utc_now
 from probes.instants import ns_from_utc
@@ -152,3 +152,57 @@ async def test_a_deposed_leaders_verdict_is_not_written(two: tuple[Store, Store]
     (opened,) = await leader.step()
     assert isinstance(opened, OutageOpened)
     assert [o.id for o in await a.outages()] == [opened.outage.id]
+
+
+async def test_a_quorum_over_before_any_leader_came_is_journaled_once_with_its_tickets(
+    pg_url: str,
+) -> None:
+    # Two agents see mx-1 down 20:00:00–20:01:00 and 20:00:04–20:00:50 while no agent leads
+    # (the lease lapsed); at 20:02 a leader starts: one outage, 4 s → 50 s, and its open
+    # and close requests at each sink, once, whichever leader looks.
+    clock = FakeClock(wall=ns_from_utc(T0 + timedelta(minutes=2)))
+    now = utc_now(clock)
+    a = await Store.open(pg_url, agent="agent-a")
+    b = await Store.open(pg_url, agent="agent-b")
+    try:
+        for store, start, end in ((a, 0, 60), (b, 4, 50)):
+            await store.heartbeat(now)
+            view = Store(a.engine, store.agent, views=True)
+            o = outage("mx-1", at=T0 + timedelta(seconds=start))
+            restored = T0 + timedelta(seconds=end)
+            await view.append(
+                [OutageOpened(o), OutageClosed(o.closed(restored_at=restored, closed_at=restored))]
+            )
+        sinks = [
+            {"name": n, "type": "webhook", "url": "http://127.0.0.1:9", "secret_env": "HOOK_SECRET"}
+            for n in ("hook-1", "hook-2")
+        ]
+        routing = TicketRouting.build(
+            settings({"outbox": FAST_OUTBOX, "sinks": sinks}), [("mx-1", "c")]
+        )
+        loops = [
+            QuorumLoop(store, routing, {"mx-1": None}, lambda: True, clock=clock)
+            for store in (a, b)
+        ]
+        opened, closed = await loops[0].step()
+        assert isinstance(opened, OutageOpened) and isinstance(closed, OutageClosed)
+        (verdict,) = await Store(a.engine, QUORUM_AGENT).outages()
+        assert verdict.id == outage_id("mx-1", T0 + timedelta(seconds=4))
+        assert (verdict.first_failure_at, verdict.confirmed_at, verdict.restored_at) == (
+            T0 + timedelta(seconds=4),
+            T0 + timedelta(seconds=6),  # b's view confirmed then: the quorum was reached
+            T0 + timedelta(seconds=50),
+        )
+        rows = sorted((r.sink, r.action.value) for r in await outbox_rows(a))
+        assert rows == [
+            ("hook-1", "open"), ("hook-1", "resolve"), ("hook-2", "open"), ("hook-2", "resolve")
+        ]  # fmt: skip
+        # The same leader later, and the next leader: judged already, nothing more.
+        clock.advance(1)
+        assert await loops[0].step() == []
+        assert await loops[1].step() == []
+        assert len(await outbox_rows(a)) == 4
+        assert len(await Store(a.engine, QUORUM_AGENT).outages()) == 1
+    finally:
+        await a.close()
+        await b.close()
