@@ -168,6 +168,8 @@ class Pipeline:
         if guard is not None and old is not None:
             guard.failing.update((t, at) for t, at in old.failing.items() if t in guard.carriers)
             guard.suspect_since = old.suspect_since
+            guard.controls.update(old.controls)
+            guard.their_side_since = old.their_side_since
         self.vantage = guard
 
     def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:

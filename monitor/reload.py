@@ -5,8 +5,8 @@ file again first: when it is invalid the running config stays and the problem is
 returned. When valid, trunks are added, removed (their open outages end as `removed`, not
 as restored) or changed in place: untouched trunks keep their schedule (no probe skipped),
 changed ones keep their state and open outage. Sections a running agent cannot swap (its
-name, store, listener, scheduler, DNS, cluster, test calls, ticket sinks) are reported as
-needing a restart and keep running as they were.
+name, store, listener, scheduler, vantage rule and control targets, DNS, cluster, test
+calls, ticket sinks) are reported as needing a restart and keep running as they were.
 
 `trunk_changes` and `restart_required` are pure; `apply` does the swapping.
 """
@@ -34,7 +34,9 @@ if TYPE_CHECKING:
 log = get_logger("trunkwatch.reload")
 
 # Whole sections a running agent keeps until it restarts.
-RESTART_SECTIONS: Final = ("agent", "site", "store", "http", "scheduler", "dns", "cluster", "calls")
+RESTART_SECTIONS: Final = (
+    "agent", "site", "store", "http", "scheduler", "vantage", "dns", "cluster", "calls",
+)  # fmt: skip
 # The ticket sinks and their delivery are built once, at start.
 TICKETS_RESTART: Final = ("sinks", "outbox", "language", "timezone")
 # What a trunk's OPTIONS probe is made of: a change means a new probe (same state).
