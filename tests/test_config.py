@@ -627,7 +627,7 @@ def test_all_problems_collected_in_line_order(tmp_path: Path) -> None:
     rendered = str(ConfigError(problems)).splitlines()
     assert rendered[0] == f"{tmp_path / 'trunkwatch.yaml'}:1: bogus: unknown field; " + (
         "expected one of: agent, site, store, http, scheduler, vantage, cluster, certificates, "
-        "dns, defaults, trunks, calls, tickets, sla"
+        "dns, defaults, trunks, endpoints, calls, tickets, sla"
     )
     assert len(rendered) == 6
 
