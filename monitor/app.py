@@ -14,6 +14,7 @@ from aiohttp import web
 from monitor.api import ApiDeps, make_api_app
 from monitor.certificates import CertificateWatch
 from monitor.config import Config
+from monitor.endpoints import EndpointWatch
 from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import MalformedPacketLog, get_logger
@@ -67,9 +68,10 @@ class Monitor:
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
         self.maintenance = MaintenanceCalendar((s.name, s.parts) for s in config.sla.services)
+        self.endpoints = EndpointWatch(self.config)  # https/tcp/tls/icmp, probed like trunks
         self.tickets = TicketService(
             config.tickets,
-            [(t.name, t.carrier) for t in config.trunks],
+            [(t.name, t.carrier) for t in config.trunks] + self.endpoints.owners(),
             in_maintenance=self.maintenance.covers,
             quorum=config.cluster.quorums(config.trunks),
             watchers=config.cluster.watchers(config.trunks),
@@ -93,27 +95,24 @@ class Monitor:
         )
         now = datetime.now(UTC)
         gaps_before = len(await self.store.gaps())
-        restored = await resume(self.store, now)
+        known = await resume(self.store, now)
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
-        self.health.update(
-            {t.name: restored.get(t.name) or TrunkHealth(t.name) for t in cfg.trunks}
-        )
+        self.health.update({t.name: known.get(t.name) or TrunkHealth(t.name) for t in cfg.trunks})
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
         self.pipeline.registrations = self.registrations
 
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
-        scheduled: list[tuple[Probe, float]] = []
+        scheduled = self.endpoints.attach(self.pipeline, known)
         for trunk in cfg.trunks:
             probe = self.udp.probe(options_settings(trunk, cfg.dns.resolver()))
-            self.probes.append(probe)
             scheduled.append((probe, trunk.interval))
         await self.registrations.start()  # they refresh themselves; a REGISTER is no probe
         calls = await start_call_probes(cfg)
         self.call_pool = calls.pool
-        self.probes += [probe for probe, _ in calls.scheduled]
         scheduled += calls.scheduled
+        self.probes = [probe for probe, _ in scheduled]
         self.call_metrics = CallMetrics(calls.profiles)
         self.pipeline.add_calls(calls.profiles, calls.quality_policies, self.call_metrics)
         self.scheduler = Scheduler(
@@ -127,7 +126,7 @@ class Monitor:
         await self.tickets.start(self.store)
         self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
-        live = lambda: {n: h.state.value for n, h in self.health.items()}  # noqa: E731
+        live = lambda: self.endpoints.live_states(self.health)  # noqa: E731
         api = make_api_app(ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live))
         self.runner, self.bound_port = await serve_config(
             cfg.http, self.exporter, lambda: self._ready, api, port=self.http_port

@@ -59,6 +59,13 @@ class Produced:
     logs: list[LogLine] = field(default_factory=list)
 
 
+class EndpointRecorder(Protocol):
+    """Keeps an endpoint's last figures for /metrics (monitor/endpoints.py)."""
+
+    def record(self, result: ProbeResult) -> None: ...
+    def render(self, fmt: ExpositionFormat) -> str: ...
+
+
 class RequiredRegistrations(Protocol):
     """Which trunks must be registered, and whether one's registration is lost now."""
 
@@ -106,6 +113,11 @@ class Pipeline:
         self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
         # Trunks whose registration is required, and whether it is lost now (app wires it).
         self.registrations: RequiredRegistrations = NO_REGISTRATIONS
+        # Endpoints (https/tcp/tls/icmp): availability like a trunk's, outside the trunks'
+        # own dicts so the OPTIONS statistics, the trunk metrics and the vantage rule skip them.
+        self.endpoint_health: dict[str, TrunkHealth] = {}
+        self.endpoint_policies: dict[str, HealthPolicy] = {}
+        self.endpoint_metrics: EndpointRecorder | None = None
 
     def learned_summary(self) -> LogLine | None:
         """The trunks whose first state became known since the last call, by state."""
@@ -115,9 +127,11 @@ class Pipeline:
         return LogLine("info", "trunk_states_learned", dict(sorted(counts.items())))
 
     def render(self, fmt: ExpositionFormat) -> str:
-        """The pipeline's own /metrics section: test calls, and whether the agent is suspect."""
+        """The pipeline's own /metrics section: test calls, whether the agent is suspect, and
+        the endpoints."""
         vantage = "" if self.vantage is None else self.vantage.render(fmt)
-        return self.call_metrics.render(fmt) + vantage
+        endpoints = "" if self.endpoint_metrics is None else self.endpoint_metrics.render(fmt)
+        return self.call_metrics.render(fmt) + vantage + endpoints
 
     def add_calls(
         self,
@@ -130,6 +144,17 @@ class Pipeline:
         self.quality_policies.update(policies)
         self.call_metrics = metrics
 
+    def add_endpoints(
+        self,
+        health: dict[str, TrunkHealth],
+        policies: Mapping[str, HealthPolicy],
+        metrics: EndpointRecorder,
+    ) -> None:
+        """The endpoints' health (shared, live), policies and metrics."""
+        self.endpoint_health = health
+        self.endpoint_policies = dict(policies)
+        self.endpoint_metrics = metrics
+
     def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:
         """What the result produced; None (the usual case) when nothing at all.
 
@@ -137,6 +162,8 @@ class Pipeline:
         a second an empty `Produced` per result (five objects) cost measurable CPU.
         """
         if result.probe != "options":
+            if result.trunk in self.endpoint_health:
+                return self._endpoint(result, now)
             out = Produced()
             self._call(result, now, out)
         else:
@@ -194,6 +221,25 @@ class Pipeline:
         if done is None and not events and not logs:
             return None
         out = Produced(events=events, probe_samples=done or [], logs=logs)
+        if out.events:
+            self._transitions(out)
+        return out
+
+    def _endpoint(self, result: ProbeResult, now: datetime) -> Produced | None:
+        """An endpoint's result: health, outages and samples as for a trunk's OPTIONS."""
+        if self.endpoint_metrics is not None:
+            self.endpoint_metrics.record(result)
+        name = result.trunk
+        raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
+        done = self.sampler.record(name, raw)
+        guard = self.vantage
+        if guard is not None and guard.suspect and result.outcome is not Outcome.OK:
+            # This agent seems cut off (monitor/vantage.py): not the endpoint's failure either.
+            return Produced(probe_samples=done) if done else None
+        events = reduce(self.endpoint_health[name], result, now, self.endpoint_policies[name])
+        if done is None and not events:
+            return None
+        out = Produced(events=list(events), probe_samples=done or [])
         if out.events:
             self._transitions(out)
         return out
