@@ -44,6 +44,7 @@ class HttpsProbe(TaskProbe):
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(name, timeout, clock)
+        self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.host, self.port, self.sni, self.tls = host, port, sni, tls
         self.alive_status = frozenset(alive_status)
         self.request = build_request(sni or host, port, path, user_agent)
@@ -58,11 +59,11 @@ class HttpsProbe(TaskProbe):
             t_sent = mono()
             first = await conn.reader.read(1)
             if not first:
-                raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.trunk}: closed without answering")
+                raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.where}: closed without answering")
             t_first = mono()
             head = first + await conn.reader.readuntil(b"\r\n\r\n")
             if len(head) > MAX_HEAD_BYTES:
-                raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.trunk}: response head too long")
+                raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.where}: response head too long")
             line, _, _ = head.partition(b"\n")
             status = parse_status_line(line + b"\n")
             read = 0
@@ -70,7 +71,7 @@ class HttpsProbe(TaskProbe):
                 read += len(chunk)
             t_end = mono()
         except HttpParseError as exc:
-            raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.trunk}: {exc.reason}") from None
+            raise ProbeFailure(Outcome.PARSE_ERROR, f"{self.where}: {exc.reason}") from None
         finally:
             await close_quietly(conn.writer)
         alive = status.code in self.alive_status

@@ -112,6 +112,7 @@ class TaskProbe:
 
     def __init__(self, trunk: str, timeout: float, clock: Clock = SYSTEM_CLOCK) -> None:
         self.trunk = trunk  # the target's name: the pipeline keys everything by it
+        self.where = trunk  # what failure details name: host:port, set by the subclass
         self.timeout = timeout
         self.clock = clock
         self._task: asyncio.Task[None] | None = None
@@ -133,7 +134,7 @@ class TaskProbe:
             raise
         except Exception as exc:
             try:
-                failure = failure_of(exc, self.trunk)
+                failure = failure_of(exc, self.where)
             except Exception:
                 on_done(self.result(Outcome.PROBE_CRASHED, sent, f"bug: {type(exc).__name__}"))
                 return

@@ -28,6 +28,7 @@ class ConnectProbe(TaskProbe):
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         super().__init__(name, timeout, clock)
+        self.where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         self.kind = TLS_KIND if tls is not None else TCP_KIND
         self.host, self.port, self.tls, self.sni = host, port, tls, sni
 

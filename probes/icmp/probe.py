@@ -67,6 +67,7 @@ class IcmpProbe(TaskProbe):
         if count < 1:
             raise ValueError("count must be at least 1")
         self.host, self.count, self.spacing = host, count, spacing
+        self.where = host
         self._seq = random.randrange(1 << 16)
 
     async def check(self, sent_wall_ns: int) -> ProbeResult:
@@ -119,7 +120,7 @@ class IcmpProbe(TaskProbe):
             sent_wall_ns,
             rtt_ns=None if summary.rtt_avg_s is None else round(summary.rtt_avg_s * NS_PER_S),
             duration_ns=mono() - t0,
-            detail=None if ok else f"{self.trunk}: no echo reply of {summary.sent}",
+            detail=None if ok else f"{self.where}: no echo reply of {summary.sent}",
             endpoint=measured,
         )
 
