@@ -488,16 +488,21 @@ class CertificatesSettings(BaseModel):
     trunks: bool = True
     endpoints: tuple[EndpointConfig, ...] = ()
 
+    @field_validator("endpoints")
+    @classmethod
+    def _tls_only(cls, value: tuple[EndpointConfig, ...]) -> tuple[EndpointConfig, ...]:
+        if any(e.kind != "tls" for e in value):
+            raise ValueError(
+                "lists tls endpoints only; put https, tcp and icmp endpoints in the "
+                "top-level endpoints: list (their certificates are checked too)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _unique_names(self) -> CertificatesSettings:
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ValueError("endpoint names must be unique")
-        if any(e.kind != "tls" for e in self.endpoints):
-            raise ValueError(
-                "certificates.endpoints lists tls endpoints only; put https, tcp and icmp "
-                "endpoints in the top-level endpoints: list (their certificates are checked too)"
-            )
         return self
 
 
