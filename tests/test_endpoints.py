@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 from http_peer import Pki, https_server, make_pki
+from peers import Promtool
 from test_monitor_e2e import scrape, wait_for
 
 from monitor.app import Monitor
@@ -256,7 +257,9 @@ def test_metrics() -> None:
 INTERVAL = 0.2
 
 
-async def test_https_endpoint_of_a_service_goes_down_and_back(tmp_path: Path) -> None:
+async def test_https_endpoint_of_a_service_goes_down_and_back(
+    tmp_path: Path, promtool: Promtool
+) -> None:
     pki: Pki = make_pki(tmp_path / "pki")
     db = tmp_path / "tw.db"
     first = https_server(tmp_path / "srv", pki.leaf, [pki.inter])
@@ -289,6 +292,8 @@ sla:
         assert f"trunkwatch_endpoint_up{{{labels}}} 1.0" in metrics
         assert 'trunkwatch_http_status_code{endpoint="proxy"} 200.0' in metrics
         assert 'trunk="proxy"' not in metrics  # an endpoint is no trunk on /metrics
+        rc, out = promtool.check_metrics(metrics)
+        assert rc == 0, out
 
         await first.__aexit__(None, None, None)  # the reverse proxy goes away
         running = None
