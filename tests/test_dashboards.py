@@ -59,7 +59,8 @@ DASHBOARDS = ("noc-overview.json", "trunk-detail.json", "sla.json")
 FUTURE_METRICS: frozenset[str] = frozenset()
 # Real metrics (written by the call, ticket, SLA and certificate sections) that the live run
 # below cannot produce: it places no test calls and has no ticket sink, no contract and no
-# TLS, https, tcp or icmp endpoint. The stand-in target serves them so the panels that use them have data.
+# endpoint (tls, https, tcp, icmp). The stand-in target serves them so the panels that use
+# them have data.
 STAND_IN_METRICS = frozenset(
     {
         "trunkwatch_call_mos",
