@@ -1111,6 +1111,12 @@ def test_example_config_loads() -> None:
     assert tls.tls.server_name == "edge.carrier-b.example"
     assert tls.auth is not None and tls.auth.username == "noc-monitor"
     assert tls.auth.password.get_secret_value() == SECRET
+    assert [(e.name, e.kind, e.port) for e in cfg.endpoints] == [
+        ("uc-proxy", "https", 443),
+        ("edge-sip", "tls", 5061),
+        ("dirsync", "tcp", 636),
+        ("vpn-mx", "icmp", None),
+    ]
 
 
 def test_example_config_names_missing_env() -> None:
