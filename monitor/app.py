@@ -73,7 +73,7 @@ class Monitor:
             config.tickets,
             [(t.name, t.carrier) for t in config.trunks] + self.endpoints.owners(),
             in_maintenance=self.maintenance.covers,
-            quorum=config.cluster.quorums(config.trunks),
+            quorum=config.cluster.quorums(config.trunks, config.endpoints),
             watchers=config.cluster.watchers(config.trunks),
         )
         self.certificates = CertificateWatch.from_config(self.config)

@@ -850,9 +850,14 @@ class ClusterSettings(BaseModel):
 
     enabled: bool = False
 
-    def quorums(self, trunks: Sequence[TrunkConfig]) -> dict[str, int | None] | None:
-        """Each trunk's quorum (None: a majority), or None when there is one agent."""
-        return {t.name: t.quorum for t in trunks} if self.enabled else None
+    def quorums(
+        self, trunks: Sequence[TrunkConfig], endpoints: Sequence[EndpointConfig] = ()
+    ) -> dict[str, int | None] | None:
+        """Each trunk's quorum and each endpoint's (a majority: None), or None when there
+        is one agent."""
+        if not self.enabled:
+            return None
+        return {**{t.name: t.quorum for t in trunks}, **{e.name: None for e in endpoints}}
 
     def watchers(self, trunks: Sequence[TrunkConfig]) -> dict[str, frozenset[str]]:
         """The agents named to probe each trunk (empty: every agent)."""

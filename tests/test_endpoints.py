@@ -329,3 +329,15 @@ sla:
     assert len(sla.result.lines) == 1
     assert sla.result.tnodisp == down_for
     assert sla.result.availability_exact < 100
+
+
+def test_several_agents_decide_an_endpoints_outage_by_majority() -> None:
+    cfg = config_from_text(
+        """
+cluster: {enabled: true}
+store: {url: "postgresql://tw@db.example/tw"}
+trunks: [{name: sbc1, uri: "sip:sbc1.example", quorum: 2}]
+endpoints: [{name: proxy, kind: tcp, host: uc.example, port: 443}]
+"""
+    )
+    assert cfg.cluster.quorums(cfg.trunks, cfg.endpoints) == {"sbc1": 2, "proxy": None}
