@@ -75,6 +75,7 @@ class Monitor:
             in_maintenance=self.maintenance.covers,
             quorum=config.cluster.quorums(config.trunks, config.endpoints),
             watchers=config.cluster.watchers(config.trunks),
+            certified=self.endpoints.certified(),
         )
         self.certificates = CertificateWatch.from_config(self.config)
         self.registrations = Registrations(self.config.trunks)

@@ -124,6 +124,10 @@ class EndpointWatch:
         }
         self._names = {e.name: label_text(endpoint=e.name) for e in self.endpoints}
 
+    def certified(self) -> frozenset[str]:
+        """The tls and https endpoints: a failed handshake of theirs is the certificate's."""
+        return frozenset(e.name for e in self.endpoints if e.kind in ("tls", "https"))
+
     def owners(self) -> list[tuple[str, str]]:
         """(name, owner) of every endpoint: the ticket routing's (target, carrier)."""
         return [(e.name, e.owner) for e in self.endpoints]
@@ -137,7 +141,7 @@ class EndpointWatch:
             {e.name: restored.get(e.name) or TrunkHealth(e.name) for e in self.endpoints}
         )
         policies = {e.name: HealthPolicy(e.down_after, e.up_after) for e in self.endpoints}
-        pipeline.add_endpoints(self.health, policies, self)
+        pipeline.add_endpoints(self.health, policies, self, self.certified())
         contexts: dict[Path | None, ssl.SSLContext] = {}
         return [(build_probe(e, contexts), e.interval) for e in self.endpoints]
 

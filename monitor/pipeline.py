@@ -24,6 +24,7 @@ from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, red
 from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
+from monitor.probable_cause import probable_cause
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
 from monitor.vantage import VantageGuard
@@ -118,6 +119,7 @@ class Pipeline:
         self.endpoint_health: dict[str, TrunkHealth] = {}
         self.endpoint_policies: dict[str, HealthPolicy] = {}
         self.endpoint_metrics: EndpointRecorder | None = None
+        self.certified: frozenset[str] = frozenset()  # tls/https endpoints (probable causes)
 
     def learned_summary(self) -> LogLine | None:
         """The trunks whose first state became known since the last call, by state."""
@@ -149,11 +151,14 @@ class Pipeline:
         health: dict[str, TrunkHealth],
         policies: Mapping[str, HealthPolicy],
         metrics: EndpointRecorder,
+        certified: frozenset[str] = frozenset(),
     ) -> None:
-        """The endpoints' health (shared, live), policies and metrics."""
+        """The endpoints' health (shared, live), policies and metrics; `certified` names
+        the tls/https ones (their certificate failing is a probable cause)."""
         self.endpoint_health = health
         self.endpoint_policies = dict(policies)
         self.endpoint_metrics = metrics
+        self.certified = certified
 
     def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:
         """What the result produced; None (the usual case) when nothing at all.
@@ -242,6 +247,13 @@ class Pipeline:
         out = Produced(events=list(events), probe_samples=done or [])
         if out.events:
             self._transitions(out)
+            for event in out.events:
+                if isinstance(event, OutageOpened):
+                    o = event.outage
+                    cause = probable_cause(o.trunk, o.first_outcome, self.certified)
+                    if cause is not None:
+                        fields = {"trunk": o.trunk, "outage_id": o.id, "cause": cause}
+                        out.logs.append(LogLine("warning", "outage_probable_cause", fields))
         return out
 
     def _call(self, result: ProbeResult, now: datetime, out: Produced) -> None:

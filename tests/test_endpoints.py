@@ -11,17 +11,21 @@ from pathlib import Path
 import pytest
 from http_peer import Pki, https_server, make_pki
 from peers import Promtool
+from pydantic import ValidationError
 from test_monitor_e2e import scrape, wait_for
 
 from monitor.app import Monitor
 from monitor.certificates import targets
 from monitor.config import ConfigError, config_from_text, load_config
 from monitor.endpoints import EndpointWatch
-from monitor.events import OutageOpened
+from monitor.events import OutageKind, OutageOpened
 from monitor.health import TrunkHealth, TrunkState
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.pipeline import Pipeline
+from monitor.probable_cause import probable_cause
 from monitor.store import Store
+from monitor.tickets.config import TicketsSettings
+from monitor.tickets.routing import TicketRouting
 from monitor.vantage import VantageGuard
 from probes.https import HttpsProbe
 from probes.icmp.probe import IcmpProbe
@@ -341,3 +345,51 @@ endpoints: [{name: proxy, kind: tcp, host: uc.example, port: 443}]
 """
     )
     assert cfg.cluster.quorums(cfg.trunks, cfg.endpoints) == {"sbc1": 2, "proxy": None}
+
+
+# --- probable cause: the customer's certificate (stretch of issue 14) ---------------------
+
+
+def test_a_tls_failure_of_a_certified_endpoint_is_the_customers_certificate() -> None:
+    watch, pipeline = watch_of(ENDPOINTS)
+    assert watch.certified() == frozenset({"proxy"})  # https; the icmp endpoint has none
+    pipeline.on_result(result("proxy", Outcome.TLS, NOW, detail="certificate has expired"), NOW)
+    out = pipeline.on_result(result("proxy", Outcome.TLS, NOW), NOW)
+    assert out is not None
+    (line,) = [line for line in out.logs if line.event == "outage_probable_cause"]
+    assert line.fields["cause"] == "customer_certificate" and line.fields["trunk"] == "proxy"
+    # Any other failure (here a refused connection) names no cause.
+    _, other = watch_of(ENDPOINTS)
+    other.on_result(result("proxy", Outcome.REFUSED, NOW), NOW)
+    out = other.on_result(result("proxy", Outcome.REFUSED, NOW), NOW)
+    assert out is not None and "outage_probable_cause" not in [x.event for x in out.logs]
+    assert probable_cause("vpn", "tls", watch.certified()) is None  # not a certified endpoint
+
+
+def test_tickets_route_by_probable_cause() -> None:
+    hook = {"type": "webhook", "url": "https://noc.example/h", "secret_env": "HOOK_SECRET"}
+    settings = TicketsSettings.model_validate(
+        {
+            "sinks": [{"name": "customer-queue", **hook}, {"name": "noc", **hook}],
+            "routes": [
+                {"sinks": ["customer-queue"], "probable_causes": ["customer_certificate"]},
+                {"sinks": ["noc"], "carriers": ["carrier-a", "customer"]},
+            ],
+        },
+        context={"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}},
+    )
+    routing = TicketRouting.build(
+        settings, [("proxy", "customer"), ("sbc1", "carrier-a")], frozenset({"proxy"})
+    )
+    outage = OutageKind.OUTAGE
+    assert routing.sinks_for("proxy", outage, "tls") == ("customer-queue", "noc")
+    assert routing.sinks_for("proxy", outage, "refused") == ("noc",)
+    assert routing.sinks_for("sbc1", outage, "tls") == ("noc",)  # a trunk's TLS: the carrier's
+    with pytest.raises(ValidationError):
+        TicketsSettings.model_validate(
+            {
+                "sinks": [{"name": "n", **hook}],
+                "routes": [{"sinks": ["n"], "probable_causes": ["x"]}],
+            },
+            context={"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}},
+        )

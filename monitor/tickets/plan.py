@@ -146,7 +146,7 @@ class _Planner:
         return request
 
     def opened(self, outage: Outage) -> None:
-        sinks = self.routing.sinks_for(outage.trunk, outage.kind)
+        sinks = self.routing.sinks_for(outage.trunk, outage.kind, outage.first_outcome)
         if not sinks:
             return
         carrier = self.routing.carrier_of(outage.trunk)

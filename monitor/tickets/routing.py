@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from monitor.events import OutageKind
+from monitor.probable_cause import probable_cause
 from monitor.tickets.config import TicketsSettings
 
 
@@ -16,8 +17,11 @@ class _Route:
     carriers: frozenset[str]
     trunks: tuple[str, ...]
     degradations: bool
+    causes: frozenset[str] = frozenset()
 
-    def matches(self, trunk: str, carrier: str) -> bool:
+    def matches(self, trunk: str, carrier: str, cause: str | None = None) -> bool:
+        if self.causes and cause not in self.causes:
+            return False
         if not self.carriers and not self.trunks:
             return True
         if carrier in self.carriers:
@@ -37,20 +41,25 @@ class TicketRouting:
     grouping: bool = False
     grouped_carriers: frozenset[str] = frozenset()  # empty with grouping on: every carrier
     group_window_s: float = 0.0
+    certified: frozenset[str] = frozenset()  # tls/https endpoints (monitor/probable_cause.py)
 
     @classmethod
     def build(
-        cls, settings: TicketsSettings | None, trunk_carriers: Iterable[tuple[str, str]]
+        cls,
+        settings: TicketsSettings | None,
+        trunk_carriers: Iterable[tuple[str, str]],
+        certified: frozenset[str] = frozenset(),
     ) -> TicketRouting:
         carriers = dict(trunk_carriers)
         if settings is None or not settings.sinks:
-            return cls(carriers=carriers)
+            return cls(carriers=carriers, certified=certified)
         routes = [
             _Route(
                 sinks=tuple(r.sinks),
                 carriers=frozenset(r.carriers),
                 trunks=tuple(r.trunks),
                 degradations=settings.degradations if r.degradations is None else r.degradations,
+                causes=frozenset(r.probable_causes),
             )
             for r in settings.routes
         ]
@@ -69,6 +78,7 @@ class TicketRouting:
             grouping=settings.grouping.enabled,
             grouped_carriers=frozenset(settings.grouping.carriers),
             group_window_s=settings.grouping.window,
+            certified=certified,
         )
 
     def carrier_of(self, trunk: str) -> str:
@@ -77,14 +87,16 @@ class TicketRouting:
     def trunks_of(self, carrier: str) -> frozenset[str]:
         return frozenset(t for t, c in self.carriers.items() if c == carrier)
 
-    def sinks_for(self, trunk: str, kind: OutageKind) -> tuple[str, ...]:
-        """Sink names for an outage of ``trunk``, in config order, each once."""
+    def sinks_for(self, trunk: str, kind: OutageKind, first_outcome: str = "") -> tuple[str, ...]:
+        """Sink names for an outage of ``trunk``, in config order, each once;
+        ``first_outcome`` (the outage's) tells routes by probable cause apart."""
         carrier = self.carrier_of(trunk)
+        cause = probable_cause(trunk, first_outcome, self.certified)
         out: list[str] = []
         for route in self.routes:
             if kind is OutageKind.DEGRADATION and not route.degradations:
                 continue
-            if route.matches(trunk, carrier):
+            if route.matches(trunk, carrier, cause):
                 out.extend(s for s in route.sinks if s not in out)
         return tuple(out)
 

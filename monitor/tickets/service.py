@@ -102,10 +102,12 @@ class TicketService:
         clock: Clock = SYSTEM_CLOCK,
         quorum: Mapping[str, int | None] | None = None,
         watchers: Mapping[str, frozenset[str]] | None = None,
+        certified: frozenset[str] = frozenset(),
     ) -> None:
-        """``trunks``: (name, carrier) of every configured trunk."""
+        """``trunks``: (name, carrier) of every configured trunk (and endpoint, its owner as
+        carrier); ``certified``: the tls/https endpoints (routes by probable cause)."""
         self.settings = settings or TicketsSettings()
-        self.routing = TicketRouting.build(settings, trunks)
+        self.routing = TicketRouting.build(settings, trunks, certified)
         self.metrics = TicketMetrics()
         self._in_maintenance = in_maintenance
         self._clock = clock
