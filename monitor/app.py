@@ -120,7 +120,7 @@ class Monitor:
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
-        self.sla = SlaContext(self.store, cfg.sla)
+        self.sla = SlaContext(self.store, cfg.sla, cfg.certified_endpoints())
         self.sla_metrics = SlaMetrics(self.sla)
         await self.sla_metrics.refresh_maintenance(self.maintenance)
         # After the windows are known: a ticket owed from before a restart may be held.

@@ -907,6 +907,10 @@ class Config(BaseModel):
             raise ValueError("; ".join(p for _, p in problems))
         return self
 
+    def certified_endpoints(self) -> frozenset[str]:
+        """The tls and https endpoints: a failed handshake of theirs is their certificate's."""
+        return frozenset(e.name for e in self.endpoints if e.kind in ("tls", "https"))
+
     def target_names(self) -> list[str]:
         """Every name a probe result, an outage and a service part may carry."""
         return [*(t.name for t in self.trunks), *(e.name for e in self.endpoints)]

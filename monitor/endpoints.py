@@ -117,6 +117,7 @@ class EndpointWatch:
 
     def __init__(self, config: Config) -> None:
         self.endpoints = config.endpoints
+        self._certified = config.certified_endpoints()
         self.health: dict[str, TrunkHealth] = {}
         self._last: dict[str, _Last] = {e.name: _Last(counts={}) for e in self.endpoints}
         self._labels = {
@@ -126,7 +127,7 @@ class EndpointWatch:
 
     def certified(self) -> frozenset[str]:
         """The tls and https endpoints: a failed handshake of theirs is the certificate's."""
-        return frozenset(e.name for e in self.endpoints if e.kind in ("tls", "https"))
+        return self._certified
 
     def owners(self) -> list[tuple[str, str]]:
         """(name, owner) of every endpoint: the ticket routing's (target, carrier)."""

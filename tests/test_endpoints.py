@@ -13,6 +13,7 @@ from http_peer import Pki, https_server, make_pki
 from peers import Promtool
 from pydantic import ValidationError
 from test_monitor_e2e import scrape, wait_for
+from tls_pki import issue
 
 from monitor.app import Monitor
 from monitor.certificates import targets
@@ -393,3 +394,68 @@ def test_tickets_route_by_probable_cause() -> None:
             },
             context={"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}},
         )
+
+
+async def test_expired_certificate_outage_is_proposed_for_exclusion(tmp_path: Path) -> None:
+    """A running monitor: the proxy serves an expired certificate → its outage's probable
+    cause is the customer's certificate, and the month's report proposes (does not apply)
+    the customer_equipment exclusion."""
+    from zoneinfo import ZoneInfo
+
+    from structlog.testing import capture_logs
+    from tls_pki import DAY
+    from tls_pki import NOW as PKI_NOW
+
+    from monitor.sla.reports import make_report
+    from monitor.sla.reports.tabular import report_dict
+
+    pki = make_pki(tmp_path / "pki")
+    expired = issue("localhost", pki.inter, not_before=PKI_NOW - 9 * DAY,
+                    not_after=PKI_NOW - DAY, dns=["localhost"], ips=["127.0.0.1"])  # fmt: skip
+    async with https_server(tmp_path / "srv", expired, [pki.inter]) as srv:
+        cfg = config_from_text(
+            f"""
+agent: e2e
+store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
+http: {{listen: 127.0.0.1, port: 0}}
+endpoints:
+  - {{name: proxy, kind: https, host: 127.0.0.1, port: {srv.port}, sni: localhost, path: /ok,
+      ca_file: "{pki.ca_file}", interval: {INTERVAL}, timeout: 0.15, down_after: 2}}
+sla:
+  signing_key_file: {tmp_path / "evidence.key"}
+  services: [{{name: uc, parts: [proxy]}}]
+  contracts:
+    - {{name: c1, carrier: customer, services: [uc], target_pct: 99.5, clock: detection,
+        tz: America/Mexico_City, acceptance: 2026-01-01, monthly_fee: 1000}}
+"""
+        )
+        monitor = Monitor(cfg)
+        with capture_logs() as logs:
+            await monitor.start()
+            try:
+                proxy = monitor.endpoints.health["proxy"]
+                await wait_for(lambda: proxy.state is TrunkState.DOWN, 5, "proxy down")
+                assert monitor.sla is not None and monitor.store is not None
+                for _ in range(100):  # the journal writer is asynchronous
+                    if await monitor.store.outages():
+                        break
+                    await asyncio.sleep(0.05)
+                now = datetime.now(UTC)
+                month = now.astimezone(ZoneInfo("America/Mexico_City")).strftime("%Y-%m")
+                report = await make_report(monitor.sla, "uc", month, now, lang="en")
+            finally:
+                await monitor.stop()
+    (cause,) = [e for e in logs if e["event"] == "outage_probable_cause"]
+    assert cause["cause"] == "customer_certificate" and cause["trunk"] == "proxy"
+    (proposal,) = report.proposals
+    assert (proposal.trunk, proposal.cause, proposal.kind) == (
+        "proxy",
+        "customer_certificate",
+        "customer_equipment",
+    )
+    assert "expired" in (proposal.detail or "")
+    (row,) = report.outages
+    assert row.exclusion is None and row.counted_us > 0  # proposed, never applied
+    assert report_dict(report)["proposed_exclusions"][0]["probable_cause"] == (
+        "customer_certificate"
+    )
