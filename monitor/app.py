@@ -75,7 +75,6 @@ class Monitor:
             in_maintenance=self.maintenance.covers,
             quorum=config.cluster.quorums(config.trunks, config.endpoints),
             watchers=config.cluster.watchers(config.trunks),
-            certified=self.endpoints.certified(),
         )
         self.certificates = CertificateWatch.from_config(self.config)
         self.registrations = Registrations(self.config.trunks)
@@ -120,7 +119,7 @@ class Monitor:
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
         )
 
-        self.sla = SlaContext(self.store, cfg.sla, cfg.certified_endpoints())
+        self.sla = SlaContext(self.store, cfg.sla)
         self.sla_metrics = SlaMetrics(self.sla)
         await self.sla_metrics.refresh_maintenance(self.maintenance)
         # After the windows are known: a ticket owed from before a restart may be held.

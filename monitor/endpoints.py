@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from monitor.health import HealthPolicy, TrunkHealth, TrunkState
+from monitor.log import get_logger
 from monitor.metrics.exposition import (
     ExpositionFormat,
     Family,
@@ -33,6 +34,8 @@ from probes.tcp_connect import ConnectProbe
 if TYPE_CHECKING:
     from monitor.config import Config, EndpointConfig
     from monitor.pipeline import Pipeline
+
+log = get_logger("trunkwatch.endpoints")
 
 INFO = family(
     "endpoint_info",
@@ -154,6 +157,10 @@ class EndpointWatch:
         last = self._last.get(result.trunk)
         if last is None or last.counts is None:
             return
+        refused = result.outcome is Outcome.NOT_PERMITTED
+        if refused and (last.result is None or last.result.outcome is not Outcome.NOT_PERMITTED):
+            # Counts against nobody, so no outage says it: this line does (once per change).
+            log.warning("endpoint_probe_not_permitted", endpoint=result.trunk, detail=result.detail)
         last.counts[result.outcome] = last.counts.get(result.outcome, 0) + 1
         if result.outcome is not Outcome.PROBE_CRASHED:
             last.result = result

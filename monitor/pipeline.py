@@ -24,7 +24,7 @@ from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, red
 from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
-from monitor.probable_cause import probable_cause
+from monitor.probable_cause import mark_customer_certificate, probable_cause
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
 from monitor.vantage import VantageGuard
@@ -235,6 +235,8 @@ class Pipeline:
         if self.endpoint_metrics is not None:
             self.endpoint_metrics.record(result)
         name = result.trunk
+        if result.outcome is Outcome.TLS and name in self.certified:
+            result = replace(result, detail=mark_customer_certificate(result.detail))
         raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
         done = self.sampler.record(name, raw)
         guard = self.vantage
@@ -250,7 +252,7 @@ class Pipeline:
             for event in out.events:
                 if isinstance(event, OutageOpened):
                     o = event.outage
-                    cause = probable_cause(o.trunk, o.first_outcome, self.certified)
+                    cause = probable_cause(o.first_outcome, o.detail)
                     if cause is not None:
                         fields = {"trunk": o.trunk, "outage_id": o.id, "cause": cause}
                         out.logs.append(LogLine("warning", "outage_probable_cause", fields))

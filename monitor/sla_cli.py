@@ -58,7 +58,6 @@ class SlaCliConfig:
     store_url: str
     agent: str
     sla: ContractsSettings
-    certified: frozenset[str] = frozenset()  # tls/https endpoints (report proposals)
 
 
 def load_sla_config(path: Path) -> SlaCliConfig:
@@ -70,7 +69,7 @@ def load_sla_config(path: Path) -> SlaCliConfig:
     except ConfigError as exc:
         typer.echo(str(exc), err=True)
         raise typer.Exit(EXIT_USAGE) from None
-    return SlaCliConfig(cfg.store.url, cfg.agent, cfg.sla, cfg.certified_endpoints())
+    return SlaCliConfig(cfg.store.url, cfg.agent, cfg.sla)
 
 
 @asynccontextmanager
@@ -81,7 +80,7 @@ async def _context(config: Path) -> AsyncIterator[SlaContext]:
     loaded = load_sla_config(config)
     store = await Store.open(loaded.store_url, agent=loaded.agent)
     try:
-        yield SlaContext(store, loaded.sla, loaded.certified)
+        yield SlaContext(store, loaded.sla)
     finally:
         await store.close()
 

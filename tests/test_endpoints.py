@@ -214,12 +214,20 @@ def test_endpoint_failures_while_the_agent_is_suspect_open_nothing() -> None:
     assert pipeline.endpoint_health["proxy"].fail_streak == 0
 
 
-def test_not_permitted_counts_against_nobody() -> None:
+def test_not_permitted_counts_against_nobody_and_is_logged_once() -> None:
+    from structlog.testing import capture_logs
+
     watch, pipeline = watch_of(ENDPOINTS)
-    for _ in range(5):
-        r = ProbeResult("vpn", "icmp", Outcome.NOT_PERMITTED, int(NOW.timestamp() * 1e9))
-        assert pipeline.on_result(r, NOW) is None
+    detail = "net.ipv4.ping_group_range is '1 0'"
+    with capture_logs() as logs:
+        for _ in range(5):
+            r = ProbeResult(
+                "vpn", "icmp", Outcome.NOT_PERMITTED, int(NOW.timestamp() * 1e9), detail=detail
+            )
+            assert pipeline.on_result(r, NOW) is None
     assert watch.health["vpn"].state is TrunkState.UNKNOWN
+    (line,) = logs
+    assert line["event"] == "endpoint_probe_not_permitted" and line["detail"] == detail
 
 
 def test_metrics() -> None:
@@ -359,16 +367,24 @@ def test_a_tls_failure_of_a_certified_endpoint_is_the_customers_certificate() ->
     assert out is not None
     (line,) = [line for line in out.logs if line.event == "outage_probable_cause"]
     assert line.fields["cause"] == "customer_certificate" and line.fields["trunk"] == "proxy"
+    (opened,) = [e for e in out.events if isinstance(e, OutageOpened)]
+    # The cause is in the stored detail: tickets and reports read it from the store.
+    assert opened.outage.detail == "customer_certificate: certificate has expired"
+    assert probable_cause(opened.outage.first_outcome, opened.outage.detail) == (
+        "customer_certificate"
+    )
     # Any other failure (here a refused connection) names no cause.
     _, other = watch_of(ENDPOINTS)
     other.on_result(result("proxy", Outcome.REFUSED, NOW), NOW)
     out = other.on_result(result("proxy", Outcome.REFUSED, NOW), NOW)
     assert out is not None and "outage_probable_cause" not in [x.event for x in out.logs]
-    assert probable_cause("vpn", "tls", watch.certified()) is None  # not a certified endpoint
+    # A SIP trunk's TLS failure is the carrier's: its detail is never marked.
+    assert probable_cause("tls", "sbc1.example:5061: certificate has expired") is None
 
 
 def test_tickets_route_by_probable_cause() -> None:
     hook = {"type": "webhook", "url": "https://noc.example/h", "secret_env": "HOOK_SECRET"}
+    env = {"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}}
     settings = TicketsSettings.model_validate(
         {
             "sinks": [{"name": "customer-queue", **hook}, {"name": "noc", **hook}],
@@ -377,22 +393,20 @@ def test_tickets_route_by_probable_cause() -> None:
                 {"sinks": ["noc"], "carriers": ["carrier-a", "customer"]},
             ],
         },
-        context={"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}},
+        context=env,
     )
-    routing = TicketRouting.build(
-        settings, [("proxy", "customer"), ("sbc1", "carrier-a")], frozenset({"proxy"})
-    )
+    routing = TicketRouting.build(settings, [("proxy", "customer"), ("sbc1", "carrier-a")])
     outage = OutageKind.OUTAGE
-    assert routing.sinks_for("proxy", outage, "tls") == ("customer-queue", "noc")
-    assert routing.sinks_for("proxy", outage, "refused") == ("noc",)
-    assert routing.sinks_for("sbc1", outage, "tls") == ("noc",)  # a trunk's TLS: the carrier's
+    assert routing.sinks_for("proxy", outage, "customer_certificate") == ("customer-queue", "noc")
+    assert routing.sinks_for("proxy", outage) == ("noc",)
+    assert routing.sinks_for("sbc1", outage) == ("noc",)
     with pytest.raises(ValidationError):
         TicketsSettings.model_validate(
             {
                 "sinks": [{"name": "n", **hook}],
                 "routes": [{"sinks": ["n"], "probable_causes": ["x"]}],
             },
-            context={"env": {"HOOK_SECRET": "whsec_" + "QUJD" * 8}},
+            context=env,
         )
 
 

@@ -399,9 +399,6 @@ class SlaContext:
 
     store: Store
     settings: ContractsSettings
-    # The tls/https endpoints (Config.certified_endpoints): reports propose an exclusion for
-    # their outages whose probable cause is the customer's certificate.
-    certified: frozenset[str] = frozenset()
     ledger: SlaStore = field(init=False)
 
     def __post_init__(self) -> None:

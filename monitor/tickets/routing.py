@@ -7,7 +7,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from monitor.events import OutageKind
-from monitor.probable_cause import probable_cause
 from monitor.tickets.config import TicketsSettings
 
 
@@ -41,18 +40,14 @@ class TicketRouting:
     grouping: bool = False
     grouped_carriers: frozenset[str] = frozenset()  # empty with grouping on: every carrier
     group_window_s: float = 0.0
-    certified: frozenset[str] = frozenset()  # tls/https endpoints (monitor/probable_cause.py)
 
     @classmethod
     def build(
-        cls,
-        settings: TicketsSettings | None,
-        trunk_carriers: Iterable[tuple[str, str]],
-        certified: frozenset[str] = frozenset(),
+        cls, settings: TicketsSettings | None, trunk_carriers: Iterable[tuple[str, str]]
     ) -> TicketRouting:
         carriers = dict(trunk_carriers)
         if settings is None or not settings.sinks:
-            return cls(carriers=carriers, certified=certified)
+            return cls(carriers=carriers)
         routes = [
             _Route(
                 sinks=tuple(r.sinks),
@@ -78,7 +73,6 @@ class TicketRouting:
             grouping=settings.grouping.enabled,
             grouped_carriers=frozenset(settings.grouping.carriers),
             group_window_s=settings.grouping.window,
-            certified=certified,
         )
 
     def carrier_of(self, trunk: str) -> str:
@@ -87,11 +81,10 @@ class TicketRouting:
     def trunks_of(self, carrier: str) -> frozenset[str]:
         return frozenset(t for t, c in self.carriers.items() if c == carrier)
 
-    def sinks_for(self, trunk: str, kind: OutageKind, first_outcome: str = "") -> tuple[str, ...]:
-        """Sink names for an outage of ``trunk``, in config order, each once;
-        ``first_outcome`` (the outage's) tells routes by probable cause apart."""
+    def sinks_for(self, trunk: str, kind: OutageKind, cause: str | None = None) -> tuple[str, ...]:
+        """Sink names for an outage of ``trunk``, in config order, each once; ``cause`` (its
+        probable cause, monitor/probable_cause.py) tells routes by probable cause apart."""
         carrier = self.carrier_of(trunk)
-        cause = probable_cause(trunk, first_outcome, self.certified)
         out: list[str] = []
         for route in self.routes:
             if kind is OutageKind.DEGRADATION and not route.degradations:

@@ -102,12 +102,10 @@ class TicketService:
         clock: Clock = SYSTEM_CLOCK,
         quorum: Mapping[str, int | None] | None = None,
         watchers: Mapping[str, frozenset[str]] | None = None,
-        certified: frozenset[str] = frozenset(),
     ) -> None:
-        """``trunks``: (name, carrier) of every configured trunk (and endpoint, its owner as
-        carrier); ``certified``: the tls/https endpoints (routes by probable cause)."""
+        """``trunks``: (name, carrier) of every configured trunk."""
         self.settings = settings or TicketsSettings()
-        self.routing = TicketRouting.build(settings, trunks, certified)
+        self.routing = TicketRouting.build(settings, trunks)
         self.metrics = TicketMetrics()
         self._in_maintenance = in_maintenance
         self._clock = clock

@@ -59,7 +59,7 @@ async def make_report(
     views = await agent_views(ctx, sla)
     return build_report(
         sla, lang=lang, generated_at=now, credit_history=history, quality=quality,
-        agent_views=views, proposals=exclusion_proposals(sla, ctx.certified),
+        agent_views=views, proposals=exclusion_proposals(sla),
     )  # fmt: skip
 
 

@@ -112,9 +112,7 @@ class ExclusionProposal:
     detail: str | None  # the failed probe's cause, e.g. the certificate verify message
 
 
-def exclusion_proposals(
-    sla: ServiceSla, certified: frozenset[str]
-) -> tuple[ExclusionProposal, ...]:
+def exclusion_proposals(sla: ServiceSla) -> tuple[ExclusionProposal, ...]:
     """Outages not yet excluded whose probable cause suggests an exclusion."""
     excluded = {line.id for line in sla.result.lines if line.exclusion is not None}
     parts = {o.id: o for o in sla.inputs.trunk_outages}
@@ -126,7 +124,7 @@ def exclusion_proposals(
             part = parts.get(part_id)
             if part is None:
                 continue
-            cause = probable_cause(part.trunk, part.first_outcome, certified)
+            cause = probable_cause(part.first_outcome, part.detail)
             if cause is not None:
                 kind = PROPOSED_EXCLUSION[cause]
                 proposal = ExclusionProposal(outage.record.id, part.trunk, cause, kind, part.detail)
