@@ -139,6 +139,9 @@ def check_config(config: ConfigOpt) -> None:
         typer.echo(f"{config}: warning: no trunks: nothing will be monitored", err=True)
     for trunk in cfg.trunks:
         typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
+    for e in cfg.endpoints:
+        where = e.host if e.port is None else f"{e.host}:{e.port}"
+        typer.echo(f"  {e.name}: {e.kind} {where} every {e.interval:g}s (endpoint, {e.role})")
 
 
 @app.command()

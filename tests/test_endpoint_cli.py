@@ -129,3 +129,17 @@ def test_icmp_echo_in_a_namespace(tmp_path: Path) -> None:
     data = json.loads(proc.stdout)
     assert (data["sent"], data["received"], data["loss_ratio"]) == (3, 3, 0.0)
     assert 0 < data["rtt_min_ms"] <= data["rtt_avg_ms"] <= data["rtt_max_ms"] < 50
+
+
+def test_check_config_lists_the_endpoints() -> None:
+    from monitor.cli import app
+
+    example = REPO / "docs" / "trunkwatch.example.yaml"
+    result = CliRunner().invoke(
+        app, ["check-config", "-c", str(example)], env={"TRUNKWATCH_CARRIER_B_PASSWORD": "x"}
+    )
+    assert result.exit_code == 0, result.output
+    assert "  uc-proxy: https uc.customer.example:443 every 30s (endpoint, reverse_proxy)\n" in (
+        result.stdout
+    )
+    assert "  vpn-mx: icmp 203.0.113.9 every 30s (endpoint, vpn)\n" in result.stdout
