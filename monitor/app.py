@@ -14,6 +14,7 @@ from aiohttp import web
 from monitor.api import ApiDeps, make_api_app
 from monitor.certificates import CertificateWatch
 from monitor.config import Config
+from monitor.endpoints import EndpointWatch
 from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import MalformedPacketLog, get_logger
@@ -22,7 +23,7 @@ from monitor.metrics.exporter import Exporter, ExportSources, TrunkInfo, loop_na
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
 from monitor.pipeline import Pipeline, Produced
-from monitor.probe_settings import options_settings, start_call_probes, transport_of
+from monitor.probe_settings import options_probes, start_call_probes, transport_of
 from monitor.registrations import Registrations
 from monitor.reload import ReloadReport, reload_monitor
 from monitor.scheduler import Scheduler
@@ -34,7 +35,6 @@ from monitor.store.samples import CallSample, ProbeSample, insert_samples
 from monitor.store.writer import JournalWriter
 from monitor.tickets.service import TicketService
 from probes.options import MalformedCounter, SharedUdp
-from probes.probe import Probe
 from probes.result import ProbeResult
 
 if TYPE_CHECKING:
@@ -68,6 +68,7 @@ class Monitor:
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
         self.maintenance = MaintenanceCalendar((s.name, s.parts) for s in config.sla.services)
+        self.endpoints = EndpointWatch(self.config)  # https/tcp/tls/icmp, probed like trunks
         self.tickets = TicketService.from_config(config, self.maintenance.covers)
         self.certificates = CertificateWatch.from_config(self.config)
         self.registrations = Registrations(self.config.trunks)
@@ -89,20 +90,18 @@ class Monitor:
         )
         now = datetime.now(UTC)
         gaps_before = len(await self.store.gaps())
-        restored = await resume(self.store, now)
+        known = await resume(self.store, now)
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
         for t in cfg.trunks:
-            self.health[t.name] = restored.get(t.name) or TrunkHealth(t.name)
+            self.health[t.name] = known.get(t.name) or TrunkHealth(t.name)
         policies = {t.name: HealthPolicy(t.down_after, t.up_after) for t in cfg.trunks}
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
         self.pipeline.registrations = self.registrations
 
         self.udp = await SharedUdp.open(self.malformed, rcvbuf=cfg.scheduler.udp_rcvbuf)
-        resolver = cfg.dns.resolver()
-        scheduled: list[tuple[Probe, float]] = [
-            (self.udp.probe(options_settings(t, resolver)), t.interval) for t in cfg.trunks
-        ]
+        scheduled = self.endpoints.attach(self.pipeline, known)
+        scheduled += options_probes(self.udp, cfg.trunks, cfg.dns.resolver())
         await self.registrations.start()  # they refresh themselves; a REGISTER is no probe
         calls = await start_call_probes(cfg)
         self.call_pool = calls.pool
@@ -120,7 +119,7 @@ class Monitor:
         await self.tickets.start(self.store)
         self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
-        live = self.pipeline.live_state
+        live = lambda: self.endpoints.live_states(self.health)  # noqa: E731
         deps = ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live, reload=self.reload)
         api = make_api_app(deps)
         self.runner, self.bound_port = await serve_config(

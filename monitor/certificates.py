@@ -68,7 +68,8 @@ class CertTarget:
 
 
 def targets(config: Config) -> list[CertTarget]:
-    """The SIP-TLS trunks (unless certificates.trunks is false), then the endpoints."""
+    """The SIP-TLS trunks (unless certificates.trunks is false), then the endpoints: those of
+    `certificates.endpoints`, then the tls and https ones of the top-level `endpoints:`."""
     settings = config.certificates
     out: list[CertTarget] = []
     if settings.trunks:
@@ -79,8 +80,10 @@ def targets(config: Config) -> list[CertTarget]:
             port = uri.port or default_port("tls")
             name = trunk.tls.server_name
             out.append(CertTarget(trunk.name, TRUNK_ROLE, uri.host, port, name, trunk.tls.ca_file))
-    for e in settings.endpoints:
-        out.append(CertTarget(e.name, e.role, e.host, e.port, e.sni, e.ca_file))
+    probed = [e for e in config.endpoints if e.kind in ("tls", "https") and e.verify]
+    for e in (*settings.endpoints, *probed):
+        port = e.port if e.port is not None else 443
+        out.append(CertTarget(e.name, e.role, e.host, port, e.sni, e.ca_file))
     return out
 
 

@@ -8,13 +8,17 @@ import os
 import signal
 from collections.abc import Callable, Coroutine
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from monitor import __version__, sla_cli
 from monitor.tickets.cli import tickets_app
 from probes.hostport import split_host_port
+
+if TYPE_CHECKING:
+    from probes.probe import Probe
+    from probes.result import ProbeResult
 
 app = typer.Typer(
     help="trunkwatch: SIP trunk availability monitor.",
@@ -181,6 +185,9 @@ def check_config(config: ConfigOpt) -> None:
         typer.echo(f"{config}: warning: no trunks: nothing will be monitored", err=True)
     for trunk in cfg.trunks:
         typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
+    for e in cfg.endpoints:
+        where = e.host if e.port is None else f"{e.host}:{e.port}"
+        typer.echo(f"  {e.name}: {e.kind} {where} every {e.interval:g}s (endpoint, {e.role})")
 
 
 @app.command()
@@ -494,6 +501,142 @@ def probe_cert(
                 value = ", ".join(str(v) for v in value) or "-"
             typer.echo(f"{key}: {'-' if value is None else value}")
     raise typer.Exit(0 if report.valid else 1)
+
+
+def _endpoint_fields(result: ProbeResult) -> dict[str, object]:
+    """An endpoint probe's figures for printing: milliseconds, ratios, the outcome."""
+
+    def ms(seconds: float | None) -> float | None:
+        return None if seconds is None else round(seconds * 1000, 3)
+
+    m = result.endpoint
+    fields: dict[str, object] = {"outcome": result.outcome.value}
+    if result.status_code is not None:
+        fields["status"] = result.status_code
+        fields["reason"] = result.reason
+    if m is not None:
+        fields.update(
+            {"connect_ms": ms(m.connect_s), "tls_ms": ms(m.tls_s), "ttfb_ms": ms(m.ttfb_s)}
+        )
+        if m.echo_sent:
+            fields.update(
+                sent=m.echo_sent,
+                received=m.echo_received,
+                loss_ratio=m.loss_ratio,
+                rtt_min_ms=ms(m.rtt_min_s),
+                rtt_avg_ms=ms(m.rtt_avg_s),
+                rtt_max_ms=ms(m.rtt_max_s),
+            )
+        fields["total_ms"] = ms(m.total_s)
+    if result.detail:
+        fields["detail"] = result.detail
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+def _endpoint_report(probe: Probe, as_json: bool) -> None:
+    """Run one endpoint probe, print its figures, exit 0 when it succeeded, 1 when not."""
+    import json
+
+    from probes.probe import run_once
+
+    async def once() -> ProbeResult:
+        try:
+            return await run_once(probe)
+        finally:
+            await probe.close()
+
+    result = _run(once(), use_uvloop=False)
+    fields = _endpoint_fields(result)
+    if as_json:
+        typer.echo(json.dumps(fields, sort_keys=True))
+    else:
+        for key, value in fields.items():
+            typer.echo(f"{key}: {value}")
+    raise typer.Exit(0 if result.ok else 1)
+
+
+def _usage_error(message: str) -> NoReturn:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(2)
+
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+
+@probe_app.command("https")
+def probe_https(
+    url: Annotated[str, typer.Argument(help="https://HOST[:PORT]/PATH (http:// without TLS).")],
+    sni: Annotated[
+        str | None, typer.Option(help="TLS server name, the name verified (default: HOST).")
+    ] = None,
+    ca_file: Annotated[
+        Path | None, typer.Option(help="Trusted CA certificates, PEM (default: system store).")
+    ] = None,
+    insecure: Annotated[bool, typer.Option(help="Do not verify the certificate.")] = False,
+    expect_status: Annotated[
+        str, typer.Option(help="Status codes that count as alive, e.g. '2xx,3xx' or '200'.")
+    ] = "2xx,3xx",
+    timeout: Annotated[float, typer.Option(help="Seconds for the whole request.")] = 10.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """GET a URL: status code, connect, TLS, time to first byte and total time. Exit 0 when
+    the status is alive, 1 when not (or no answer)."""
+    from urllib.parse import urlsplit
+
+    from monitor.config import parse_alive_codes
+    from probes.https import HttpsProbe
+    from probes.task_probe import client_context
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        _usage_error(f"{url}: expected https://HOST[:PORT]/PATH")
+    try:
+        port = parts.port or (443 if parts.scheme == "https" else 80)
+        alive = parse_alive_codes(expect_status)
+        tls = client_context(ca_file, verify=not insecure) if parts.scheme == "https" else None
+        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
+        probe = HttpsProbe(
+            "cli", parts.hostname, port, path=path, sni=sni, tls=tls, alive_status=alive,
+            timeout=timeout,
+        )  # fmt: skip
+    except (ValueError, OSError) as exc:
+        _usage_error(f"{url}: {exc}")
+    _endpoint_report(probe, as_json)
+
+
+@probe_app.command("tcp")
+def probe_tcp(
+    target: Annotated[str, typer.Argument(metavar="HOST:PORT", help="Where to connect.")],
+    timeout: Annotated[float, typer.Option(help="Seconds for the connect.")] = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Open a TCP connection and close it: the connect time. Exit 0 when connected, 1 when not."""
+    from probes.tcp_connect import ConnectProbe
+
+    try:
+        host, port = split_host_port(target, 0)
+    except ValueError as exc:
+        _usage_error(f"{target}: {exc}")
+    if port == 0:
+        _usage_error(f"{target}: a port is needed (HOST:PORT)")
+    _endpoint_report(ConnectProbe("cli", host, port, timeout=timeout), as_json)
+
+
+@probe_app.command("icmp")
+def probe_icmp(
+    host: Annotated[str, typer.Argument(help="Host name, IPv4 or IPv6 address.")],
+    count: Annotated[int, typer.Option(min=1, max=100, help="Echoes to send.")] = 5,
+    spacing: Annotated[float, typer.Option(help="Seconds between echoes.")] = 0.2,
+    timeout: Annotated[float, typer.Option(help="Seconds for the whole round.")] = 5.0,
+    as_json: JsonOpt = False,
+) -> None:
+    """Send ICMP echoes over an unprivileged ping socket: loss and round-trip times. Exit 0
+    when any reply came, 1 when none (or the kernel refused: net.ipv4.ping_group_range)."""
+    from probes.icmp.probe import IcmpProbe
+
+    if (count - 1) * spacing >= timeout:
+        _usage_error(f"{count} echoes {spacing:g} s apart do not fit in --timeout {timeout:g}")
+    _endpoint_report(IcmpProbe("cli", host, count=count, spacing=spacing, timeout=timeout), as_json)
 
 
 @probe_app.command("dns")

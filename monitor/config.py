@@ -49,6 +49,7 @@ from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
 from probes.dns.resolver import ResolverSettings
 from probes.hostport import split_host_port
+from probes.http_status import check_path
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.result import ProbeResult
 from probes.sip.errors import SipParseError
@@ -375,20 +376,83 @@ class DnsSettings(BaseModel):
         return ResolverSettings(nameserver=self.nameserver, port=self.port, timeout=self.timeout)
 
 
+EndpointKind = Literal["tls", "https", "tcp", "icmp"]
+# Fields that mean something for one kind only: set on another kind they are a mistake.
+_KIND_FIELDS: Final[dict[str, tuple[str, ...]]] = {
+    "path": ("https",),
+    "expect_status": ("https",),
+    "count": ("icmp",),
+    "spacing": ("icmp",),
+    "sni": ("tls", "https"),
+    "ca_file": ("tls", "https"),
+    "verify": ("tls", "https"),
+}
+# Endpoints are probed less often than trunks by default: they are many per service and
+# their outages are the customer's side (a minute's resolution is what the NOC needs).
+DEFAULT_ENDPOINT_INTERVAL: Final = 30.0
+DEFAULT_ENDPOINT_TIMEOUT: Final = 10.0
+# 2xx and 3xx: the server answered on purpose (a redirect to a login page is alive).
+DEFAULT_HTTP_ALIVE: Final = "2xx,3xx"
+# Enough echoes to see loss without flooding a VPN end; more than this is a mistake.
+MAX_ECHO_COUNT: Final = 100
+# Tickets route by carrier: an endpoint is the customer's own unless it says whose it is.
+DEFAULT_ENDPOINT_OWNER: Final = "customer"
+
+
+def _http_path(value: str) -> str:
+    try:
+        return check_path(value)
+    except ValueError as exc:
+        raise ValueError(str(exc)) from None
+
+
 class EndpointConfig(BaseModel):
-    """A TLS endpoint a service depends on (Edge, reverse proxy, directory sync...): its
-    served certificate is checked (monitor/certificates.py)."""
+    """An endpoint a service depends on (Edge, reverse proxy, directory sync, a VPN end).
+
+    In `certificates.endpoints` (kind tls) only its certificate is checked. In the top-level
+    `endpoints:` list it is also probed every `interval` (https: a GET; tcp/tls: a connect;
+    icmp: echoes) and has health, outages and tickets like a trunk (monitor/endpoints.py).
+    """
 
     model_config = _MODEL_CONFIG
 
     name: Label
-    kind: Literal["tls"] = "tls"
+    kind: EndpointKind = "tls"
     host: str
-    port: int = Field(default=443, ge=1, le=65535)
+    port: int | None = Field(default=None, ge=1, le=65535)  # tls/https: 443; tcp: required
     sni: str | None = None  # default: host
     ca_file: Path | None = None  # default: the system's CAs
+    verify: bool = True  # tls/https: verify the chain and the name
     role: Label = "endpoint"  # e.g. edge, reverse_proxy, directory_sync
     service: Label | None = None
+    owner: Annotated[Text, Field(min_length=1, max_length=MAX_CARRIER_LENGTH)] = (
+        DEFAULT_ENDPOINT_OWNER
+    )
+    interval: Seconds = DEFAULT_ENDPOINT_INTERVAL
+    timeout: Seconds = DEFAULT_ENDPOINT_TIMEOUT
+    down_after: int = Field(default=DEFAULT_DOWN_AFTER, ge=1)
+    up_after: int = Field(default=DEFAULT_UP_AFTER, ge=1)
+    path: Annotated[str, AfterValidator(_http_path)] = "/"
+    expect_status: AliveCodes = parse_alive_codes(DEFAULT_HTTP_ALIVE)
+    count: int = Field(default=5, ge=1, le=MAX_ECHO_COUNT)
+    spacing: Annotated[float, BeforeValidator(_duration), Field(gt=0, le=10)] = 0.2
+
+    @model_validator(mode="before")
+    @classmethod
+    def _defaults_by_kind(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        kind = data.get("kind", "tls")
+        if kind in ("tls", "https") and "port" not in data:
+            data = {**data, "port": 443}
+        if "interval" in data and "timeout" not in data:
+            try:
+                interval = _duration(data["interval"])
+            except ValueError:
+                return data  # the interval's own validation reports it
+            if interval > 0:
+                data = {**data, "timeout": min(DEFAULT_ENDPOINT_TIMEOUT, 0.8 * interval)}
+        return data
 
     @field_validator("host", "sni")
     @classmethod
@@ -400,10 +464,27 @@ class EndpointConfig(BaseModel):
     def _ca_exists(cls, value: Path | None, info: ValidationInfo) -> Path | None:
         return _existing_file(value, info)
 
+    @model_validator(mode="after")
+    def _fields_fit_the_kind(self) -> EndpointConfig:
+        for name, kinds in _KIND_FIELDS.items():
+            if name in self.model_fields_set and self.kind not in kinds:
+                raise ValueError(f"{name} is only for kind {' or '.join(kinds)}")
+        if self.kind == "tcp" and self.port is None:
+            raise ValueError("a tcp endpoint needs a port")
+        if self.kind == "icmp" and self.port is not None:
+            raise ValueError("an icmp endpoint has no port")
+        _require_timeout_below_interval(self.timeout, self.interval)
+        if self.kind == "icmp" and (self.count - 1) * self.spacing >= self.timeout:
+            raise ValueError(
+                f"count {self.count} echoes {format_duration(self.spacing)} apart do not fit "
+                f"in the timeout ({format_duration(self.timeout)})"
+            )
+        return self
+
 
 class CertificatesSettings(BaseModel):
-    """Certificate checks: every SIP-TLS trunk's (unless `trunks: false`) and the
-    `endpoints`', every `interval`."""
+    """Certificate checks: every SIP-TLS trunk's (unless `trunks: false`), the tls and https
+    endpoints' of the top-level `endpoints:` list and these `endpoints`', every `interval`."""
 
     model_config = _MODEL_CONFIG
 
@@ -412,12 +493,30 @@ class CertificatesSettings(BaseModel):
     trunks: bool = True
     endpoints: tuple[EndpointConfig, ...] = ()
 
+    @field_validator("endpoints")
+    @classmethod
+    def _tls_only(cls, value: tuple[EndpointConfig, ...]) -> tuple[EndpointConfig, ...]:
+        if any(e.kind != "tls" for e in value):
+            raise ValueError(
+                "lists tls endpoints only; put https, tcp and icmp endpoints in the "
+                "top-level endpoints: list (their certificates are checked too)"
+            )
+        return value
+
     @model_validator(mode="after")
     def _unique_names(self) -> CertificatesSettings:
         names = [e.name for e in self.endpoints]
         if len(set(names)) != len(names):
             raise ValueError("endpoint names must be unique")
         return self
+
+
+class EndpointsList(BaseModel):
+    """The top-level `endpoints:` list, validated as one field so errors read endpoints[i]."""
+
+    model_config = _MODEL_CONFIG
+
+    endpoints: tuple[EndpointConfig, ...] = ()
 
 
 class RegisterConfig(BaseModel):
@@ -793,9 +892,14 @@ class ClusterSettings(BaseModel):
 
     enabled: bool = False
 
-    def quorums(self, trunks: Sequence[TrunkConfig]) -> dict[str, int | None] | None:
-        """Each trunk's quorum (None: a majority), or None when there is one agent."""
-        return {t.name: t.quorum for t in trunks} if self.enabled else None
+    def quorums(
+        self, trunks: Sequence[TrunkConfig], endpoints: Sequence[EndpointConfig] = ()
+    ) -> dict[str, int | None] | None:
+        """Each trunk's quorum and each endpoint's (a majority: None), or None when there
+        is one agent."""
+        if not self.enabled:
+            return None
+        return {**{t.name: t.quorum for t in trunks}, **{e.name: None for e in endpoints}}
 
     def watchers(self, trunks: Sequence[TrunkConfig]) -> dict[str, frozenset[str]]:
         """The agents named to probe each trunk (empty: every agent)."""
@@ -818,6 +922,7 @@ class Config(BaseModel):
     dns: DnsSettings = Field(default_factory=DnsSettings)
     defaults: Defaults = Field(default_factory=Defaults)
     trunks: tuple[TrunkConfig, ...] = ()
+    endpoints: tuple[EndpointConfig, ...] = ()  # probed like trunks (monitor/endpoints.py)
     calls: CallsSettings = Field(default_factory=CallsSettings)
     tickets: TicketsSettings = Field(default_factory=TicketsSettings)
     sla: ContractsSettings = Field(default_factory=ContractsSettings)
@@ -832,10 +937,25 @@ class Config(BaseModel):
 
     @model_validator(mode="after")
     def _sla_names_known_trunks(self) -> Config:
-        unknown = self.sla.unknown_trunks(t.name for t in self.trunks)
+        unknown = self.sla.unknown_trunks(self.target_names())
         if unknown:
             raise ValueError(f"sla services name unknown trunks: {', '.join(unknown)}")
         return self
+
+    @model_validator(mode="after")
+    def _endpoint_names_are_unique(self) -> Config:
+        problems = endpoint_name_problems(self.trunks, self.endpoints, self.certificates)
+        if problems:
+            raise ValueError("; ".join(p for _, p in problems))
+        return self
+
+    def certified_endpoints(self) -> frozenset[str]:
+        """The tls and https endpoints: a failed handshake of theirs is their certificate's."""
+        return frozenset(e.name for e in self.endpoints if e.kind in ("tls", "https"))
+
+    def target_names(self) -> list[str]:
+        """Every name a probe result, an outage and a service part may carry."""
+        return [*(t.name for t in self.trunks), *(e.name for e in self.endpoints)]
 
     @model_validator(mode="after")
     def _unique_trunk_names(self) -> Config:
@@ -848,6 +968,24 @@ class Config(BaseModel):
         if duplicates:
             raise ValueError(f"duplicate trunk names: {', '.join(sorted(set(duplicates)))}")
         return self
+
+
+def endpoint_name_problems(
+    trunks: Sequence[TrunkConfig],
+    endpoints: Sequence[EndpointConfig],
+    certificates: CertificatesSettings | None,
+) -> list[tuple[int, str]]:
+    """(index in endpoints, problem) for names already taken: outages, tickets and metrics
+    know a target by its name alone."""
+    taken = {t.name: "a trunk" for t in trunks}
+    for e in certificates.endpoints if certificates is not None else ():
+        taken.setdefault(e.name, "in certificates.endpoints (list it once, here)")
+    problems: list[tuple[int, str]] = []
+    for i, e in enumerate(endpoints):
+        if e.name in taken:
+            problems.append((i, f"endpoint name {e.name!r} is already {taken[e.name]}"))
+        taken.setdefault(e.name, "an endpoint")
+    return problems
 
 
 # --- loading -------------------------------------------------------------------------------
@@ -876,6 +1014,7 @@ _TOP_LEVEL_KEYS: Final = (
     "dns",
     "defaults",
     "trunks",
+    "endpoints",
     "calls",
     "tickets",
     "sla",
@@ -1161,14 +1300,46 @@ class _Loader:
         calls = built.get("calls")
         if isinstance(calls, CallsSettings):
             self._check_calls(calls, trunks)
+        endpoints = self._endpoints(plain.get("endpoints"), trunks, built.get("certificates"))
         sla = built.get("sla")
         if isinstance(sla, ContractsSettings):
-            unknown = sla.unknown_trunks(t.name for t in trunks)
+            names = [*(t.name for t in trunks), *(e.name for e in endpoints)]
+            unknown = sla.unknown_trunks(names)
             if unknown:
-                self.add(("sla", "services"), f"unknown trunks: {', '.join(unknown)}")
+                self.add(("sla", "services"), f"unknown parts: {', '.join(unknown)}")
         if self._problems:
             raise ConfigError(_by_line(self._problems))
-        return Config(**built, trunks=tuple(trunks), source=self.source, secrets_read=self.secrets)
+        return Config(
+            **built,
+            trunks=tuple(trunks),
+            endpoints=tuple(endpoints),
+            source=self.source,
+            secrets_read=self.secrets,
+        )
+
+    def _endpoints(
+        self, raw: Any, trunks: Sequence[TrunkConfig], certificates: Any
+    ) -> list[EndpointConfig]:
+        if raw is None:
+            return []
+        if not isinstance(raw, list):
+            self.add(("endpoints",), "must be a list of endpoints (lines starting with '- ')")
+            return []
+        endpoints: list[EndpointConfig] = []
+        indices: list[int] = []  # where each valid endpoint is in the file's list
+        for index, item in enumerate(raw):
+            prefix: Path_ = ("endpoints", index)
+            if not isinstance(item, dict):
+                self.add(prefix, "must be a mapping of endpoint fields (name, kind, host, ...)")
+                continue
+            checked = self._validate(EndpointConfig, item, prefix, explicit=set(item))
+            if checked is not None:
+                endpoints.append(checked)
+                indices.append(index)
+        settings = certificates if isinstance(certificates, CertificatesSettings) else None
+        for i, problem in endpoint_name_problems(trunks, endpoints, settings):
+            self.add(("endpoints", indices[i], "name"), problem)
+        return endpoints
 
     def _check_calls(self, calls: CallsSettings, trunks: Sequence[TrunkConfig]) -> None:
         """Call probes name known profiles, and need the `calls` extra (pjsua2)."""

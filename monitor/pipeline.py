@@ -25,6 +25,7 @@ from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, red
 from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
+from monitor.probable_cause import mark_customer_certificate, probable_cause
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import TransitionSampler
 from monitor.vantage import Side, VantageGuard
@@ -58,6 +59,13 @@ class Produced:
     probe_samples: list[ProbeSample] = field(default_factory=list)
     call_samples: list[CallSample] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
+
+
+class EndpointRecorder(Protocol):
+    """Keeps an endpoint's last figures for /metrics (monitor/endpoints.py)."""
+
+    def record(self, result: ProbeResult) -> None: ...
+    def render(self, fmt: ExpositionFormat) -> str: ...
 
 
 class RequiredRegistrations(Protocol):
@@ -107,10 +115,12 @@ class Pipeline:
         self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
         # Trunks whose registration is required, and whether it is lost now (app wires it).
         self.registrations: RequiredRegistrations = NO_REGISTRATIONS
-
-    def live_state(self) -> dict[str, str]:
-        """Each trunk's state now ("up", "down", ...): the API's live view."""
-        return {name: h.state.value for name, h in self.health.items()}
+        # Endpoints (https/tcp/tls/icmp): availability like a trunk's, outside the trunks'
+        # own dicts so the OPTIONS statistics, the trunk metrics and the vantage rule skip them.
+        self.endpoint_health: dict[str, TrunkHealth] = {}
+        self.endpoint_policies: dict[str, HealthPolicy] = {}
+        self.endpoint_metrics: EndpointRecorder | None = None
+        self.certified: frozenset[str] = frozenset()  # tls/https endpoints (probable causes)
 
     def learned_summary(self) -> LogLine | None:
         """The trunks whose first state became known since the last call, by state."""
@@ -120,9 +130,11 @@ class Pipeline:
         return LogLine("info", "trunk_states_learned", dict(sorted(counts.items())))
 
     def render(self, fmt: ExpositionFormat) -> str:
-        """The pipeline's own /metrics section: test calls, and whether the agent is suspect."""
+        """The pipeline's own /metrics section: test calls, whether the agent is suspect, and
+        the endpoints."""
         vantage = "" if self.vantage is None else self.vantage.render(fmt)
-        return self.call_metrics.render(fmt) + vantage
+        endpoints = "" if self.endpoint_metrics is None else self.endpoint_metrics.render(fmt)
+        return self.call_metrics.render(fmt) + vantage + endpoints
 
     def add_calls(
         self,
@@ -172,6 +184,20 @@ class Pipeline:
             guard.their_side_since = old.their_side_since
         self.vantage = guard
 
+    def add_endpoints(
+        self,
+        health: dict[str, TrunkHealth],
+        policies: Mapping[str, HealthPolicy],
+        metrics: EndpointRecorder,
+        certified: frozenset[str] = frozenset(),
+    ) -> None:
+        """The endpoints' health (shared, live), policies and metrics; `certified` names
+        the tls/https ones (their certificate failing is a probable cause)."""
+        self.endpoint_health = health
+        self.endpoint_policies = dict(policies)
+        self.endpoint_metrics = metrics
+        self.certified = certified
+
     def on_result(self, result: ProbeResult, now: datetime) -> Produced | None:
         """What the result produced; None (the usual case) when nothing at all.
 
@@ -181,6 +207,8 @@ class Pipeline:
         if result.probe != "options":
             if result.probe == CONTROL_PROBE:
                 return self.on_control(result)
+            if result.trunk in self.endpoint_health:
+                return self._endpoint(result, now)
             out = Produced()
             self._call(result, now, out)
         else:
@@ -245,6 +273,34 @@ class Pipeline:
             return None
         judged = guard.control(result.trunk, result.ok, utc_from_ns(result.sent_wall_ns))
         return None if judged is None else Produced(logs=[_side_line(guard, judged)])
+
+    def _endpoint(self, result: ProbeResult, now: datetime) -> Produced | None:
+        """An endpoint's result: health, outages and samples as for a trunk's OPTIONS."""
+        if self.endpoint_metrics is not None:
+            self.endpoint_metrics.record(result)
+        name = result.trunk
+        if result.outcome is Outcome.TLS and name in self.certified:
+            result = replace(result, detail=mark_customer_certificate(result.detail))
+        raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
+        done = self.sampler.record(name, raw)
+        guard = self.vantage
+        if guard is not None and guard.suspect and result.outcome is not Outcome.OK:
+            # This agent seems cut off (monitor/vantage.py): not the endpoint's failure either.
+            return Produced(probe_samples=done) if done else None
+        events = reduce(self.endpoint_health[name], result, now, self.endpoint_policies[name])
+        if done is None and not events:
+            return None
+        out = Produced(events=list(events), probe_samples=done or [])
+        if out.events:
+            self._transitions(out)
+            for event in out.events:
+                if isinstance(event, OutageOpened):
+                    o = event.outage
+                    cause = probable_cause(o.first_outcome, o.detail)
+                    if cause is not None:
+                        fields = {"trunk": o.trunk, "outage_id": o.id, "cause": cause}
+                        out.logs.append(LogLine("warning", "outage_probable_cause", fields))
+        return out
 
     def _call(self, result: ProbeResult, now: datetime, out: Produced) -> None:
         """A test call judges quality (DEGRADED); availability is the OPTIONS probes' job."""

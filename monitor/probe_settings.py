@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
 from probes.dns.resolver import ResolverSettings
-from probes.options import OptionsSettings
+from probes.options import OptionsSettings, SharedUdp
 from probes.probe import Probe
 
 if TYPE_CHECKING:
@@ -16,7 +17,14 @@ if TYPE_CHECKING:
     from probes.media.thresholds import ThresholdProfile
     from probes.pjsua.pool import WorkerPool
 
-__all__ = ["CallProbes", "call_settings", "options_settings", "start_call_probes", "transport_of"]
+__all__ = [
+    "CallProbes",
+    "call_settings",
+    "options_probes",
+    "options_settings",
+    "start_call_probes",
+    "transport_of",
+]
 
 
 def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
@@ -40,6 +48,13 @@ def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
         expect_tone=call.expect_tone,
         profile=calls.profile(call.profile),
     )
+
+
+def options_probes(
+    udp: SharedUdp, trunks: Iterable[TrunkConfig], dns: ResolverSettings | None
+) -> list[tuple[Probe, float]]:
+    """Each trunk's OPTIONS probe on the shared socket, with its interval."""
+    return [(udp.probe(options_settings(t, dns)), t.interval) for t in trunks]
 
 
 def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) -> OptionsSettings:

@@ -6,7 +6,8 @@ returned. When valid, trunks are added, removed (their open outages end as `remo
 as restored) or changed in place: untouched trunks keep their schedule (no probe skipped),
 changed ones keep their state and open outage. Sections a running agent cannot swap (its
 name, store, listener, scheduler, vantage rule and control targets, DNS, cluster, test
-calls, ticket sinks) are reported as needing a restart and keep running as they were.
+calls, endpoints, ticket sinks) are reported as needing a restart and keep running
+as they were.
 
 `trunk_changes` and `restart_required` are pure; `apply` does the swapping.
 """
@@ -26,7 +27,7 @@ from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import get_logger
 from monitor.metrics.exporter import TrunkInfo
 from monitor.pipeline import Produced
-from monitor.probe_settings import options_settings, transport_of
+from monitor.probe_settings import options_probes, transport_of
 
 if TYPE_CHECKING:
     from monitor.app import Monitor
@@ -36,6 +37,7 @@ log = get_logger("trunkwatch.reload")
 # Whole sections a running agent keeps until it restarts.
 RESTART_SECTIONS: Final = (
     "agent", "site", "store", "http", "scheduler", "vantage", "dns", "cluster", "calls",
+    "endpoints",
 )  # fmt: skip
 # The ticket sinks and their delivery are built once, at start.
 TICKETS_RESTART: Final = ("sinks", "outbox", "language", "timezone")
@@ -162,16 +164,16 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
         removed.probe_samples += out.probe_samples
         removed.logs += out.logs
     resolver = old.dns.resolver()
-    for trunk in changes.reprobed:
-        (before,) = scheduler.remove({trunk.name}, kinds={"options"})
+    for probe, interval in options_probes(udp, changes.reprobed, resolver):
+        (before,) = scheduler.remove({probe.trunk}, kinds={"options"})
         gone.append(before)
-        probe = udp.probe(options_settings(trunk, resolver))
-        scheduler.add(probe, trunk.interval, after=before)
+        scheduler.add(probe, interval, after=before)
     for trunk in (*changes.reprobed, *changes.retuned):
         pipeline.policies[trunk.name] = HealthPolicy(trunk.down_after, trunk.up_after)
     for trunk in changes.added:
         pipeline.add_trunk(TrunkHealth(trunk.name), HealthPolicy(trunk.down_after, trunk.up_after))
-        scheduler.add(udp.probe(options_settings(trunk, resolver)), trunk.interval)
+    for probe, interval in options_probes(udp, changes.added, resolver):
+        scheduler.add(probe, interval)
     if changes.any:
         carriers = {t.name: t.carrier for t in mine.trunks}
         pipeline.set_vantage(mine.vantage.guard(mine.agent, carriers))

@@ -32,10 +32,14 @@ class Outcome(StrEnum):
     NO_AUDIO = "no_audio"  # answered, but no RTP arrived and the far end reports none of ours
     ONE_WAY_AUDIO = "one_way_audio"  # RTP in one direction only, or it carries no reference tone
     DROPPED = "dropped"  # the far end hung up before the test call's planned end
+    # Endpoints (probes/https.py, probes/icmp/): an HTTP answer the endpoint's policy does
+    # not count as alive (5xx by default); a probe the kernel refuses to let us send.
+    HTTP_ERROR = "http_error"
+    NOT_PERMITTED = "not_permitted"  # e.g. ICMP sockets outside net.ipv4.ping_group_range
 
 
 # Outcomes that say nothing about the trunk (the monitor's own fault): health ignores them.
-NOT_THE_TRUNKS_FAULT = frozenset({Outcome.PROBE_CRASHED})
+NOT_THE_TRUNKS_FAULT = frozenset({Outcome.PROBE_CRASHED, Outcome.NOT_PERMITTED})
 # Test-call outcomes where the trunk set the call up (or answered it) but the media failed:
 # the signalling path is alive, the service is not usable.
 CALL_MEDIA_FAULTS = frozenset(
@@ -63,10 +67,27 @@ class ProbeResult:
     reason: str | None = None  # reason phrase, truncated untrusted text
     detail: str | None = None  # short human-readable cause for failures
     call: CallMeasurements | None = None  # test calls only
+    endpoint: EndpointMeasurements | None = None  # https/tcp/tls/icmp endpoints only
 
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+
+@dataclass(slots=True, frozen=True)
+class EndpointMeasurements:
+    """An endpoint probe's phases (seconds, monotonic) and ICMP echo figures; None: not measured."""
+
+    connect_s: float | None = None  # TCP connect (TLS handshake not included)
+    tls_s: float | None = None  # TLS handshake after connect
+    ttfb_s: float | None = None  # request written -> first response byte (https)
+    total_s: float | None = None  # probe start -> response read (https) or last echo
+    echo_sent: int = 0  # icmp
+    echo_received: int = 0
+    loss_ratio: float | None = None  # icmp: 1 - received/sent
+    rtt_min_s: float | None = None
+    rtt_avg_s: float | None = None
+    rtt_max_s: float | None = None
 
 
 class Disconnect(StrEnum):

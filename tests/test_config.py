@@ -627,7 +627,7 @@ def test_all_problems_collected_in_line_order(tmp_path: Path) -> None:
     rendered = str(ConfigError(problems)).splitlines()
     assert rendered[0] == f"{tmp_path / 'trunkwatch.yaml'}:1: bogus: unknown field; " + (
         "expected one of: agent, site, store, http, scheduler, vantage, cluster, certificates, "
-        "dns, defaults, trunks, calls, tickets, sla"
+        "dns, defaults, trunks, endpoints, calls, tickets, sla"
     )
     assert len(rendered) == 6
 
@@ -1111,6 +1111,12 @@ def test_example_config_loads() -> None:
     assert tls.tls.server_name == "edge.carrier-b.example"
     assert tls.auth is not None and tls.auth.username == "noc-monitor"
     assert tls.auth.password.get_secret_value() == SECRET
+    assert [(e.name, e.kind, e.port) for e in cfg.endpoints] == [
+        ("uc-proxy", "https", 443),
+        ("edge-sip", "tls", 5061),
+        ("dirsync", "tcp", 636),
+        ("vpn-mx", "icmp", None),
+    ]
 
 
 def test_example_config_names_missing_env() -> None:

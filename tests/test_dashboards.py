@@ -36,7 +36,7 @@ from prom_peer import (
 from prometheus_client.parser import text_string_to_metric_families
 from ruamel.yaml import YAML
 
-from monitor import certificates
+from monitor import certificates, endpoints
 from monitor.app import Monitor
 from monitor.config import config_from_text
 from monitor.health import TrunkHealth
@@ -59,7 +59,8 @@ DASHBOARDS = ("noc-overview.json", "trunk-detail.json", "sla.json")
 FUTURE_METRICS: frozenset[str] = frozenset()
 # Real metrics (written by the call, ticket, SLA and certificate sections) that the live run
 # below cannot produce: it places no test calls and has no ticket sink, no contract and no
-# TLS endpoint. The stand-in target serves them so the panels that use them have data.
+# endpoint (tls, https, tcp, icmp). The stand-in target serves them so the panels that use
+# them have data.
 STAND_IN_METRICS = frozenset(
     {
         "trunkwatch_call_mos",
@@ -76,6 +77,12 @@ STAND_IN_METRICS = frozenset(
         "trunkwatch_ticket_response_overdue",
         "trunkwatch_ticket_repair_overdue",
         "trunkwatch_tls_cert_expiry_timestamp_seconds",
+        "trunkwatch_endpoint_up",
+        "trunkwatch_http_status_code",
+        "trunkwatch_http_ttfb_seconds",
+        "trunkwatch_tcp_connect_seconds",
+        "trunkwatch_icmp_rtt_seconds",
+        "trunkwatch_icmp_loss_ratio",
     }
 )
 # Label values of existing metrics that come later: the DEGRADED state (issue 3).
@@ -121,6 +128,19 @@ trunkwatch_ticket_response_overdue{service="voice"} 0
 trunkwatch_ticket_repair_overdue{service="voice"} 0
 # TYPE trunkwatch_tls_cert_expiry_timestamp_seconds gauge
 trunkwatch_tls_cert_expiry_timestamp_seconds{endpoint="kam-tls",role="sip_trunk"} 1900000000
+# TYPE trunkwatch_endpoint_up gauge
+trunkwatch_endpoint_up{endpoint="uc-proxy",kind="https",role="reverse_proxy"} 1
+trunkwatch_endpoint_up{endpoint="vpn-mx",kind="icmp",role="vpn"} 0
+# TYPE trunkwatch_http_status_code gauge
+trunkwatch_http_status_code{endpoint="uc-proxy"} 200
+# TYPE trunkwatch_http_ttfb_seconds gauge
+trunkwatch_http_ttfb_seconds{endpoint="uc-proxy"} 0.042
+# TYPE trunkwatch_tcp_connect_seconds gauge
+trunkwatch_tcp_connect_seconds{endpoint="uc-proxy"} 0.004
+# TYPE trunkwatch_icmp_rtt_seconds gauge
+trunkwatch_icmp_rtt_seconds{endpoint="vpn-mx"} 0.018
+# TYPE trunkwatch_icmp_loss_ratio gauge
+trunkwatch_icmp_loss_ratio{endpoint="vpn-mx"} 0.2
 """
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -275,7 +295,7 @@ def exported_names() -> set[str]:
 def section_names() -> set[str]:
     """Sample names of every family the call, ticket and SLA sections can write."""
     names: set[str] = set()
-    for module in (call_metrics, ticket_metrics, sla_metrics, certificates):
+    for module in (call_metrics, ticket_metrics, sla_metrics, certificates, endpoints):
         for fam in vars(module).values():
             if not isinstance(fam, Family):
                 continue

@@ -9,7 +9,7 @@ YAML shape (every field shown; defaults in comments)::
         - name: voice-mx                           # label-safe, like trunk names
           rule: all                                # all (default): down when every part is down;
                                                    # any: down when any part is down
-          parts: [sbc-mx-1, sbc-mx-2]              # trunk names
+          parts: [sbc-mx-1, sbc-mx-2]              # trunk or endpoint names
       contracts:
         - name: carrierx-2026
           carrier: CarrierX
@@ -304,10 +304,11 @@ class ContractsSettings(BaseModel):
         return [s.name for s in self.services if self.contract_of(s.name) is not None]
 
     def unknown_trunks(self, trunk_names: Iterable[str]) -> list[str]:
-        """Problems for service parts that name no configured trunk (for the main Config)."""
+        """Problems for service parts that name no configured trunk or endpoint (for the main
+        Config)."""
         known = set(trunk_names)
         return [
-            f"service {s.name}: part {p!r} is not a configured trunk"
+            f"service {s.name}: part {p!r} is not a configured trunk or endpoint"
             for s in self.services
             for p in s.parts
             if p not in known

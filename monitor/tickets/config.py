@@ -28,6 +28,7 @@ YAML shape (every key optional unless marked; secrets only via ``*_env`` / ``*_f
           carriers: [carrier-a]       # match on carrier ...
           trunks: ["mx-*"]            # ... or on trunk name (shell patterns); none: every trunk
           degradations: true          # overrides tickets.degradations
+          probable_causes: []         # e.g. [customer_certificate]: only those outages
 
 Per sink type (besides name/type/language/templates/fields):
 - webhook: url, secret_env|secret_file, headers (not secret), timeout.
@@ -528,6 +529,9 @@ class RouteSettings(BaseModel):
     carriers: list[Text] = Field(default_factory=list)
     trunks: list[Text] = Field(default_factory=list)  # shell patterns (fnmatch)
     degradations: bool | None = None
+    # Only outages of this probable cause (monitor/probable_cause.py), e.g. an endpoint's
+    # failed certificate to the customer's own queue; empty: any cause.
+    probable_causes: list[Literal["customer_certificate"]] = Field(default_factory=list)
 
 
 class GroupingSettings(BaseModel):

@@ -28,6 +28,7 @@ from monitor.events import (
     OutageOpened,
     as_utc,
 )
+from monitor.probable_cause import probable_cause
 from monitor.tickets.base import Action, TicketContext, idempotency_key
 from monitor.tickets.grouping import all_down, group_key, mergeable
 from monitor.tickets.routing import TicketRouting
@@ -154,7 +155,8 @@ class _Planner:
         return request
 
     def opened(self, outage: Outage) -> None:
-        sinks = self.routing.sinks_for(outage.trunk, outage.kind)
+        cause = probable_cause(outage.first_outcome, outage.detail)
+        sinks = self.routing.sinks_for(outage.trunk, outage.kind, cause)
         if not sinks:
             return
         carrier = self.routing.carrier_of(outage.trunk)

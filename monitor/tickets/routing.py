@@ -16,8 +16,11 @@ class _Route:
     carriers: frozenset[str]
     trunks: tuple[str, ...]
     degradations: bool
+    causes: frozenset[str] = frozenset()
 
-    def matches(self, trunk: str, carrier: str) -> bool:
+    def matches(self, trunk: str, carrier: str, cause: str | None = None) -> bool:
+        if self.causes and cause not in self.causes:
+            return False
         if not self.carriers and not self.trunks:
             return True
         if carrier in self.carriers:
@@ -51,6 +54,7 @@ class TicketRouting:
                 carriers=frozenset(r.carriers),
                 trunks=tuple(r.trunks),
                 degradations=settings.degradations if r.degradations is None else r.degradations,
+                causes=frozenset(r.probable_causes),
             )
             for r in settings.routes
         ]
@@ -77,14 +81,15 @@ class TicketRouting:
     def trunks_of(self, carrier: str) -> frozenset[str]:
         return frozenset(t for t, c in self.carriers.items() if c == carrier)
 
-    def sinks_for(self, trunk: str, kind: OutageKind) -> tuple[str, ...]:
-        """Sink names for an outage of ``trunk``, in config order, each once."""
+    def sinks_for(self, trunk: str, kind: OutageKind, cause: str | None = None) -> tuple[str, ...]:
+        """Sink names for an outage of ``trunk``, in config order, each once; ``cause`` (its
+        probable cause, monitor/probable_cause.py) tells routes by probable cause apart."""
         carrier = self.carrier_of(trunk)
         out: list[str] = []
         for route in self.routes:
             if kind is OutageKind.DEGRADATION and not route.degradations:
                 continue
-            if route.matches(trunk, carrier):
+            if route.matches(trunk, carrier, cause):
                 out.extend(s for s in route.sinks if s not in out)
         return tuple(out)
 

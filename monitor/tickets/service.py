@@ -127,7 +127,8 @@ class TicketService:
 
     @classmethod
     def from_config(cls, config: Config, in_maintenance: InMaintenance) -> TicketService:
-        """The service for a whole config (every agent's trunks: the quorum sees them all)."""
+        """The service for a whole config (every agent's trunks, the quorum sees them all;
+        endpoints' tickets go to their owner)."""
         service = cls(config.tickets, (), in_maintenance=in_maintenance)
         service.follow(config)
         return service
@@ -135,9 +136,10 @@ class TicketService:
     def follow(self, config: Config) -> None:
         """Routes, trunk → carrier and quorums from `config` (at start and on a reload; the
         sinks stay the ones built at start: a change of sinks needs a restart)."""
-        trunks = config.trunks
-        self.routing = TicketRouting.build(config.tickets, [(t.name, t.carrier) for t in trunks])
-        self._quorum = config.cluster.quorums(trunks)
+        trunks, endpoints = config.trunks, config.endpoints
+        targets = [(t.name, t.carrier) for t in trunks] + [(e.name, e.owner) for e in endpoints]
+        self.routing = TicketRouting.build(config.tickets, targets)
+        self._quorum = config.cluster.quorums(trunks, endpoints)
         self._watchers = config.cluster.watchers(trunks)
         if self._verdicts is not None:
             self._verdicts.retarget(self.routing, self._quorum or {}, self._watchers)

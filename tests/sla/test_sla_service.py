@@ -69,7 +69,7 @@ def test_contract_config_checks(tmp_path: Path) -> None:
     ok = ContractsSettings.model_validate(settings_dict(), context={"base_dir": tmp_path})
     assert ok.signing_key_file == tmp_path / "trunkwatch-evidence.key"
     assert ok.unknown_trunks(["other"]) == [
-        "service voice-mx: part 'sbc-mx-1' is not a configured trunk"
+        "service voice-mx: part 'sbc-mx-1' is not a configured trunk or endpoint"
     ]
     terms = ok.contracts[0].terms()
     assert terms.acceptance == datetime(2026, 9, 1, 6, tzinfo=UTC)  # local midnight, UTC−6

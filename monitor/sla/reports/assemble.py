@@ -14,7 +14,7 @@ from monitor.sla import (
     month_of,
     month_period,
 )
-from monitor.sla.reports.model import AgentView, Report, build_report
+from monitor.sla.reports.model import AgentView, Report, build_report, exclusion_proposals
 from monitor.sla.reports.quality import TrunkQuality, quality_of
 from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store.samples import query_call_samples, query_probe_samples
@@ -59,7 +59,7 @@ async def make_report(
     views = await agent_views(ctx, sla)
     return build_report(
         sla, lang=lang, generated_at=now, credit_history=history, quality=quality,
-        agent_views=views,
+        agent_views=views, proposals=exclusion_proposals(sla),
     )  # fmt: skip
 
 

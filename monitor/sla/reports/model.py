@@ -13,6 +13,7 @@ from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
+from monitor.probable_cause import PROPOSED_EXCLUSION, probable_cause
 from monitor.sla import CreditBalance, OutageKind, OutageLine
 from monitor.sla.clocks import ClockLimits, ClockVerdict
 from monitor.sla.intervals import Interval, intersection, microseconds, span
@@ -100,6 +101,39 @@ class AgentView:
 
 
 @dataclass(frozen=True, slots=True)
+class ExclusionProposal:
+    """An exclusion the report suggests and never applies: someone classifies the outage
+    (`trunkwatch exclude`), audited, or not."""
+
+    outage_id: str
+    trunk: str  # the part (an endpoint) whose outage has the probable cause
+    cause: str  # monitor/probable_cause.py
+    kind: str  # the exclusion kind proposed, e.g. customer_equipment
+    detail: str | None  # the failed probe's cause, e.g. the certificate verify message
+
+
+def exclusion_proposals(sla: ServiceSla) -> tuple[ExclusionProposal, ...]:
+    """Outages not yet excluded whose probable cause suggests an exclusion."""
+    excluded = {line.id for line in sla.result.lines if line.exclusion is not None}
+    parts = {o.id: o for o in sla.inputs.trunk_outages}
+    out: list[ExclusionProposal] = []
+    for outage in sla.inputs.outages:
+        if outage.record.id in excluded:
+            continue
+        for part_id in outage.trunk_outage_ids:
+            part = parts.get(part_id)
+            if part is None:
+                continue
+            cause = probable_cause(part.first_outcome, part.detail)
+            if cause is not None:
+                kind = PROPOSED_EXCLUSION[cause]
+                proposal = ExclusionProposal(outage.record.id, part.trunk, cause, kind, part.detail)
+                out.append(proposal)
+                break
+    return tuple(out)
+
+
+@dataclass(frozen=True, slots=True)
 class GapLine:
     start: datetime
     end: datetime
@@ -155,6 +189,8 @@ class Report:
     # With several agents: what each one saw (empty for a single agent).
     agent_views: tuple[AgentView, ...] = ()
     limits: ClockLimits = field(default_factory=ClockLimits)
+    # Suggested, never applied: outages whose probable cause is the customer's side.
+    proposals: tuple[ExclusionProposal, ...] = ()
 
     def local(self, instant: datetime | None) -> str:
         """An instant as wall time in the contract's zone, with its UTC offset."""
@@ -261,6 +297,7 @@ def build_report(
     credit_history: Sequence[CreditBalance] = (),
     quality: Sequence[TrunkQuality] = (),
     agent_views: Sequence[AgentView] = (),
+    proposals: Sequence[ExclusionProposal] = (),
 ) -> Report:
     """The report model for one computed SLA; credit_history ends with this period's balance."""
     check_lang(lang)
@@ -344,6 +381,7 @@ def build_report(
         quality=tuple(quality),
         agent_views=tuple(agent_views),
         limits=contract.limits_for(inputs.service.name),
+        proposals=tuple(proposals),
     )
 
 

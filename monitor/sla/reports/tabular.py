@@ -224,6 +224,17 @@ def report_dict(r: Report) -> dict[str, Any]:
             }
             for v in r.agent_views
         ],
+        # Suggested by the monitor, never applied: `trunkwatch exclude` records the decision.
+        "proposed_exclusions": [
+            {
+                "outage_id": p.outage_id,
+                "part": p.trunk,
+                "probable_cause": p.cause,
+                "kind": p.kind,
+                "detail": p.detail,
+            }
+            for p in r.proposals
+        ],
     }
 
 

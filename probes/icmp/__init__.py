@@ -1,0 +1,1 @@
+"""ICMP echo (ping) over unprivileged datagram sockets: pure messages, then the probe."""
