@@ -28,9 +28,11 @@ from probes.probe import ResultCallback, run_once
 from probes.result import (
     CallMeasurements,
     Disconnect,
+    JitterSource,
     MediaDirection,
     Outcome,
     ProbeResult,
+    RttSource,
 )
 
 log = structlog.get_logger("probes.call")
@@ -233,6 +235,39 @@ def _tx_direction(report: CallReport) -> MediaDirection | None:
     )
 
 
+@dataclass(slots=True, frozen=True)
+class _Rtt:
+    rtt_s: float | None = None
+    samples: int = 0
+    source: RttSource | None = None
+    p95_s: float | None = None
+    max_s: float | None = None
+    rtcp_s: float | None = None
+
+
+def _rtt(report: CallReport) -> _Rtt:
+    """The call's RTT: our echoed RTP's median when the far end echoes it, else RTCP's mean.
+
+    The echo times every packet (hundreds of samples a call); RTCP gives one sample per ~5 s
+    report and none at all from a far end that only reflects RTP (notes/pjsua2.md)."""
+    final = report.final
+    rtcp_n = report.samples[-1].rtt_samples if report.samples else 0
+    rtcp_s = final.rtt_mean_us / 1e6 if final is not None and rtcp_n > 0 else None
+    cap = report.capture
+    if cap is not None and cap.rtt_samples > 0 and cap.rtt_p50_us is not None:
+        return _Rtt(
+            rtt_s=cap.rtt_p50_us / 1e6,
+            samples=cap.rtt_samples,
+            source=RttSource.RTP_ECHO,
+            p95_s=None if cap.rtt_p95_us is None else cap.rtt_p95_us / 1e6,
+            max_s=None if cap.rtt_max_us is None else cap.rtt_max_us / 1e6,
+            rtcp_s=rtcp_s,
+        )
+    if rtcp_s is not None:
+        return _Rtt(rtt_s=rtcp_s, samples=rtcp_n, source=RttSource.RTCP, rtcp_s=rtcp_s)
+    return _Rtt()
+
+
 def _mos(
     loss_ratio: float | None, one_way_s: float, burst_r: float = 1.0
 ) -> tuple[float | None, float | None]:
@@ -252,10 +287,8 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         except ValueError as exc:  # counters went backwards: a worker bug, not the trunk's
             log.error("call_samples_inconsistent", trunk=settings.trunk, error=str(exc))
     final = report.final
-    rtt_s = None
-    rtt_n = report.samples[-1].rtt_samples if report.samples else 0
-    if final is not None and rtt_n > 0:
-        rtt_s = final.rtt_mean_us / 1e6
+    rtt = _rtt(report)
+    rtt_s = rtt.rtt_s
     one_way = rtt_s / 2 if rtt_s is not None else None
     jbuf_s = final.jbuf_avg_delay_ms / 1000 if final is not None else 0.0
     delay = (one_way or 0.0) + PACKETIZATION_S + jbuf_s  # mouth-to-ear, G.107 Ta
@@ -273,14 +306,23 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
             burst_r = burst_r_from_mean_burst(rx_quality.loss_ratio, mean_burst)
         r, mos = _mos(rx_quality.loss_ratio, delay, burst_r)
         tone = report.tone
+        jitter_last, jitter_mean = rx_quality.jitter_last_s, rx_quality.jitter_mean_s
+        cap = report.capture
+        if cap is not None and cap.rx_jitter_mean_us is not None:
+            # Every packet, timed by the kernel (probes/media/echo.py own_rtp says why).
+            jitter_last = (cap.rx_jitter_last_us or 0.0) / 1e6
+            jitter_mean = cap.rx_jitter_mean_us / 1e6
+            jitter_source = JitterSource.CAPTURE
+        else:
+            jitter_source = JitterSource.PJMEDIA
         rx = MediaDirection(
             packets=rx_quality.received,
             lost=rx_quality.lost,
             loss_ratio=rx_quality.loss_ratio,
             worst_loss_ratio=rx_quality.worst_loss_ratio,
             burst_loss_ratio=rx_quality.worst_burst_loss_ratio,
-            jitter_s=rx_quality.jitter_last_s,
-            jitter_mean_s=rx_quality.jitter_mean_s,
+            jitter_s=jitter_last,
+            jitter_mean_s=jitter_mean,
             jitter_worst_s=rx_quality.worst_jitter_s,
             reorder_ratio=rx_quality.reorder_ratio,
             duplicates=rx_quality.duplicates,
@@ -325,8 +367,13 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         rx=rx,
         tx=tx,
         rtt_s=rtt_s,
-        rtt_samples=rtt_n,
+        rtt_samples=rtt.samples,
+        rtt_source=rtt.source,
+        rtt_p95_s=rtt.p95_s,
+        rtt_max_s=rtt.max_s,
+        rtcp_rtt_s=rtt.rtcp_s,
         one_way_latency_s=one_way,
+        rx_jitter_source=jitter_source if rx is not None else None,
         mos=worst.mos if worst is not None else None,
         r_factor=worst.r_factor if worst is not None else None,
         reinvites=report.reinvites,
@@ -506,7 +553,8 @@ def summary_lines(result: ProbeResult) -> list[str]:
     )
     lines.append(
         f"MOS {'-' if m.mos is None else f'{m.mos:.2f}'}  "
-        f"RTT {_ms(m.rtt_s)} ({m.rtt_samples} RTCP samples)"
+        f"RTT {_ms(m.rtt_s)} ({m.rtt_samples} {m.rtt_source or 'no'} samples"
+        f"{f', p95 {_ms(m.rtt_p95_s)}' if m.rtt_p95_s is not None else ''})"
     )
     for name, d in (("rx (far end -> us)", m.rx), ("tx (us -> far end)", m.tx)):
         if d is None:

@@ -39,8 +39,10 @@ _SOCK_FILTER = struct.Struct("HBBI")  # struct sock_filter {u16 code; u8 jt; u8 
 
 @dataclass(slots=True, frozen=True)
 class RtpPacket:
-    """One captured RTP packet: its UDP ports and fixed header fields."""
+    """One captured RTP packet: its IPv4 addresses (4 bytes), UDP ports and fixed header fields."""
 
+    src_ip: bytes
+    dst_ip: bytes
     src_port: int
     dst_port: int
     ssrc: int
@@ -126,6 +128,8 @@ def parse_rtp(datagram: bytes) -> RtpPacket | None:
     if first >> 6 != RTP_VERSION or second in RTCP_TYPES:
         return None
     return RtpPacket(
+        src_ip=datagram[12:16],
+        dst_ip=datagram[16:20],
         src_port=src_port,
         dst_port=dst_port,
         ssrc=ssrc,

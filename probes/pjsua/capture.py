@@ -44,8 +44,11 @@ MAX_PACKETS_PER_CALL = 180_000
 class RtpCapture:
     """Captures RTP of the ports being watched; `watch(port)` starts a call's log."""
 
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, local_ip: bytes | None = None) -> None:
         self._sock = sock
+        # Our media address: a packet counts only if it leaves from it or arrives at it (a
+        # relay on the same host may use our port numbers on other addresses). None: any.
+        self._local_ip = local_ip
         self._lock = threading.Lock()
         self._logs: dict[int, list[CapturedPacket]] = {}
         self._stop = threading.Event()
@@ -98,6 +101,10 @@ class RtpCapture:
         # far end's arriving (on lo also seen leaving the sender: skipped).
         outgoing = pkttype == PACKET_OUTGOING
         port = packet.src_port if outgoing else packet.dst_port
+        if self._local_ip is not None and self._local_ip != (
+            packet.src_ip if outgoing else packet.dst_ip
+        ):
+            return
         with self._lock:
             log = self._logs.get(port)
             if log is None or len(log) >= MAX_PACKETS_PER_CALL:
@@ -114,9 +121,20 @@ class RtpCapture:
 
 
 def open_capture(
-    low_port: int, high_port: int, *, opener: Callable[..., socket.socket] = socket.socket
+    low_port: int,
+    high_port: int,
+    local_address: str | None = None,
+    *,
+    opener: Callable[..., socket.socket] = socket.socket,
 ) -> tuple[RtpCapture | None, str | None]:
-    """A capture of UDP on ports low..high, or (None, why not)."""
+    """A capture of UDP on ports low..high at our IPv4 media address (None or 0.0.0.0: any),
+    or (None, why not)."""
+    local_ip = None
+    if local_address and local_address != "0.0.0.0":
+        try:
+            local_ip = socket.inet_aton(local_address)
+        except OSError:
+            return None, f"not an IPv4 media address: {local_address!r}"
     try:
         sock = opener(socket.AF_PACKET, socket.SOCK_DGRAM, socket.htons(ETH_P_ALL))
     except OSError as exc:  # PermissionError without CAP_NET_RAW
@@ -138,4 +156,4 @@ def open_capture(
     except OSError as exc:
         sock.close()
         return None, f"packet filter: {exc.strerror or exc}"
-    return RtpCapture(sock), None
+    return RtpCapture(sock, local_ip), None

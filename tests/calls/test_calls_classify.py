@@ -345,7 +345,7 @@ def test_summary_lines_show_every_figure_per_direction() -> None:
     text = "\n".join(summary_lines(result))
     assert "outcome ok  status 200 OK" in text
     assert "PDD 40.0 ms" in text and "answer 500.0 ms" in text and "SRD 40.0 ms" in text
-    assert "RTT 40.0 ms (2 RTCP samples)" in text
+    assert "RTT 40.0 ms (2 rtcp samples)" in text
     assert "rx (far end -> us): packets 500  lost 0 (0.00 %)" in text
     assert "reorder -" in text and "tone heard" in text
     assert "tx (us -> far end): packets -  lost 2 (0.40 %)" in text
