@@ -2,12 +2,15 @@
 
 Pure: the caller hands in every RTP packet it sent and received, with the instant it saw it,
 and reads RTT percentiles back. An echoed packet is matched to its send by (sequence number,
-RTP timestamp): both are copied unchanged by a reflecting peer, and together they are unique
-across the 16-bit sequence wrap (the 32-bit timestamp moves 160 per packet for G.711, so a
-seq/ts pair repeats only after 2**32 / 160 packets, ~10 days). The SSRC is not part of the key,
-so an echo that rewrites the SSRC still matches; a far-end source counts as an echo only when
-most of its packets match something we sent, so a talking far end whose numbers happen to
-equal ours is never mistaken for one.
+RTP timestamp, head of the payload): a reflecting peer copies all three, and sequence number
+and timestamp together are unique across the 16-bit sequence wrap (the 32-bit timestamp moves
+160 per packet for G.711, so a pair repeats only after 2**32 / 160 packets, ~10 days). The SSRC
+is not part of the key, so an echo that rewrites the SSRC still matches. The payload is:
+pjmedia numbers RTP timestamps from 0, so a pjsua far end whose random first sequence number
+equals ours sends a stream numbered exactly like ours (it happened once in the relay tests: a
+pjsua responder playing our audio back in its own stream, "echo" RTT off by its start-up lag),
+and only the audio in a packet tells its own stream from a reflection of ours. A far-end source
+counts as an echo only when most of its packets match something we sent.
 """
 
 from __future__ import annotations
@@ -62,8 +65,9 @@ class EchoMatcher:
     __slots__ = ("_duplicates", "_matched", "_our_ssrcs", "_pending", "_per_ssrc", "_rtts", "_sent")
 
     def __init__(self) -> None:
-        # (seq, ts) -> send instant, oldest first; a matched entry stays (value None) to spot dups.
-        self._pending: OrderedDict[tuple[int, int], int | None] = OrderedDict()
+        # (seq, ts, payload head) -> send instant, oldest first; a matched entry stays (value
+        # None) to spot duplicates.
+        self._pending: OrderedDict[tuple[int, int, bytes], int | None] = OrderedDict()
         self._our_ssrcs: set[int] = set()
         # far-end SSRC -> [packets received, packets matched, duplicates]
         self._per_ssrc: dict[int, list[int]] = {}
@@ -73,21 +77,23 @@ class EchoMatcher:
         self._matched = 0
         self._duplicates = 0
 
-    def sent(self, ssrc: int, seq: int, timestamp: int, t_ns: int) -> None:
-        """One RTP packet we sent, at `t_ns`."""
+    def sent(self, ssrc: int, seq: int, timestamp: int, t_ns: int, payload: bytes = b"") -> None:
+        """One RTP packet we sent, at `t_ns` (`payload`: its head, as captured)."""
         self._our_ssrcs.add(ssrc)
         self._sent += 1
-        key = (seq, timestamp)
+        key = (seq, timestamp, payload)
         self._pending.pop(key, None)  # a resend of the same numbers replaces the old send
         self._pending[key] = t_ns
         while len(self._pending) > MAX_PENDING:
             self._pending.popitem(last=False)
 
-    def received(self, ssrc: int, seq: int, timestamp: int, t_ns: int) -> int | None:
+    def received(
+        self, ssrc: int, seq: int, timestamp: int, t_ns: int, payload: bytes = b""
+    ) -> int | None:
         """One RTP packet from the far end, at `t_ns`; its round trip in ns if it is an echo."""
         counts = self._per_ssrc.setdefault(ssrc, [0, 0, 0])
         counts[0] += 1
-        key = (seq, timestamp)
+        key = (seq, timestamp, payload)
         if key not in self._pending:
             return None
         sent_ns = self._pending[key]
@@ -136,6 +142,7 @@ class CapturedPacket:
     seq: int
     timestamp: int
     t_ns: int
+    payload_head: bytes = b""  # the start of the payload (probes/media/sniff.py)
 
 
 @dataclass(slots=True, frozen=True)
@@ -163,9 +170,9 @@ def own_rtp(packets: list[CapturedPacket], clock_rate: int = G711_CLOCK_RATE) ->
     per_ssrc: dict[int, int] = {}
     for p in ordered:
         if p.outgoing:
-            matcher.sent(p.ssrc, p.seq, p.timestamp, p.t_ns)
+            matcher.sent(p.ssrc, p.seq, p.timestamp, p.t_ns, p.payload_head)
         else:
-            matcher.received(p.ssrc, p.seq, p.timestamp, p.t_ns)
+            matcher.received(p.ssrc, p.seq, p.timestamp, p.t_ns, p.payload_head)
             per_ssrc[p.ssrc] = per_ssrc.get(p.ssrc, 0) + 1
     rx = [p for p in ordered if not p.outgoing]
     last = mean = worst = None

@@ -14,8 +14,11 @@ from dataclasses import dataclass
 
 # Linux <linux/if_packet.h>: sll_pkttype of a packet we sent (taps see it on its way out).
 PACKET_OUTGOING = 4
-# Bytes of each packet the kernel copies to us: IPv4 header (<= 60) + UDP (8) + RTP fixed (12).
+# Bytes of each packet the kernel copies to us: IPv4 header (20, <= 60) + UDP (8) + RTP fixed
+# (12) + the head of the payload that tells an echo of our packet from the far end's own.
 SNAP_BYTES = 96
+# Payload bytes kept per packet: 16 G.711 samples (2 ms of our tone) are unique enough.
+PAYLOAD_HEAD_BYTES = 16
 # RFC 3550 §5.1: version 2; RFC 5761 §4: payload-type byte 200..204 (with marker) is RTCP.
 RTP_VERSION = 2
 RTCP_TYPES = range(200, 205)
@@ -49,6 +52,7 @@ class RtpPacket:
     seq: int
     timestamp: int
     payload_type: int
+    payload_head: bytes  # the first PAYLOAD_HEAD_BYTES of the payload (fewer if cut short)
 
 
 def port_filter(low: int, high: int) -> list[tuple[int, int, int, int]]:
@@ -127,6 +131,7 @@ def parse_rtp(datagram: bytes) -> RtpPacket | None:
     first, second, seq, timestamp, ssrc = _RTP_FIXED.unpack_from(datagram, ihl + 8)
     if first >> 6 != RTP_VERSION or second in RTCP_TYPES:
         return None
+    payload = ihl + 8 + _RTP_FIXED.size + 4 * (first & 0x0F)  # after the CSRC list (§5.1)
     return RtpPacket(
         src_ip=datagram[12:16],
         dst_ip=datagram[16:20],
@@ -136,4 +141,5 @@ def parse_rtp(datagram: bytes) -> RtpPacket | None:
         seq=seq,
         timestamp=timestamp,
         payload_type=second & 0x7F,
+        payload_head=datagram[payload : payload + PAYLOAD_HEAD_BYTES],
     )

@@ -116,6 +116,7 @@ class RtpCapture:
                     seq=packet.seq,
                     timestamp=packet.timestamp,
                     t_ns=t_ns,
+                    payload_head=packet.payload_head,
                 )
             )
 

@@ -147,3 +147,19 @@ def test_own_rtp_jitter_is_rfc3550_over_every_packet_in_arrival_order() -> None:
 def test_own_rtp_without_received_packets() -> None:
     got = own_rtp([CapturedPacket(True, OURS, 1, 160, 0)])
     assert (got.tx_packets, got.rx_packets, got.echo, got.jitter_mean_s) == (1, 0, None, None)
+
+
+def test_a_far_end_numbered_like_us_is_told_apart_by_the_payload() -> None:
+    # pjmedia numbers timestamps from 0: a far end with our first sequence number sends the
+    # same (seq, ts) pairs, 15 ms after us, carrying audio of its own.
+    m = EchoMatcher()
+    for seq, ts, t in stream(100, ts0=160):
+        m.sent(OURS, seq, ts, t, payload=b"ours-%d" % seq)
+        assert m.received(THEIRS, seq, ts, t + 15 * MS, payload=b"theirs-%d" % seq) is None
+    assert m.result() is None
+    # The same numbers carrying our audio back: an echo.
+    for seq, ts, t in stream(100, seq0=300, ts0=160 * 300):
+        m.sent(OURS, seq, ts, t, payload=b"ours-%d" % seq)
+        m.received(OURS, seq, ts, t + 15 * MS, payload=b"ours-%d" % seq)
+    r = m.result()
+    assert r is not None and r.samples == 100 and r.p50_s == 0.015

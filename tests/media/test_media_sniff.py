@@ -85,3 +85,15 @@ def test_filter_bytes_is_the_kernel_struct_array() -> None:
     assert struct.unpack_from("HBBI", raw, 8 * 9) == prog[9]
     with pytest.raises(ValueError):
         port_filter(2000, 1000)
+
+
+def test_parse_rtp_keeps_the_payload_head_after_the_csrc_list() -> None:
+    payload = bytes(range(40))
+    plain = struct.pack("!BBHII", 0x80, 0, 1, 160, 7) + payload
+    p = parse_rtp(ipv4_udp(1, 2, plain))
+    assert p is not None and p.payload_head == payload[:16]
+    two_csrcs = struct.pack("!BBHII", 0x82, 0, 1, 160, 7) + bytes(8) + payload
+    q = parse_rtp(ipv4_udp(1, 2, two_csrcs))
+    assert q is not None and q.payload_head == payload[:16]
+    cut = parse_rtp(ipv4_udp(1, 2, plain)[:SNAP_BYTES])  # as the kernel hands it over
+    assert cut is not None and cut.payload_head == payload[:16]
