@@ -9,7 +9,7 @@ A probe never raises: a failure of the worker machinery is `probe_crashed`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -17,12 +17,12 @@ from probes.clock import Clock, SystemClock
 from probes.instants import NS_PER_S
 from probes.media.emodel import burst_r_from_mean_burst, g711
 from probes.media.rfc6076 import CallAttempt
-from probes.media.rtp import G711_DEFAULT_PTIME_S, Snapshot
+from probes.media.rtp import G711_DEFAULT_PTIME_S, RtpReceiverStats, Snapshot
 from probes.media.thresholds import Measurements, ThresholdProfile, Violation, evaluate
-from probes.media.windows import MediaQuality, WindowSpec, measure_snapshots
+from probes.media.windows import MediaQuality, WindowSpec, measure_packets, measure_snapshots
 from probes.pjsua.pool import PoolSettings, WorkerPool
 from probes.pjsua.process import PoolError
-from probes.pjsua.protocol import G711_CODECS, CallCommand, CallReport, Sample
+from probes.pjsua.protocol import G711_CODECS, CallCommand, CallReport, CaptureReport, Sample
 from probes.pjsua.sdp import SdpError, audio_streams
 from probes.probe import ResultCallback, run_once
 from probes.result import (
@@ -268,6 +268,26 @@ def _rtt(report: CallReport) -> _Rtt:
     return _Rtt()
 
 
+def _captured_quality(cap: CaptureReport | None, windows: WindowSpec) -> MediaQuality | None:
+    """Window figures from the captured packets of the far end's stream (None: not captured)."""
+    if (
+        cap is None
+        or not cap.rx_seq
+        or not len(cap.rx_seq) == len(cap.rx_ts) == len(cap.rx_arrival_us)
+    ):
+        return None
+    stats = RtpReceiverStats()
+    try:
+        records = [
+            stats.receive(seq, ts, us * 1000)
+            for seq, ts, us in zip(cap.rx_seq, cap.rx_ts, cap.rx_arrival_us, strict=True)
+        ]
+        return measure_packets(records, windows)
+    except ValueError as exc:  # out-of-range numbers, time going back: the worker's bug
+        log.error("call_capture_inconsistent", error=str(exc))
+        return None
+
+
 def _mos(
     loss_ratio: float | None, one_way_s: float, burst_r: float = 1.0
 ) -> tuple[float | None, float | None]:
@@ -308,13 +328,23 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         tone = report.tone
         jitter_last, jitter_mean = rx_quality.jitter_last_s, rx_quality.jitter_mean_s
         cap = report.capture
-        if cap is not None and cap.rx_jitter_mean_us is not None:
-            # Every packet, timed by the kernel (probes/media/echo.py own_rtp says why).
-            jitter_last = (cap.rx_jitter_last_us or 0.0) / 1e6
-            jitter_mean = cap.rx_jitter_mean_us / 1e6
+        jitter_source = JitterSource.PJMEDIA
+        captured = _captured_quality(report.capture, settings.windows)
+        if captured is not None:
+            # Every packet, timed by the kernel (probes/media/echo.py own_rtp says why pjmedia's
+            # figure reads low): the windows the profile judges too.
+            rx_quality = replace(
+                rx_quality,
+                jitter_last_s=captured.jitter_last_s,
+                jitter_mean_s=captured.jitter_mean_s,
+                worst_jitter_s=captured.worst_jitter_s,
+            )
+            jitter_last, jitter_mean = captured.jitter_last_s, captured.jitter_mean_s
             jitter_source = JitterSource.CAPTURE
-        else:
-            jitter_source = JitterSource.PJMEDIA
+        elif cap is not None and cap.rx_jitter_mean_us is not None:
+            jitter_last = (cap.rx_jitter_last_us or 0.0) / 1e6  # a call too long to carry
+            jitter_mean = cap.rx_jitter_mean_us / 1e6  # its packets: the summary only
+            jitter_source = JitterSource.CAPTURE
         rx = MediaDirection(
             packets=rx_quality.received,
             lost=rx_quality.lost,

@@ -155,6 +155,7 @@ class OwnRtp:
     jitter_last_s: float | None  # running A.8 jitter after the last packet
     jitter_mean_s: float | None  # mean of the running value over the packets
     jitter_max_s: float | None
+    rx_main: tuple[CapturedPacket, ...] = ()  # the far end's main SSRC, in arrival order
 
 
 def own_rtp(packets: list[CapturedPacket], clock_rate: int = G711_CLOCK_RATE) -> OwnRtp:
@@ -176,12 +177,14 @@ def own_rtp(packets: list[CapturedPacket], clock_rate: int = G711_CLOCK_RATE) ->
             per_ssrc[p.ssrc] = per_ssrc.get(p.ssrc, 0) + 1
     rx = [p for p in ordered if not p.outgoing]
     last = mean = worst = None
+    main_stream: tuple[CapturedPacket, ...] = ()
     if per_ssrc:
         main = max(per_ssrc, key=lambda s: per_ssrc[s])
+        main_stream = tuple(p for p in rx if p.ssrc == main)
         stats = RtpReceiverStats(clock_rate)
         jitters = [
             r.jitter_ts
-            for r in (stats.receive(p.seq, p.timestamp, p.t_ns) for p in rx if p.ssrc == main)
+            for r in (stats.receive(p.seq, p.timestamp, p.t_ns) for p in main_stream)
             if r.jitter_ts is not None
         ]
         if jitters:
@@ -195,4 +198,5 @@ def own_rtp(packets: list[CapturedPacket], clock_rate: int = G711_CLOCK_RATE) ->
         jitter_last_s=last,
         jitter_mean_s=mean,
         jitter_max_s=worst,
+        rx_main=main_stream,
     )

@@ -33,6 +33,9 @@ MAX_LINE_BYTES = 1 << 20
 # PJSUA_MAX_CALLS as compiled into the pjsua2-python 2.15.1 wheel (notes/pjsua2.md, pitfall 1):
 # incoming and outgoing calls share these slots, a fifth call fails with PJ_ETOOMANY / 486.
 PJSUA_MAX_CALLS = 4
+# Received packets a call report carries one by one: 5 minutes of 20 ms packets, ~0.4 MB of
+# JSON, inside MAX_LINE_BYTES; a longer call reports the summary figures only.
+MAX_CAPTURED_RX = 15_000
 # G.711 only (DESIGN.md §3). Anything else is accepted only for a test responder that has to
 # *not* speak G.711 (the codec-mismatch test).
 G711_CODECS = ("PCMU", "PCMA")
@@ -209,6 +212,11 @@ class CaptureReport:
     rx_jitter_last_us: float | None = None
     rx_jitter_mean_us: float | None = None
     rx_jitter_max_us: float | None = None
+    # The far end's main stream as received, in arrival order (at most MAX_CAPTURED_RX): the
+    # parent judges its jitter windows per packet (probes/media/windows.py measure_packets).
+    rx_seq: tuple[int, ...] = ()
+    rx_ts: tuple[int, ...] = ()
+    rx_arrival_us: tuple[int, ...] = ()  # µs after the first packet (kernel timestamps)
 
 
 @dataclass(slots=True, frozen=True)

@@ -46,6 +46,7 @@ from probes.media.tone import (
 )
 from probes.pjsua.capture import RtpCapture, open_capture
 from probes.pjsua.protocol import (
+    MAX_CAPTURED_RX,
     PJSUA_MAX_CALLS,
     AnswerConfig,
     CallCommand,
@@ -687,6 +688,9 @@ class Worker:
         def us(seconds: float | None) -> float | None:
             return None if seconds is None else seconds * 1e6
 
+        rx = own.rx_main if len(own.rx_main) <= MAX_CAPTURED_RX else ()
+        t0 = rx[0].t_ns if rx else 0
+
         st.capture = CaptureReport(
             tx_packets=own.tx_packets,
             rx_packets=own.rx_packets,
@@ -699,6 +703,9 @@ class Worker:
             rx_jitter_last_us=us(own.jitter_last_s),
             rx_jitter_mean_us=us(own.jitter_mean_s),
             rx_jitter_max_us=us(own.jitter_max_s),
+            rx_seq=tuple(p.seq for p in rx),
+            rx_ts=tuple(p.timestamp for p in rx),
+            rx_arrival_us=tuple((p.t_ns - t0) // 1000 for p in rx),
         )
 
     def on_stream_destroyed(self, call: _PjCall, index: int) -> None:

@@ -341,6 +341,21 @@ def test_the_echo_rtt_wins_over_rtcp_and_feeds_the_e_model_delay() -> None:
     assert echoed.rx.jitter_s == pytest.approx(0.006)
 
 
+def test_captured_packets_give_the_jitter_windows_the_profile_judges() -> None:
+    # 10 s of packets alternately 0 and 18 ms late: |D| = 18 ms each, RFC 3550 jitter -> 18 ms.
+    n = 500
+    seqs = tuple((65000 + i) % 65536 for i in range(n))  # across the wrap
+    tss = tuple(160 * i for i in range(n))
+    arrivals = tuple(20_000 * i + (18_000 if i % 2 else 0) for i in range(n))
+    cap = replace(ECHO, rx_seq=seqs, rx_ts=tss, rx_arrival_us=arrivals)
+    m = measure(replace(SETTINGS, profile=EDGE_TO_EDGE), replace(ANSWERED, capture=cap))
+    assert m.rx is not None and m.rx_jitter_source is JitterSource.CAPTURE
+    assert m.rx.jitter_s == pytest.approx(0.018, abs=0.0005)
+    assert m.rx.jitter_worst_s is not None and m.rx.jitter_worst_s > 0.015
+    # pjmedia's samples say 0.3 ms; the profile (< 15 ms) is judged on the captured packets.
+    assert Metric.JITTER in {v.metric for v in m.violations}
+
+
 def test_without_echo_or_rtcp_there_is_no_rtt_and_pjmedia_jitter() -> None:
     quiet = CaptureReport(tx_packets=500, rx_packets=0)  # the far end sent nothing we could use
     m = measure(SETTINGS, replace(ANSWERED, capture=quiet))

@@ -129,3 +129,6 @@ def test_jitter_matches_rfc3550_from_the_relay_log(runs: dict[str, Run], name: s
     )
     assert m.rx.jitter_s is not None
     assert abs(m.rx.jitter_s - truth.jitter_final_s) <= JITTER_TOLERANCE_S
+    # The worst window the profile judges, over the same packets.
+    assert m.rx.jitter_worst_s is not None and truth.quality.worst_jitter_s is not None
+    assert abs(m.rx.jitter_worst_s - truth.quality.worst_jitter_s) <= JITTER_TOLERANCE_S
