@@ -9,6 +9,7 @@ A probe never raises: a failure of the worker machinery is `probe_crashed`.
 from __future__ import annotations
 
 import asyncio
+import statistics
 from dataclasses import dataclass, field, replace
 
 import structlog
@@ -44,6 +45,11 @@ EARLY_BYE_TOLERANCE_S = 1.0
 # What the E-model adds to the network's one-way delay for G.711: one packet time of
 # packetization (pjsua sends 20 ms frames); the jitter buffer's delay comes from the stream.
 PACKETIZATION_S = G711_DEFAULT_PTIME_S
+# pjmedia keeps its running jitter at 0 until it has received this many packets
+# (PJMEDIA_RTCP_IGNORE_FIRST_PACKETS, rtcp.c): samples before that measure nothing, and
+# averaging them in read 0.8-1.2 ms low at 15-25 ms of jitter on a 5 s call
+# (docs/benchmarks.md, issue #14).
+PJMEDIA_JITTER_SETTLE_PACKETS = 25
 # Final statuses with an outcome of their own (RFC 3261 §21); others are sip_error.
 STATUS_OUTCOMES: dict[int, Outcome] = {
     404: Outcome.NOT_FOUND,
@@ -268,6 +274,14 @@ def _rtt(report: CallReport) -> _Rtt:
     return _Rtt()
 
 
+def _pjmedia_jitter_mean(report: CallReport) -> float | None:
+    """Mean of pjmedia's running jitter over the samples after it started measuring."""
+    settled = [
+        s.rx_jitter_us for s in report.samples if s.rx_packets > PJMEDIA_JITTER_SETTLE_PACKETS
+    ]
+    return statistics.fmean(settled) / 1e6 if settled else None
+
+
 def _captured_quality(cap: CaptureReport | None, windows: WindowSpec) -> MediaQuality | None:
     """Window figures from the captured packets of the far end's stream (None: not captured)."""
     if (
@@ -326,7 +340,7 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
             burst_r = burst_r_from_mean_burst(rx_quality.loss_ratio, mean_burst)
         r, mos = _mos(rx_quality.loss_ratio, delay, burst_r)
         tone = report.tone
-        jitter_last, jitter_mean = rx_quality.jitter_last_s, rx_quality.jitter_mean_s
+        jitter_last, jitter_mean = rx_quality.jitter_last_s, _pjmedia_jitter_mean(report)
         cap = report.capture
         jitter_source = JitterSource.PJMEDIA
         captured = _captured_quality(report.capture, settings.windows)

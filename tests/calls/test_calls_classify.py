@@ -356,6 +356,15 @@ def test_captured_packets_give_the_jitter_windows_the_profile_judges() -> None:
     assert Metric.JITTER in {v.metric for v in m.violations}
 
 
+def test_pjmedia_jitter_mean_leaves_out_the_samples_before_it_measures() -> None:
+    # pjmedia reports 0 until 25 packets arrived (0.5 s), then its running value.
+    steady = samples(jitter_us=8_000)
+    ramp = tuple(replace(s, rx_jitter_us=0) if s.rx_packets <= 25 else s for s in steady)
+    m = measure(SETTINGS, replace(ANSWERED, samples=ramp))
+    assert m.rx is not None and m.rx_jitter_source is JitterSource.PJMEDIA
+    assert m.rx.jitter_mean_s == pytest.approx(0.008)  # not 7.6 ms: the zeros are no samples
+
+
 def test_without_echo_or_rtcp_there_is_no_rtt_and_pjmedia_jitter() -> None:
     quiet = CaptureReport(tx_packets=500, rx_packets=0)  # the far end sent nothing we could use
     m = measure(SETTINGS, replace(ANSWERED, capture=quiet))
