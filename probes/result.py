@@ -99,7 +99,9 @@ class MediaDirection:
     """One direction of a test call's RTP; every figure is None when not known.
 
     `rx` is measured here from 10 Hz samples of the receive statistics (windowed figures
-    included); `tx` is what the far end reported back in RTCP receiver reports (cumulative only).
+    included), its jitter from every captured packet where the worker could capture
+    (CallMeasurements.rx_jitter_source); `tx` is what the far end reported back in RTCP
+    receiver reports (cumulative only).
     Jitter is RFC 3550 inter-arrival jitter: `jitter_s` its running value at the end of the call,
     `jitter_mean_s` the mean over the call, `jitter_worst_s` the worst window mean.
     """
