@@ -37,6 +37,9 @@ _JGT_K = 0x25
 _JSET_K = 0x45
 _AND_K = 0x54
 _RET_K = 0x06
+_LD_W_ABS = 0x20
+# <linux/filter.h>: SKF_AD_OFF + SKF_AD_PKTTYPE, the ancillary load of skb->pkt_type.
+SKF_AD_PKTTYPE = (-0x1000 + 4) & 0xFFFFFFFF
 _SOCK_FILTER = struct.Struct("HBBI")  # struct sock_filter {u16 code; u8 jt; u8 jf; u32 k}
 
 
@@ -55,30 +58,51 @@ class RtpPacket:
     payload_head: bytes  # the first PAYLOAD_HEAD_BYTES of the payload (fewer if cut short)
 
 
-def port_filter(low: int, high: int) -> list[tuple[int, int, int, int]]:
-    """BPF: accept IPv4 UDP (unfragmented or first fragment) with either port in low..high."""
+def port_filter(
+    low: int, high: int, local_ip: bytes | None = None
+) -> list[tuple[int, int, int, int]]:
+    """BPF: IPv4 UDP (unfragmented or first fragment) that we sent from a port in low..high,
+    or that arrived for one (the kernel's packet type says which way: on loopback each packet
+    passes a tap twice, leaving and arriving, and only the copy on our side is kept). With
+    `local_ip` (4 bytes), our side's address must be it too."""
     if not 0 < low <= high <= 0xFFFF:
         raise ValueError(f"bad port range {low}..{high}")
-    snap, drop = SNAP_BYTES, 0
-    # Each tuple: (code, jump-if-true, jump-if-false, k); jumps are relative to the next one.
-    return [
-        (_LD_B_ABS, 0, 0, 0),  # 0: A = first byte
-        (_AND_K, 0, 0, 0xF0),  # 1: the version nibble
-        (_JEQ_K, 0, 12, 0x40),  # 2: IPv4, else drop
-        (_LD_B_ABS, 0, 0, 9),  # 3: A = IP protocol
-        (_JEQ_K, 0, 10, IPPROTO_UDP),  # 4: UDP, else drop
-        (_LD_H_ABS, 0, 0, 6),  # 5: flags + fragment offset
-        (_JSET_K, 8, 0, 0x1FFF),  # 6: a later fragment has no UDP header: drop
-        (_LDX_B_MSH, 0, 0, 0),  # 7: X = IP header length
-        (_LD_H_IND, 0, 0, 0),  # 8: A = source port
-        (_JGE_K, 0, 1, low),  # 9: below low: try the destination
-        (_JGT_K, 0, 3, high),  # 10: low <= source <= high: accept
-        (_LD_H_IND, 0, 0, 2),  # 11: A = destination port
-        (_JGE_K, 0, 2, low),  # 12: below low: drop
-        (_JGT_K, 1, 0, high),  # 13: above high: drop
-        (_RET_K, 0, 0, snap),  # 14: accept
-        (_RET_K, 0, 0, drop),  # 15: drop
+    if local_ip is not None and len(local_ip) != 4:
+        raise ValueError("local_ip must be 4 bytes (IPv4)")
+    Insn = tuple[str | None, int, str | None, str | None, int]  # label, code, jt, jf, k
+
+    def side(name: str, ip_offset: int, port_offset: int) -> list[Insn]:
+        out: list[Insn] = []
+        if local_ip is not None:
+            out.append((name, _LD_W_ABS, None, None, ip_offset))
+            out.append((None, _JEQ_K, None, "drop", int.from_bytes(local_ip, "big")))
+        out.append((name if local_ip is None else None, _LD_H_IND, None, None, port_offset))
+        out.append((None, _JGE_K, None, "drop", low))
+        out.append((None, _JGT_K, "drop", "accept", high))
+        return out
+
+    asm: list[Insn] = [
+        (None, _LD_B_ABS, None, None, 0),  # A = first byte
+        (None, _AND_K, None, None, 0xF0),  # its version nibble
+        (None, _JEQ_K, None, "drop", 0x40),  # IPv4
+        (None, _LD_B_ABS, None, None, 9),  # A = IP protocol
+        (None, _JEQ_K, None, "drop", IPPROTO_UDP),  # UDP
+        (None, _LD_H_ABS, None, None, 6),  # flags + fragment offset
+        (None, _JSET_K, "drop", None, 0x1FFF),  # a later fragment has no UDP header
+        (None, _LDX_B_MSH, None, None, 0),  # X = IP header length
+        (None, _LD_W_ABS, None, None, SKF_AD_PKTTYPE),  # A = the packet's type
+        (None, _JEQ_K, None, "in", PACKET_OUTGOING),
+        *side("out", 12, 0),  # leaving: from our address and port
+        *side("in", 16, 2),  # arriving: for our address and port
+        ("accept", _RET_K, None, None, SNAP_BYTES),
+        ("drop", _RET_K, None, None, 0),
     ]
+    where = {label: i for i, (label, *_) in enumerate(asm) if label is not None}
+
+    def jump(i: int, label: str | None) -> int:
+        return 0 if label is None else where[label] - (i + 1)
+
+    return [(code, jump(i, jt), jump(i, jf), k) for i, (_, code, jt, jf, k) in enumerate(asm)]
 
 
 def filter_bytes(program: list[tuple[int, int, int, int]]) -> bytes:
@@ -86,7 +110,7 @@ def filter_bytes(program: list[tuple[int, int, int, int]]) -> bytes:
     return b"".join(_SOCK_FILTER.pack(*insn) for insn in program)
 
 
-def run_filter(program: list[tuple[int, int, int, int]], packet: bytes) -> int:
+def run_filter(program: list[tuple[int, int, int, int]], packet: bytes, pkttype: int = 0) -> int:
     """Interpret the program on one packet the way the kernel does (for tests): bytes kept."""
     a = x = 0
     pc = 0
@@ -95,9 +119,11 @@ def run_filter(program: list[tuple[int, int, int, int]], packet: bytes) -> int:
         pc += 1
         if code == _RET_K:
             return min(k, len(packet))
-        if code in (_LD_B_ABS, _LD_H_ABS, _LD_H_IND):
+        if code == _LD_W_ABS and k == SKF_AD_PKTTYPE:
+            a = pkttype
+        elif code in (_LD_B_ABS, _LD_H_ABS, _LD_H_IND, _LD_W_ABS):
             offset = k + (x if code == _LD_H_IND else 0)
-            size = 1 if code == _LD_B_ABS else 2
+            size = {_LD_B_ABS: 1, _LD_W_ABS: 4}.get(code, 2)
             if offset + size > len(packet):
                 return 0  # the kernel drops a packet a load runs off
             a = int.from_bytes(packet[offset : offset + size], "big")

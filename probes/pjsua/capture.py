@@ -15,7 +15,6 @@ inter-arrival time), and a clock step inside one call shows as one absurd sample
 from __future__ import annotations
 
 import ctypes
-import select
 import socket
 import struct
 import threading
@@ -32,9 +31,12 @@ SO_TIMESTAMPNS = 35
 _TIMESPEC = struct.Struct("@qq")
 # struct sock_fprog {unsigned short len; struct sock_filter *filter;}: padding to the pointer.
 _SOCK_FPROG = struct.Struct("@HL")
-# The thread looks for stop() this often when no packet comes.
-IDLE_WAIT_S = 0.2
-# 2 MB of receive buffer: a second of 100 calls' RTP both ways even if the thread stalls.
+# The thread drains the socket this often: every packet carries its own kernel timestamp, so
+# reading them in batches costs no precision, and one wake-up per 50 ms instead of one per
+# packet (200 a second per call on loopback) cut the capture's CPU (docs/benchmarks.md).
+DRAIN_INTERVAL_S = 0.05
+# 2 MB of receive buffer: a second of 4 calls' RTP both ways (and on loopback each packet
+# twice) even if the thread stalls; the worker has at most 4 calls.
 RCVBUF_BYTES = 2 << 20
 # Packets kept per call: 30 minutes of 20 ms packets both ways; beyond that a call stops
 # recording (a test call lasts seconds) rather than grow without bound.
@@ -50,6 +52,7 @@ class RtpCapture:
         # relay on the same host may use our port numbers on other addresses). None: any.
         self._local_ip = local_ip
         self._lock = threading.Lock()
+        self._drain_lock = threading.Lock()
         self._logs: dict[int, list[CapturedPacket]] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="rtp-capture", daemon=True)
@@ -62,6 +65,7 @@ class RtpCapture:
 
     def take(self, port: int) -> list[CapturedPacket] | None:
         """Stop recording a port and return what it saw (None if it was not watched)."""
+        self._drain()  # the packets of the last DRAIN_INTERVAL_S are still in the socket
         with self._lock:
             return self._logs.pop(port, None)
 
@@ -71,19 +75,23 @@ class RtpCapture:
         self._sock.close()
 
     def _run(self) -> None:
-        sock = self._sock
+        while not self._stop.wait(DRAIN_INTERVAL_S):
+            if not self._drain():
+                return
+
+    def _drain(self) -> bool:
+        """Record every packet queued in the socket; False once it is closed."""
         space = socket.CMSG_SPACE(_TIMESPEC.size)
-        while not self._stop.is_set():
-            ready, _, _ = select.select([sock], [], [], IDLE_WAIT_S)
-            if not ready:
-                continue
+        with self._drain_lock:  # one reader at a time: packets are logged in arrival order
             while True:
                 try:
-                    data, ancdata, _, address = sock.recvmsg(SNAP_BYTES, space, socket.MSG_DONTWAIT)
+                    data, ancdata, _, address = self._sock.recvmsg(
+                        SNAP_BYTES, space, socket.MSG_DONTWAIT
+                    )
                 except (BlockingIOError, InterruptedError):
-                    break
+                    return True
                 except OSError:
-                    return  # closed
+                    return False  # closed
                 self._record(data, ancdata, address[2])
 
     def _record(self, data: bytes, ancdata: list[tuple[int, int, bytes]], pkttype: int) -> None:
@@ -141,7 +149,7 @@ def open_capture(
     except OSError as exc:  # PermissionError without CAP_NET_RAW
         return None, f"packet socket: {exc.strerror or exc}"
     try:
-        program = filter_bytes(port_filter(low_port, high_port))
+        program = filter_bytes(port_filter(low_port, high_port, local_ip))
         # The kernel reads the program through a pointer: a ctypes buffer gives it an address.
         array = ctypes.create_string_buffer(program)
         fprog = _SOCK_FPROG.pack(len(program) // 8, ctypes.addressof(array))

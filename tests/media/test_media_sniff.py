@@ -62,20 +62,39 @@ def test_parse_rtp_rejects_what_is_not_rtp(packet: bytes) -> None:
     assert parse_rtp(packet) is None
 
 
-def test_filter_keeps_our_ports_either_way_and_drops_the_rest() -> None:
+OUTGOING, HOST = 4, 0  # sll_pkttype
+
+
+def test_filter_keeps_what_we_send_and_what_arrives_for_us() -> None:
     prog = port_filter(16384, 16399)
-    assert run_filter(prog, ipv4_udp(16384, 30000, RTP)) == SNAP_BYTES  # from us, cut to snap
-    assert run_filter(prog, ipv4_udp(30000, 16399, RTP)) == SNAP_BYTES  # to us
-    assert run_filter(prog, ipv4_udp(16383, 16400, RTP)) == 0  # both just outside
-    assert run_filter(prog, ipv4_udp(5060, 5060, RTP)) == 0
-    short = ipv4_udp(16390, 1, b"x")
-    assert run_filter(prog, short) == len(short)  # shorter than the snap: whole
-    assert run_filter(prog, ipv4_udp(16390, 1, RTP, frag=0x0010)) == 0  # later fragment
-    assert run_filter(prog, ipv4_udp(16390, 1, RTP, frag=0x2000)) == SNAP_BYTES  # first one
-    tcp = bytearray(ipv4_udp(16390, 1, RTP))
+    assert run_filter(prog, ipv4_udp(16384, 30000, RTP), OUTGOING) == SNAP_BYTES  # cut to snap
+    assert run_filter(prog, ipv4_udp(30000, 16399, RTP), HOST) == SNAP_BYTES
+    # The other copy of each on loopback: ours arriving at the far end, theirs leaving it.
+    assert run_filter(prog, ipv4_udp(16384, 30000, RTP), HOST) == 0
+    assert run_filter(prog, ipv4_udp(30000, 16399, RTP), OUTGOING) == 0
+    assert run_filter(prog, ipv4_udp(16383, 16400, RTP), OUTGOING) == 0  # just outside
+    assert run_filter(prog, ipv4_udp(16400, 16383, RTP), HOST) == 0
+    assert run_filter(prog, ipv4_udp(5060, 5060, RTP), HOST) == 0
+    short = ipv4_udp(1, 16390, b"x")
+    assert run_filter(prog, short, HOST) == len(short)  # shorter than the snap: whole
+    assert run_filter(prog, ipv4_udp(1, 16390, RTP, frag=0x0010), HOST) == 0  # later fragment
+    assert run_filter(prog, ipv4_udp(1, 16390, RTP, frag=0x2000), HOST) == SNAP_BYTES  # first
+    tcp = bytearray(ipv4_udp(1, 16390, RTP))
     tcp[9] = 6
-    assert run_filter(prog, bytes(tcp)) == 0
-    assert run_filter(prog, b"\x60" + bytes(60)) == 0  # IPv6
+    assert run_filter(prog, bytes(tcp), HOST) == 0
+    assert run_filter(prog, b"\x60" + bytes(60), HOST) == 0  # IPv6
+
+
+def test_filter_with_our_address_ignores_our_port_numbers_elsewhere() -> None:
+    # ipv4_udp sends from 127.0.0.1 to 127.0.0.9.
+    ours = port_filter(16384, 16399, bytes([127, 0, 0, 1]))
+    assert run_filter(ours, ipv4_udp(16384, 30000, RTP), OUTGOING) == SNAP_BYTES
+    assert run_filter(ours, ipv4_udp(30000, 16384, RTP), HOST) == 0  # for 127.0.0.9
+    theirs = port_filter(16384, 16399, bytes([127, 0, 0, 9]))
+    assert run_filter(theirs, ipv4_udp(30000, 16384, RTP), HOST) == SNAP_BYTES
+    assert run_filter(theirs, ipv4_udp(16384, 30000, RTP), OUTGOING) == 0  # from 127.0.0.1
+    with pytest.raises(ValueError):
+        port_filter(1, 2, b"\x7f\x00\x00")
 
 
 def test_filter_bytes_is_the_kernel_struct_array() -> None:
