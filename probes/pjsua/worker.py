@@ -664,11 +664,12 @@ class Worker:
             return
         try:
             name = str(call.getMedTransportInfo(index).localRtpName)
-        except pj.Error as exc:
-            st.capture_error = _cut(f"no media transport info: {exc.info()}")
+            port = int(name.rpartition(":")[2])
+        except (pj.Error, ValueError) as exc:
+            why = exc.info() if isinstance(exc, pj.Error) else str(exc)
+            st.capture_error = _cut(f"no local RTP port: {why}")
             return
-        port = int(name.rpartition(":")[2] or 0)
-        if port and port != st.rtp_port:
+        if 0 < port <= 0xFFFF and port != st.rtp_port:
             if st.rtp_port is not None:
                 self.capture.take(st.rtp_port)  # renegotiated onto another port: start over
             st.rtp_port = port
@@ -682,7 +683,12 @@ class Worker:
         st.rtp_port = None
         if packets is None:
             return
-        own = own_rtp(packets)
+        try:
+            own = own_rtp(packets)
+        except ValueError as exc:  # a bug in the capture: say so, never lose the call's report
+            st.capture_error = _cut(f"captured packets unusable: {exc}")
+            self.log("error", "pjsua_rtp_capture_bad", id=st.id, error=st.capture_error)
+            return
         echo = own.echo
 
         def us(seconds: float | None) -> float | None:
