@@ -1,6 +1,7 @@
 """Benchmark of concurrent G.711 test calls through the pjsua2 worker pool.
 
 Usage: .venv/bin/python bench/calls.py [--calls 10 50 100] [--seconds 10] [--far-end sipp]
+       [--capture on|off]   (the workers' RTP capture, issue #14: on needs root)
 
 For each N: a pool sized for N calls (all workers started first, as in a running monitor),
 N calls placed at once to a far end on loopback that echoes RTP (SIPp `-sn uas -rtp_echo`,
@@ -121,12 +122,13 @@ async def responders(count: int) -> AsyncIterator[list[CallResponder]]:
         await asyncio.gather(*(r.stop() for r in started))
 
 
-async def run_size(n: int, seconds: float, far_end: str) -> dict[str, object]:
+async def run_size(n: int, seconds: float, far_end: str, capture: bool) -> dict[str, object]:
     settings = PoolSettings(
         max_calls=n,
         sip_address=LOOPBACK,
         media_address=LOOPBACK,
         rtp_port_min=POOL_RTP_MIN,
+        capture_rtp=capture,
     )
     settings = replace(settings, min_workers=settings.max_workers)
     pool = WorkerPool(settings)
@@ -180,6 +182,7 @@ async def run_size(n: int, seconds: float, far_end: str) -> dict[str, object]:
     jitter = [d.jitter_mean_s for d in rx if d.jitter_mean_s is not None]
     jitter_max = [d.jitter_worst_s for d in rx if d.jitter_worst_s is not None]
     mos = [r.call.mos for r in ok if r.call and r.call.mos is not None]
+    sources = Counter(str(r.call.rtt_source) for r in ok if r.call)
     return {
         "calls": n,
         "workers": len(pids),
@@ -204,6 +207,7 @@ async def run_size(n: int, seconds: float, far_end: str) -> dict[str, object]:
         "jitter_mean_ms": round(statistics.fmean(jitter) * 1000, 3) if jitter else None,
         "jitter_worst_call_ms": round(max(jitter_max) * 1000, 3) if jitter_max else None,
         "mos_min": round(min(mos), 2) if mos else None,
+        "rtt_sources": dict(sources),
         "tone_heard": sum(bool(d.tone_found) for d in rx),
         "leftover_calls": sum(c.calls + c.pj_calls + c.pj_call_objects for c in counts),
     }
@@ -214,12 +218,14 @@ async def main() -> None:
     parser.add_argument("--calls", type=int, nargs="+", default=[10, 50, 100])
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--far-end", choices=["sipp", "responder"], default="sipp")
+    parser.add_argument("--capture", choices=["on", "off"], default="on")
     args = parser.parse_args()
     assert RTP_PORTS_PER_WORKER * math.ceil(max(args.calls) / PJSUA_MAX_CALLS) < 2_000
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, "
-          f"far end {args.far_end}, calls of {args.seconds:g} s")  # fmt: skip
+          f"far end {args.far_end}, calls of {args.seconds:g} s, "
+          f"capture {args.capture}")  # fmt: skip
     for n in args.calls:
-        row = await run_size(n, args.seconds, args.far_end)
+        row = await run_size(n, args.seconds, args.far_end, args.capture == "on")
         print(" ".join(f"{k}={v}" for k, v in row.items()), flush=True)
 
 

@@ -412,6 +412,7 @@ def call_sample(
         violations=() if call is None else tuple(sorted({v.metric.value for v in call.violations})),
         profile=profile.name if profile is not None else (call.profile if call else None),
         limits=limits,
+        rtt_source=None if call is None or call.rtt_source is None else call.rtt_source.value,
     )
 
 

@@ -9,7 +9,8 @@ A probe never raises: a failure of the worker machinery is `probe_crashed`.
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import statistics
+from dataclasses import dataclass, field, replace
 
 import structlog
 
@@ -17,20 +18,22 @@ from probes.clock import Clock, SystemClock
 from probes.instants import NS_PER_S
 from probes.media.emodel import burst_r_from_mean_burst, g711
 from probes.media.rfc6076 import CallAttempt
-from probes.media.rtp import G711_DEFAULT_PTIME_S, Snapshot
+from probes.media.rtp import G711_DEFAULT_PTIME_S, RtpReceiverStats, Snapshot
 from probes.media.thresholds import Measurements, ThresholdProfile, Violation, evaluate
-from probes.media.windows import MediaQuality, WindowSpec, measure_snapshots
+from probes.media.windows import MediaQuality, WindowSpec, measure_packets, measure_snapshots
 from probes.pjsua.pool import PoolSettings, WorkerPool
 from probes.pjsua.process import PoolError
-from probes.pjsua.protocol import G711_CODECS, CallCommand, CallReport, Sample
+from probes.pjsua.protocol import G711_CODECS, CallCommand, CallReport, CaptureReport, Sample
 from probes.pjsua.sdp import SdpError, audio_streams
 from probes.probe import ResultCallback, run_once
 from probes.result import (
     CallMeasurements,
     Disconnect,
+    JitterSource,
     MediaDirection,
     Outcome,
     ProbeResult,
+    RttSource,
 )
 
 log = structlog.get_logger("probes.call")
@@ -42,6 +45,11 @@ EARLY_BYE_TOLERANCE_S = 1.0
 # What the E-model adds to the network's one-way delay for G.711: one packet time of
 # packetization (pjsua sends 20 ms frames); the jitter buffer's delay comes from the stream.
 PACKETIZATION_S = G711_DEFAULT_PTIME_S
+# pjmedia keeps its running jitter at 0 until it has received this many packets
+# (PJMEDIA_RTCP_IGNORE_FIRST_PACKETS, rtcp.c): samples before that measure nothing, and
+# averaging them in read 0.8-1.2 ms low at 15-25 ms of jitter on a 5 s call
+# (docs/benchmarks.md, issue #14).
+PJMEDIA_JITTER_SETTLE_PACKETS = 25
 # Final statuses with an outcome of their own (RFC 3261 §21); others are sip_error.
 STATUS_OUTCOMES: dict[int, Outcome] = {
     404: Outcome.NOT_FOUND,
@@ -233,6 +241,67 @@ def _tx_direction(report: CallReport) -> MediaDirection | None:
     )
 
 
+@dataclass(slots=True, frozen=True)
+class _Rtt:
+    rtt_s: float | None = None
+    samples: int = 0
+    source: RttSource | None = None
+    p95_s: float | None = None
+    max_s: float | None = None
+    rtcp_s: float | None = None
+
+
+def _rtt(report: CallReport) -> _Rtt:
+    """The call's RTT: our echoed RTP's median when the far end echoes it, else RTCP's mean.
+
+    The echo times every packet (hundreds of samples a call); RTCP gives one sample per ~5 s
+    report and none at all from a far end that only reflects RTP (notes/pjsua2.md)."""
+    final = report.final
+    rtcp_n = report.samples[-1].rtt_samples if report.samples else 0
+    rtcp_s = final.rtt_mean_us / 1e6 if final is not None and rtcp_n > 0 else None
+    cap = report.capture
+    if cap is not None and cap.rtt_samples > 0 and cap.rtt_p50_us is not None:
+        return _Rtt(
+            rtt_s=cap.rtt_p50_us / 1e6,
+            samples=cap.rtt_samples,
+            source=RttSource.RTP_ECHO,
+            p95_s=None if cap.rtt_p95_us is None else cap.rtt_p95_us / 1e6,
+            max_s=None if cap.rtt_max_us is None else cap.rtt_max_us / 1e6,
+            rtcp_s=rtcp_s,
+        )
+    if rtcp_s is not None:
+        return _Rtt(rtt_s=rtcp_s, samples=rtcp_n, source=RttSource.RTCP, rtcp_s=rtcp_s)
+    return _Rtt()
+
+
+def _pjmedia_jitter_mean(report: CallReport) -> float | None:
+    """Mean of pjmedia's running jitter over the samples after it started measuring."""
+    settled = [
+        s.rx_jitter_us for s in report.samples if s.rx_packets > PJMEDIA_JITTER_SETTLE_PACKETS
+    ]
+    return statistics.fmean(settled) / 1e6 if settled else None
+
+
+def _captured_quality(cap: CaptureReport | None, windows: WindowSpec) -> MediaQuality | None:
+    """Window figures from the captured packets of the far end's stream (None: not captured)."""
+    if (
+        cap is None
+        or not cap.rx_seq
+        or not len(cap.rx_seq) == len(cap.rx_ts) == len(cap.rx_arrival_us)
+    ):
+        return None
+    stats = RtpReceiverStats()
+    try:
+        records = [
+            stats.receive(seq, ts, us * 1000)
+            for seq, ts, us in zip(cap.rx_seq, cap.rx_ts, cap.rx_arrival_us, strict=True)
+        ]
+        return measure_packets(records, windows)
+    except ValueError as exc:  # out-of-range numbers, time going back: the worker's bug
+        log.error("call_capture_inconsistent", error=str(exc))
+        return None
+
+
 def _mos(
     loss_ratio: float | None, one_way_s: float, burst_r: float = 1.0
 ) -> tuple[float | None, float | None]:
@@ -252,10 +321,8 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         except ValueError as exc:  # counters went backwards: a worker bug, not the trunk's
             log.error("call_samples_inconsistent", trunk=settings.trunk, error=str(exc))
     final = report.final
-    rtt_s = None
-    rtt_n = report.samples[-1].rtt_samples if report.samples else 0
-    if final is not None and rtt_n > 0:
-        rtt_s = final.rtt_mean_us / 1e6
+    rtt = _rtt(report)
+    rtt_s = rtt.rtt_s
     one_way = rtt_s / 2 if rtt_s is not None else None
     jbuf_s = final.jbuf_avg_delay_ms / 1000 if final is not None else 0.0
     delay = (one_way or 0.0) + PACKETIZATION_S + jbuf_s  # mouth-to-ear, G.107 Ta
@@ -273,14 +340,33 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
             burst_r = burst_r_from_mean_burst(rx_quality.loss_ratio, mean_burst)
         r, mos = _mos(rx_quality.loss_ratio, delay, burst_r)
         tone = report.tone
+        jitter_last, jitter_mean = rx_quality.jitter_last_s, _pjmedia_jitter_mean(report)
+        cap = report.capture
+        jitter_source = JitterSource.PJMEDIA
+        captured = _captured_quality(report.capture, settings.windows)
+        if captured is not None:
+            # Every packet, timed by the kernel (probes/media/echo.py own_rtp says why pjmedia's
+            # figure reads low): the windows the profile judges too.
+            rx_quality = replace(
+                rx_quality,
+                jitter_last_s=captured.jitter_last_s,
+                jitter_mean_s=captured.jitter_mean_s,
+                worst_jitter_s=captured.worst_jitter_s,
+            )
+            jitter_last, jitter_mean = captured.jitter_last_s, captured.jitter_mean_s
+            jitter_source = JitterSource.CAPTURE
+        elif cap is not None and cap.rx_jitter_mean_us is not None:
+            jitter_last = (cap.rx_jitter_last_us or 0.0) / 1e6  # a call too long to carry
+            jitter_mean = cap.rx_jitter_mean_us / 1e6  # its packets: the summary only
+            jitter_source = JitterSource.CAPTURE
         rx = MediaDirection(
             packets=rx_quality.received,
             lost=rx_quality.lost,
             loss_ratio=rx_quality.loss_ratio,
             worst_loss_ratio=rx_quality.worst_loss_ratio,
             burst_loss_ratio=rx_quality.worst_burst_loss_ratio,
-            jitter_s=rx_quality.jitter_last_s,
-            jitter_mean_s=rx_quality.jitter_mean_s,
+            jitter_s=jitter_last,
+            jitter_mean_s=jitter_mean,
             jitter_worst_s=rx_quality.worst_jitter_s,
             reorder_ratio=rx_quality.reorder_ratio,
             duplicates=rx_quality.duplicates,
@@ -325,8 +411,13 @@ def measure(settings: CallSettings, report: CallReport) -> CallMeasurements:
         rx=rx,
         tx=tx,
         rtt_s=rtt_s,
-        rtt_samples=rtt_n,
+        rtt_samples=rtt.samples,
+        rtt_source=rtt.source,
+        rtt_p95_s=rtt.p95_s,
+        rtt_max_s=rtt.max_s,
+        rtcp_rtt_s=rtt.rtcp_s,
         one_way_latency_s=one_way,
+        rx_jitter_source=jitter_source if rx is not None else None,
         mos=worst.mos if worst is not None else None,
         r_factor=worst.r_factor if worst is not None else None,
         reinvites=report.reinvites,
@@ -506,7 +597,8 @@ def summary_lines(result: ProbeResult) -> list[str]:
     )
     lines.append(
         f"MOS {'-' if m.mos is None else f'{m.mos:.2f}'}  "
-        f"RTT {_ms(m.rtt_s)} ({m.rtt_samples} RTCP samples)"
+        f"RTT {_ms(m.rtt_s)} ({m.rtt_samples} {m.rtt_source or 'no'} samples"
+        f"{f', p95 {_ms(m.rtt_p95_s)}' if m.rtt_p95_s is not None else ''})"
     )
     for name, d in (("rx (far end -> us)", m.rx), ("tx (us -> far end)", m.tx)):
         if d is None:

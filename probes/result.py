@@ -101,12 +101,28 @@ class Disconnect(StrEnum):
     ERROR = "error"  # failed locally: media negotiation, transport error, the call was never placed
 
 
+class RttSource(StrEnum):
+    """Where a test call's round-trip time came from."""
+
+    RTP_ECHO = "rtp_echo"  # our own RTP reflected by the far end, timed per packet (capture)
+    RTCP = "rtcp"  # RTCP SR/RR (RFC 3550 §6.4.1 LSR/DLSR): needs a far end that sends reports
+
+
+class JitterSource(StrEnum):
+    """Whose receive timestamps the rx jitter was computed from."""
+
+    CAPTURE = "capture"  # kernel timestamps of every received packet, RFC 3550 A.8 in full
+    PJMEDIA = "pjmedia"  # pjmedia's running value: in-sequence packets only (reads low)
+
+
 @dataclass(slots=True, frozen=True)
 class MediaDirection:
     """One direction of a test call's RTP; every figure is None when not known.
 
     `rx` is measured here from 10 Hz samples of the receive statistics (windowed figures
-    included); `tx` is what the far end reported back in RTCP receiver reports (cumulative only).
+    included), its jitter from every captured packet where the worker could capture
+    (CallMeasurements.rx_jitter_source); `tx` is what the far end reported back in RTCP
+    receiver reports (cumulative only).
     Jitter is RFC 3550 inter-arrival jitter: `jitter_s` its running value at the end of the call,
     `jitter_mean_s` the mean over the call, `jitter_worst_s` the worst window mean.
     """
@@ -141,9 +157,15 @@ class CallMeasurements:
     codec: str | None = None  # "PCMU" / "PCMA"
     rx: MediaDirection | None = None  # far end -> us
     tx: MediaDirection | None = None  # us -> far end
-    rtt_s: float | None = None  # RTCP round-trip time, mean of its samples
-    rtt_samples: int = 0
-    one_way_latency_s: float | None = None  # rtt_s / 2: RTCP cannot see the asymmetry
+    # Round-trip time: the echo's median when the far end echoes our RTP, else RTCP's mean.
+    rtt_s: float | None = None
+    rtt_samples: int = 0  # samples behind rtt_s (echoed packets, or RTCP reports)
+    rtt_source: RttSource | None = None
+    rtt_p95_s: float | None = None  # echo only: per-packet round trips
+    rtt_max_s: float | None = None
+    rtcp_rtt_s: float | None = None  # RTCP's mean even when the echo is used (None: no reports)
+    one_way_latency_s: float | None = None  # rtt_s / 2: a round trip cannot see the asymmetry
+    rx_jitter_source: JitterSource | None = None
     mos: float | None = None  # the worse direction known
     r_factor: float | None = None
     reinvites: int = 0  # re-INVITEs / UPDATEs the far end sent during the call

@@ -60,7 +60,12 @@ RTP_BURST = family(
     Kind.GAUGE,
     "Worst burst-window RTP loss of the last test call (0-1).",
 )
-RTP_RTT = family("rtp_rtt_seconds", Kind.GAUGE, "RTCP round-trip time of the last test call.")
+RTP_RTT = family(
+    "rtp_rtt_seconds",
+    Kind.GAUGE,
+    "Round-trip time of the last test call: median of our echoed RTP (source=rtp_echo) "
+    "or RTCP's mean (source=rtcp).",
+)
 VIOLATION = family(
     "threshold_violation",
     Kind.GAUGE,
@@ -134,7 +139,9 @@ class CallMetrics:
             of_trunk = label_text(trunk=trunk)
             _gauge(lines[CALL_MOS], CALL_MOS, of_trunk, m.mos)
             _gauge(lines[CALL_R], CALL_R, of_trunk, m.r_factor)
-            _gauge(lines[RTP_RTT], RTP_RTT, of_trunk, m.rtt_s)
+            if m.rtt_source is not None:  # bounded: two sources
+                rtt_labels = label_text(source=m.rtt_source.value, trunk=trunk)
+                _gauge(lines[RTP_RTT], RTP_RTT, rtt_labels, m.rtt_s)
             for direction, media in (("rx", m.rx), ("tx", m.tx)):
                 labels = label_text(direction=direction, trunk=trunk)
                 _gauge(lines[RTP_JITTER], RTP_JITTER, labels, _jitter(media))

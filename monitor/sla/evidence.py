@@ -248,6 +248,7 @@ _RECORD_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "violations",
         "profile",
         "limits",
+        "rtt_source",
     ),
 }
 

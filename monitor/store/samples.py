@@ -63,6 +63,7 @@ class CallSample:
     profile: str | None
     # Metric name → limit of the profile in force when the call was judged (None: unchecked).
     limits: dict[str, float | None]
+    rtt_source: str | None = None  # "rtp_echo" / "rtcp" (probes.result.RttSource); None: no RTT
 
     @property
     def jitter_s(self) -> float | None:
@@ -151,6 +152,7 @@ async def query_call_samples(
             violations=tuple(json.loads(r.violations)),
             profile=r.profile,
             limits=json.loads(r.limits),
+            rtt_source=r.rtt_source,
         )
         for r in rows
     ]

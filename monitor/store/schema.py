@@ -236,6 +236,7 @@ call_samples = Table(
     Column("violations", Text(), nullable=False),
     Column("profile", String(NAME_LENGTH), nullable=True),
     Column("limits", Text(), nullable=False),
+    Column("rtt_source", String(KIND_LENGTH), nullable=True),  # migration 0008
     Index("ix_call_samples_trunk_at", "trunk", "at"),
     Index("ix_call_samples_at", "at"),
 )

@@ -77,6 +77,9 @@ class PoolSettings:
     user_agent: str = "trunkwatch"
     sample_interval_s: float = 0.1  # stream statistics sampling: >= 5 Hz for 200 ms windows
     pj_log_level: int = 1
+    # Capture our own RTP for echo RTT and RFC 3550 jitter (needs CAP_NET_RAW; without it
+    # the worker logs pjsua_rtp_capture_unavailable and RTT comes from RTCP only).
+    capture_rtp: bool = True
     deadline_slack_s: float = DEADLINE_SLACK_S  # past answer + max call: the worker hung
     start_timeout_s: float = START_TIMEOUT_S
     stop_timeout_s: float = STOP_TIMEOUT_S
@@ -123,6 +126,7 @@ class PoolSettings:
             user_agent=self.user_agent,
             sample_interval_s=self.sample_interval_s,
             pj_log_level=self.pj_log_level,
+            capture_rtp=self.capture_rtp,
         )
 
 

@@ -33,6 +33,9 @@ MAX_LINE_BYTES = 1 << 20
 # PJSUA_MAX_CALLS as compiled into the pjsua2-python 2.15.1 wheel (notes/pjsua2.md, pitfall 1):
 # incoming and outgoing calls share these slots, a fifth call fails with PJ_ETOOMANY / 486.
 PJSUA_MAX_CALLS = 4
+# Received packets a call report carries one by one: 5 minutes of 20 ms packets, ~0.4 MB of
+# JSON, inside MAX_LINE_BYTES; a longer call reports the summary figures only.
+MAX_CAPTURED_RX = 15_000
 # G.711 only (DESIGN.md §3). Anything else is accepted only for a test responder that has to
 # *not* speak G.711 (the codec-mismatch test).
 G711_CODECS = ("PCMU", "PCMA")
@@ -79,6 +82,8 @@ class Init:
     answer: AnswerConfig | None = None
     rx_drop_pct: int = 0  # pjmedia's loss injection (tests, the responder)
     tx_drop_pct: int = 0
+    # Capture our own RTP (probes/pjsua/capture.py) for echo RTT and RFC 3550 jitter.
+    capture_rtp: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -189,6 +194,32 @@ class ToneReport:
 
 
 @dataclass(slots=True, frozen=True)
+class CaptureReport:
+    """The call's own RTP as the worker's packet capture saw it (kernel timestamps, µs).
+
+    rtt_*: round trips of our packets echoed back by the far end (None: it does not echo);
+    rx_jitter_*: RFC 3550 A.8 over every received packet in arrival order.
+    """
+
+    tx_packets: int
+    rx_packets: int
+    rtt_samples: int = 0
+    rtt_p50_us: float | None = None
+    rtt_p95_us: float | None = None
+    rtt_max_us: float | None = None
+    rtt_min_us: float | None = None
+    echo_ssrc_rewritten: bool = False
+    rx_jitter_last_us: float | None = None
+    rx_jitter_mean_us: float | None = None
+    rx_jitter_max_us: float | None = None
+    # The far end's main stream as received, in arrival order (at most MAX_CAPTURED_RX): the
+    # parent judges its jitter windows per packet (probes/media/windows.py measure_packets).
+    rx_seq: tuple[int, ...] = ()
+    rx_ts: tuple[int, ...] = ()
+    rx_arrival_us: tuple[int, ...] = ()  # µs after the first packet (kernel timestamps)
+
+
+@dataclass(slots=True, frozen=True)
 class CallReport:
     """Everything the worker saw of one call; probes/call.py turns it into a result."""
 
@@ -223,6 +254,8 @@ class CallReport:
     samples: tuple[Sample, ...] = ()
     final: StreamFinal | None = None
     tone: ToneReport | None = None
+    capture: CaptureReport | None = None  # None: no capture (no CAP_NET_RAW, or not asked)
+    capture_error: str | None = None  # why there is none, when one was asked for
     remote_uri: str | None = None  # incoming: who called
     local_uri: str | None = None
 

@@ -35,6 +35,7 @@ from typing import Any, BinaryIO
 
 import pjsua2 as pj  # type: ignore[import-untyped]
 
+from probes.media.echo import own_rtp
 from probes.media.tone import (
     DEFAULT_BLOCK_S,
     FULL_SCALE_SINE_POWER,
@@ -43,11 +44,14 @@ from probes.media.tone import (
     signal_power,
     tone_coverage,
 )
+from probes.pjsua.capture import RtpCapture, open_capture
 from probes.pjsua.protocol import (
+    MAX_CAPTURED_RX,
     PJSUA_MAX_CALLS,
     AnswerConfig,
     CallCommand,
     CallReport,
+    CaptureReport,
     Count,
     Counts,
     EndedBy,
@@ -203,6 +207,9 @@ class CallState:
     detect_tone: bool = False
     echo: bool = False
     recording: Path | None = None
+    rtp_port: int | None = None  # our RTP port, watched by the capture
+    capture: CaptureReport | None = None
+    capture_error: str | None = None
     next_sample_ns: int = 0
     carry: tuple[int, int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0, 0)
     last_raw: tuple[int, int, int, int, int, int, int] = (0, 0, 0, 0, 0, 0, 0)
@@ -253,6 +260,8 @@ class CallState:
             samples=tuple(self.samples),
             final=self.final,
             tone=self.tone,
+            capture=self.capture,
+            capture_error=self.capture_error,
             remote_uri=self.remote_uri,
             local_uri=self.local_uri,
         )
@@ -365,6 +374,8 @@ class Worker:
         self.transport_id = -1
         self.sip_port = 0
         self.sip_host = ""
+        self.capture: RtpCapture | None = None
+        self.capture_error: str | None = None
 
     # --- setup ----------------------------------------------------------------------------
 
@@ -414,6 +425,12 @@ class Worker:
         self.player = pj.AudioMediaPlayer()
         self.player.createPlayer(str(tone_path), 0)  # 0: loop
         self.account = self.create_account(None, None, None, None, None, None)
+        if init.capture_rtp:
+            low = init.rtp_port or 1
+            high = min(0xFFFF, low + init.rtp_port_range - 1) if init.rtp_port_range else 0xFFFF
+            self.capture, self.capture_error = open_capture(low, high, init.media_address)
+            if self.capture_error is not None:
+                self.log("warning", "pjsua_rtp_capture_unavailable", error=self.capture_error)
         return Ready(
             pid=os.getpid(),
             sip_address=self.sip_host,
@@ -637,6 +654,65 @@ class Worker:
             am.startTransmit(call.recorder)
         if st.next_sample_ns == 0:
             st.next_sample_ns = time.monotonic_ns()
+        self._watch_rtp(call, index)
+
+    def _watch_rtp(self, call: _PjCall, index: int) -> None:
+        """Have the capture record this call's RTP (by our RTP port)."""
+        st = call.state
+        if self.capture is None:
+            st.capture_error = self.capture_error if self.init.capture_rtp else None
+            return
+        try:
+            name = str(call.getMedTransportInfo(index).localRtpName)
+            port = int(name.rpartition(":")[2])
+        except (pj.Error, ValueError) as exc:
+            why = exc.info() if isinstance(exc, pj.Error) else str(exc)
+            st.capture_error = _cut(f"no local RTP port: {why}")
+            return
+        if 0 < port <= 0xFFFF and port != st.rtp_port:
+            if st.rtp_port is not None:
+                self.capture.take(st.rtp_port)  # renegotiated onto another port: start over
+            st.rtp_port = port
+            self.capture.watch(port)
+
+    def _capture_report(self, st: CallState) -> None:
+        """The call's captured RTP, summarised (echo RTT, receive jitter)."""
+        if self.capture is None or st.rtp_port is None:
+            return
+        packets = self.capture.take(st.rtp_port)
+        st.rtp_port = None
+        if packets is None:
+            return
+        try:
+            own = own_rtp(packets)
+        except ValueError as exc:  # a bug in the capture: say so, never lose the call's report
+            st.capture_error = _cut(f"captured packets unusable: {exc}")
+            self.log("error", "pjsua_rtp_capture_bad", id=st.id, error=st.capture_error)
+            return
+        echo = own.echo
+
+        def us(seconds: float | None) -> float | None:
+            return None if seconds is None else seconds * 1e6
+
+        rx = own.rx_main if len(own.rx_main) <= MAX_CAPTURED_RX else ()
+        t0 = rx[0].t_ns if rx else 0
+
+        st.capture = CaptureReport(
+            tx_packets=own.tx_packets,
+            rx_packets=own.rx_packets,
+            rtt_samples=echo.samples if echo is not None else 0,
+            rtt_p50_us=us(echo.p50_s) if echo is not None else None,
+            rtt_p95_us=us(echo.p95_s) if echo is not None else None,
+            rtt_max_us=us(echo.max_s) if echo is not None else None,
+            rtt_min_us=us(echo.min_s) if echo is not None else None,
+            echo_ssrc_rewritten=echo.ssrc_rewritten if echo is not None else False,
+            rx_jitter_last_us=us(own.jitter_last_s),
+            rx_jitter_mean_us=us(own.jitter_mean_s),
+            rx_jitter_max_us=us(own.jitter_max_s),
+            rx_seq=tuple(p.seq for p in rx),
+            rx_ts=tuple(p.timestamp for p in rx),
+            rx_arrival_us=tuple((p.t_ns - t0) // 1000 for p in rx),
+        )
 
     def on_stream_destroyed(self, call: _PjCall, index: int) -> None:
         st = call.state
@@ -957,6 +1033,7 @@ class Worker:
                     st.recording.unlink()
                 st.recording = None
             st.reported = True
+            self._capture_report(st)
             if not st.silent:
                 self.channel.emit(st.report())
             del self.calls[key]
@@ -1015,6 +1092,8 @@ class Worker:
         end = time.monotonic() + 0.5 if self.accounts else time.monotonic()
         while time.monotonic() < end:
             self.ep.libHandleEvents(20)
+        if self.capture is not None:
+            self.capture.close()
         shutil.rmtree(self.tmp, ignore_errors=True)
 
 

@@ -238,6 +238,22 @@ class Relay:
 
     # --- truth ------------------------------------------------------------------------------
 
+    def echo_round_trips_ns(self) -> list[int]:
+        """Per echoed RTP packet, the delay the relay really applied both ways (its first
+        delivery minus its arrival, a2b plus b2a): the injected round trip plus the relay's
+        own lateness, for packets an echo peer sent back with the same seq and timestamp."""
+        out: dict[tuple[int | None, int | None], int] = {}
+        for e in self.log:
+            if e.direction == "a2b" and e.kind == "rtp" and e.deliver_ns:
+                out.setdefault((e.seq, e.timestamp), e.deliver_ns[0] - e.arrival_ns)
+        trips = []
+        for e in self.log:
+            if e.direction == "b2a" and e.kind == "rtp" and e.deliver_ns:
+                there = out.pop((e.seq, e.timestamp), None)
+                if there is not None:
+                    trips.append(there + e.deliver_ns[0] - e.arrival_ns)
+        return trips
+
     def truth(self, direction: Direction, windows: WindowSpec | None = None) -> DirectionTruth:
         """RFC 3550 statistics of one direction's RTP as delivered, from the relay's log."""
         rtp = [e for e in self.log if e.direction == direction and e.kind == "rtp"]

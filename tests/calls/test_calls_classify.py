@@ -16,8 +16,8 @@ from probes.call import (
 )
 from probes.media.rfc6076 import CallAttempt, SessionMetricsWindow
 from probes.media.thresholds import CLIENT_TO_EDGE, EDGE_TO_EDGE, Metric
-from probes.pjsua.protocol import CallReport, Sample, StreamFinal, ToneReport
-from probes.result import Disconnect, Outcome
+from probes.pjsua.protocol import CallReport, CaptureReport, Sample, StreamFinal, ToneReport
+from probes.result import Disconnect, JitterSource, Outcome, RttSource
 
 SETTINGS = CallSettings(trunk="carrier-a", uri="sip:echo@127.0.0.1:5070", max_call_s=10.0)
 PKT_PER_SAMPLE = 5  # 20 ms packets, samples every 100 ms
@@ -299,6 +299,8 @@ def test_rtt_one_way_delay_and_the_transmit_direction_from_receiver_reports() ->
     report = replace(ANSWERED, samples=samples(rr_every=50))
     m = measure(SETTINGS, report)
     assert m.rtt_s == pytest.approx(0.040) and m.rtt_samples == 2
+    assert m.rtt_source is RttSource.RTCP and m.rtcp_rtt_s == pytest.approx(0.040)
+    assert m.rtt_p95_s is None  # RTCP gives a mean of few samples, no distribution
     assert m.one_way_latency_s == pytest.approx(0.020)
     assert m.tx is not None
     # 2 lost as of the second report, which came when 500 packets had been sent.
@@ -306,6 +308,69 @@ def test_rtt_one_way_delay_and_the_transmit_direction_from_receiver_reports() ->
     assert m.tx.jitter_s == pytest.approx(0.0005) and m.tx.jitter_mean_s == pytest.approx(0.0005)
     assert m.tx.mos is not None and m.rx is not None and m.rx.mos is not None
     assert m.mos == min(m.tx.mos, m.rx.mos)
+
+
+ECHO = CaptureReport(
+    tx_packets=500,
+    rx_packets=498,
+    rtt_samples=498,
+    rtt_p50_us=300_000,
+    rtt_p95_us=320_000,
+    rtt_max_us=350_000,
+    rtt_min_us=290_000,
+    rx_jitter_last_us=6_000,
+    rx_jitter_mean_us=5_000,
+    rx_jitter_max_us=9_000,
+)
+
+
+def test_the_echo_rtt_wins_over_rtcp_and_feeds_the_e_model_delay() -> None:
+    rtcp_only = measure(SETTINGS, replace(ANSWERED, samples=samples(rr_every=50)))
+    echoed = measure(SETTINGS, replace(ANSWERED, samples=samples(rr_every=50), capture=ECHO))
+    assert echoed.rtt_source is RttSource.RTP_ECHO
+    assert echoed.rtt_s == pytest.approx(0.300) and echoed.rtt_samples == 498
+    assert (echoed.rtt_p95_s, echoed.rtt_max_s) == (pytest.approx(0.32), pytest.approx(0.35))
+    assert echoed.rtcp_rtt_s == pytest.approx(0.040)  # still reported alongside
+    assert echoed.one_way_latency_s == pytest.approx(0.150)
+    # G.107: 150 ms + 20 ms packetization + 40 ms jitter buffer = 210 ms mouth-to-ear costs
+    # delay impairment (Id) that RTCP's 20 + 20 + 40 = 80 ms does not.
+    assert echoed.r_factor is not None and rtcp_only.r_factor is not None
+    assert echoed.r_factor < rtcp_only.r_factor - 2
+    assert echoed.rx is not None and echoed.rx_jitter_source is JitterSource.CAPTURE
+    assert echoed.rx.jitter_mean_s == pytest.approx(0.005)
+    assert echoed.rx.jitter_s == pytest.approx(0.006)
+
+
+def test_captured_packets_give_the_jitter_windows_the_profile_judges() -> None:
+    # 10 s of packets alternately 0 and 18 ms late: |D| = 18 ms each, RFC 3550 jitter -> 18 ms.
+    n = 500
+    seqs = tuple((65000 + i) % 65536 for i in range(n))  # across the wrap
+    tss = tuple(160 * i for i in range(n))
+    arrivals = tuple(20_000 * i + (18_000 if i % 2 else 0) for i in range(n))
+    cap = replace(ECHO, rx_seq=seqs, rx_ts=tss, rx_arrival_us=arrivals)
+    m = measure(replace(SETTINGS, profile=EDGE_TO_EDGE), replace(ANSWERED, capture=cap))
+    assert m.rx is not None and m.rx_jitter_source is JitterSource.CAPTURE
+    assert m.rx.jitter_s == pytest.approx(0.018, abs=0.0005)
+    assert m.rx.jitter_worst_s is not None and m.rx.jitter_worst_s > 0.015
+    # pjmedia's samples say 0.3 ms; the profile (< 15 ms) is judged on the captured packets.
+    assert Metric.JITTER in {v.metric for v in m.violations}
+
+
+def test_pjmedia_jitter_mean_leaves_out_the_samples_before_it_measures() -> None:
+    # pjmedia reports 0 until 25 packets arrived (0.5 s), then its running value.
+    steady = samples(jitter_us=8_000)
+    ramp = tuple(replace(s, rx_jitter_us=0) if s.rx_packets <= 25 else s for s in steady)
+    m = measure(SETTINGS, replace(ANSWERED, samples=ramp))
+    assert m.rx is not None and m.rx_jitter_source is JitterSource.PJMEDIA
+    assert m.rx.jitter_mean_s == pytest.approx(0.008)  # not 7.6 ms: the zeros are no samples
+
+
+def test_without_echo_or_rtcp_there_is_no_rtt_and_pjmedia_jitter() -> None:
+    quiet = CaptureReport(tx_packets=500, rx_packets=0)  # the far end sent nothing we could use
+    m = measure(SETTINGS, replace(ANSWERED, capture=quiet))
+    assert (m.rtt_s, m.rtt_source, m.rtt_samples, m.one_way_latency_s) == (None, None, 0, None)
+    assert m.rx is not None and m.rx_jitter_source is JitterSource.PJMEDIA
+    assert m.rx.jitter_mean_s == pytest.approx(0.0003)
 
 
 def test_loss_lowers_mos_and_bursty_loss_lowers_it_more() -> None:
@@ -345,7 +410,7 @@ def test_summary_lines_show_every_figure_per_direction() -> None:
     text = "\n".join(summary_lines(result))
     assert "outcome ok  status 200 OK" in text
     assert "PDD 40.0 ms" in text and "answer 500.0 ms" in text and "SRD 40.0 ms" in text
-    assert "RTT 40.0 ms (2 RTCP samples)" in text
+    assert "RTT 40.0 ms (2 rtcp samples)" in text
     assert "rx (far end -> us): packets 500  lost 0 (0.00 %)" in text
     assert "reorder -" in text and "tone heard" in text
     assert "tx (us -> far end): packets -  lost 2 (0.40 %)" in text

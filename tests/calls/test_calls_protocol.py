@@ -13,6 +13,7 @@ from probes.pjsua.protocol import (
     AnswerConfig,
     CallCommand,
     CallReport,
+    CaptureReport,
     Count,
     Counts,
     Fatal,
@@ -32,6 +33,7 @@ from probes.pjsua.protocol import (
 
 COMMANDS = [
     Init(),
+    Init(capture_rtp=True),
     Init(sip_port=5070, answer=AnswerConfig(mode="tone", ring_s=0.5, max_call_s=None)),
     CallCommand(id=7, uri="sip:echo@127.0.0.1:5070", codecs=("PCMA",), password="s3cret"),
     Hangup(id=7),
@@ -50,7 +52,21 @@ EVENTS = [
         samples=(Sample(0.1, 5, 0, 0, 250, 5, 0, 0, 1, 0, 0),),
         final=StreamFinal(1.0, 2.0, 0.0, 0, 3.0, 4.0, 5.0, 6.0, 7.0, 20.0),
         tone=ToneReport(seconds=2.0, coverage=0.9, found=True, level_dbov=-10.0),
+        capture=CaptureReport(
+            tx_packets=250,
+            rx_packets=249,
+            rtt_samples=249,
+            rtt_p50_us=30_500.0,
+            rtt_p95_us=31_000.0,
+            rtt_max_us=33_000.0,
+            rtt_min_us=30_100.0,
+            echo_ssrc_rewritten=True,
+            rx_jitter_last_us=400.0,
+            rx_jitter_mean_us=350.0,
+            rx_jitter_max_us=900.0,
+        ),
     ),
+    CallReport(id=4, capture_error="packet socket: Operation not permitted"),
 ]
 
 

@@ -155,6 +155,7 @@ def call(
         violations=(),
         profile="client_to_edge",
         limits={"one_way_latency": LATENCY_LIMIT, "rtt": 0.1, "jitter": 0.03, "loss": 0.01},
+        rtt_source="rtp_echo",
     )
 
 
@@ -280,6 +281,7 @@ async def test_bundle_carries_samples_and_names_a_flipped_byte(tmp_path: Path) -
     calls = json.loads((bundle / "records/call_samples.json").read_text())
     assert len(calls) == 20 and {c["trunk"] for c in calls} == {"sbc-mx-1"}
     assert calls[0]["limits"]["one_way_latency"] == LATENCY_LIMIT
+    assert calls[0]["rtt_source"] == "rtp_echo"  # stored, read back and carried as evidence
     probes = list(csv.DictReader(io.StringIO((bundle / "records/probe_samples.csv").read_text())))
     assert len(probes) == 8 and {p["transition_kind"] for p in probes} == {"outage_opened"}
 
