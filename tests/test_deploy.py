@@ -84,6 +84,7 @@ REQUIRED_UNIT = {
     "User": "trunkwatch",
     "Group": "trunkwatch",
     "ExecStart": f"{VENV_BIN} run -c {CONFIG_PATH}",
+    "ExecReload": "/bin/kill -HUP $MAINPID",  # systemctl reload: the config without a restart
     "StateDirectory": "trunkwatch",
     "WorkingDirectory": STATE_DIR,
     "ProtectSystem": "strict",
