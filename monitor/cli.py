@@ -133,8 +133,8 @@ def check_config(config: ConfigOpt) -> None:
     typer.echo(f"{config}: OK: agent {cfg.agent}, {len(cfg.trunks)} trunk(s)")
     if not cfg.trunks:
         typer.echo(f"{config}: warning: no trunks: nothing will be monitored", err=True)
-    for trunk in cfg.trunks:
-        typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
+    if cfg.trunks:  # one write: 100,000 trunks echoed line by line took ~1 s
+        typer.echo("\n".join(f"  {t.name}: {t.uri} every {t.interval:g}s" for t in cfg.trunks))
 
 
 @app.command()

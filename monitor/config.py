@@ -388,6 +388,9 @@ class DnsSettings(BaseModel):
         return ResolverSettings(nameserver=self.nameserver, port=self.port, timeout=self.timeout)
 
 
+NO_TLS: Final = TlsSettings()
+
+
 class EndpointConfig(BaseModel):
     """A TLS endpoint a service depends on (Edge, reverse proxy, directory sync...): its
     served certificate is checked (monitor/certificates.py)."""
@@ -566,7 +569,8 @@ class TrunkConfig(BaseModel):
     )
     max_forwards: int = Field(default=DEFAULT_MAX_FORWARDS, ge=0, le=MAX_MAX_FORWARDS)
     auth: AuthSettings | None = None
-    tls: TlsSettings = Field(default_factory=TlsSettings)
+    # One shared default (frozen, so safe to share): not one TlsSettings per trunk.
+    tls: TlsSettings = Field(default_factory=lambda: NO_TLS)
     call: CallProbeConfig | None = None
 
     @model_validator(mode="after")
@@ -1391,7 +1395,7 @@ class _Loader:
             explicit=explicit,
             broken_defaults=broken_defaults,
         )
-        return trunk if isinstance(trunk, TrunkConfig) else None
+        return _shared_fields_set(trunk) if isinstance(trunk, TrunkConfig) else None
 
     def _auth(self, raw: Any, prefix: Path_) -> AuthSettings | None:
         """AuthSettings from YAML's password_env / password_file; never a password in YAML."""
@@ -1454,6 +1458,26 @@ class _Loader:
         except SecretFileError as exc:
             self.add(path, f"password file {shown} {exc}")
             return None
+
+
+# Sets of field names given, one per distinct set: pydantic keeps a new set per model
+# (~0.7 KB for a trunk's eight), so 100,000 trunks written alike share one.
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+MAX_FIELDS_SETS: Final = 1024
+
+
+def _shared_fields_set(model: TrunkConfig) -> TrunkConfig:
+    """The model with its set of given fields replaced by an equal shared one."""
+    given = model.__pydantic_fields_set__
+    key = frozenset(given)
+    shared = _FIELDS_SETS.get(key)
+    if shared is None:
+        if len(_FIELDS_SETS) >= MAX_FIELDS_SETS:
+            return model
+        shared = _FIELDS_SETS[key] = given
+    # Frozen models are never assigned to, so nothing adds to the shared set.
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    return model
 
 
 def _position(get: Callable[[Any], Any], key: str | int, fallback: int | None) -> int | None:

@@ -18,24 +18,6 @@ from typing import Any, Final
 import yaml
 from ruamel.yaml.resolver import VersionedResolver
 
-
-# The tags this reader's resolver gives are objects, not strings: a tag written in the
-# file is always a string (`!!str 5`, `!foo`, even `!tw/plain`), and ruamel keeps those as
-# tagged values, so any string tag here is not fast.
-class _Tag:
-    __slots__ = ("name",)
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-
-
-_STR: Final = _Tag("quoted scalar")
-_PLAIN: Final = _Tag("plain scalar")  # typed by _plain_scalar
-_MAP: Final = _Tag("mapping")
-_SEQ: Final = _Tag("sequence")
-_OTHER: Final = _Tag("other")
-
-
 # YAML 1.2 core schema as ruamel reads it, narrowed to the forms whose value is obvious.
 _INT: Final = re.compile(r"[-+]?(?:0|[1-9][0-9]*)")
 _FLOAT: Final = re.compile(r"[-+]?(?:0|[1-9][0-9]*)\.[0-9]+")
@@ -47,12 +29,11 @@ _RUAMEL_STR: Final = "tag:yaml.org,2002:str"
 # starting with '%' anywhere, rather than telling directives from content); tabs, control
 # characters, a BOM and the Unicode line breaks are where libyaml and ruamel disagree
 # (libyaml accepts `a: 0<TAB>`, ruamel refuses it), and so is a block scalar header
-# followed by `#` without a space (`|#`: libyaml reads a comment, ruamel refuses it), and
-# anchor names beyond letters, digits, `_` and `-` (`&a:b`: libyaml ends the name at `:`).
+# followed by `#` without a space (`|#`: libyaml reads a comment, ruamel refuses it).
+# Anchors and aliases are not fast either (see _build): libyaml also ends `&a:b` at `:`.
 _NOT_FAST_TEXT: Final = re.compile(
     r"^%"
     r"|[|>][-+0-9]*#"
-    r"|(?:^|[\s\[{,])[&*][\w-]*[^\w\s,\[\]{}-]"
     "|[\t\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u2028\u2029\ufeff\ud800-\udfff]",
     re.M,
 )
@@ -60,19 +41,6 @@ _NOT_FAST_TEXT: Final = re.compile(
 
 class NotFast(Exception):
     """The fast reader cannot vouch for this text; read it with ruamel instead."""
-
-
-class _Nodes(yaml.CSafeLoader):  # type: ignore[misc]
-    """libyaml's parser and composer, with tags that say which scalars were plain."""
-
-    def resolve(self, kind: type, value: str | None, implicit: tuple[bool, bool]) -> _Tag:
-        if kind is yaml.ScalarNode:
-            if implicit[0]:
-                return _PLAIN
-            return _STR if implicit[1] else _OTHER  # `! 5` is neither: ruamel types it
-        if kind is yaml.MappingNode:
-            return _MAP if implicit else _OTHER
-        return _SEQ if implicit else _OTHER
 
 
 def _ruamel_implicit() -> dict[str | None, tuple[tuple[str, re.Pattern[str]], ...]]:
@@ -98,6 +66,10 @@ def _ruamel_tag(value: str) -> str:
     return _RUAMEL_STR
 
 
+_RUAMEL_INT: Final = "tag:yaml.org,2002:int"
+_RUAMEL_FLOAT: Final = "tag:yaml.org,2002:float"
+
+
 def _plain_scalar(value: str) -> Any:
     if value in _NULLS:
         return None
@@ -105,41 +77,20 @@ def _plain_scalar(value: str) -> Any:
         return True
     if value in _FALSE:
         return False
-    if _INT.fullmatch(value):
-        return int(value)  # ValueError past sys.get_int_max_str_digits(): caught, not fast
-    if _FLOAT.fullmatch(value):
-        return float(value)
-    if _ruamel_tag(value) == _RUAMEL_STR:
+    tag = _ruamel_tag(value)
+    if tag == _RUAMEL_STR:
         return value
+    if tag == _RUAMEL_INT and _INT.fullmatch(value):
+        return int(value)  # ValueError past sys.get_int_max_str_digits(): caught, not fast
+    if tag == _RUAMEL_FLOAT and _FLOAT.fullmatch(value):
+        return float(value)
     raise NotFast(f"plain scalar typed by ruamel: {value[:40]!r}")
 
 
-class _Builder:
-    __slots__ = ("left",)
-
-    def __init__(self, max_values: int) -> None:
-        self.left = max_values
-
-    def value(self, node: Any) -> Any:
-        self.left -= 1
-        if self.left < 0:
-            raise NotFast("too many values")  # ruamel's path reports the runaway aliases
-        tag = node.tag
-        if tag is _PLAIN:
-            return _plain_scalar(node.value)
-        if tag is _STR:
-            return node.value
-        if tag is _MAP:
-            out: dict[Any, Any] = {}
-            for key_node, value_node in node.value:
-                key = self.value(key_node)
-                if isinstance(key, bool) or not isinstance(key, str | int) or key in out:
-                    raise NotFast("mapping key that is not a unique string or integer")
-                out[key] = self.value(value_node)
-            return out
-        if tag is _SEQ:
-            return [self.value(item) for item in node.value]
-        raise NotFast(f"explicit tag {str(tag)[:40]!r}")
+# Distinct plain scalars remembered with their value while one text is read.
+MAX_TYPED: Final = 4096
+# Configs nest a handful of levels; ruamel's recursive conversion refuses a few hundred.
+MAX_DEPTH: Final = 64
 
 
 def fast_yaml(text: str, max_values: int) -> Any:
@@ -147,16 +98,95 @@ def fast_yaml(text: str, max_values: int) -> Any:
     conversion to plain Python; raises NotFast for anything outside the fast subset."""
     if _NOT_FAST_TEXT.search(text):
         raise NotFast("directive or a character the two parsers read differently")
-    loader = _Nodes(text)
+    # Built from the parser's events as they come: a composed node tree of 100,000 trunks
+    # held ~190 MB at once beside the values built from it.
+    parser = yaml.CSafeLoader(text)
     try:
-        node = loader.get_single_node()
+        return _build(parser.get_event, max_values)
+    except NotFast:
+        raise
     except Exception as exc:  # every YAML error is reported by ruamel's path
         raise NotFast(type(exc).__name__) from None
     finally:
-        loader.dispose()
-    if node is None:
-        return None
-    try:
-        return _Builder(max_values).value(node)
-    except (RecursionError, ValueError) as exc:
-        raise NotFast(type(exc).__name__) from None
+        parser.dispose()
+
+
+def _build(next_event: Any, max_values: int) -> Any:
+    if type(next_event()) is not yaml.StreamStartEvent:
+        raise NotFast("no stream start")
+    event = next_event()
+    if type(event) is yaml.StreamEndEvent:
+        return None  # an empty file
+    if type(event) is not yaml.DocumentStartEvent:
+        raise NotFast("no document start")
+    left = max_values
+    typed: dict[str, Any] = {}
+    # Open collections: [container, pending key] per level (key None: a list or a key slot).
+    stack: list[list[Any]] = []
+    root: Any = None
+    done = False
+    while not done:
+        event = next_event()
+        kind = type(event)
+        if kind is yaml.ScalarEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise NotFast("anchor or tag")  # tags, even `!`, are ruamel's to type
+            if not event.implicit[0]:
+                value = event.value  # quoted or a block scalar: text
+            else:
+                # Keys repeat (name, uri, ... once per trunk): typed once each.
+                value = typed.get(event.value, _NO_KEY)
+                if value is _NO_KEY:
+                    value = _plain_scalar(event.value)
+                    if len(typed) < MAX_TYPED:
+                        typed[event.value] = value
+        elif kind is yaml.MappingStartEvent or kind is yaml.SequenceStartEvent:
+            if event.anchor is not None or event.tag is not None:
+                raise NotFast("anchor or tag")
+            if len(stack) >= MAX_DEPTH:
+                raise NotFast("nested too deeply")
+            left -= 1
+            value = {} if kind is yaml.MappingStartEvent else []
+            _add(stack, value)
+            stack.append([value, _NO_KEY])
+            if left < 0:
+                raise NotFast("too many values")
+            continue
+        elif kind is yaml.MappingEndEvent or kind is yaml.SequenceEndEvent:
+            closed = stack.pop()
+            if not stack:
+                root, done = closed[0], True
+            continue
+        else:  # an alias (ruamel counts and converts each use), or anything unexpected
+            raise NotFast(kind.__name__)
+        left -= 1
+        if left < 0:
+            raise NotFast("too many values")
+        if not stack:
+            root, done = value, True
+        else:
+            _add(stack, value)
+    if type(next_event()) is not yaml.DocumentEndEvent:
+        raise NotFast("no document end")
+    if type(next_event()) is not yaml.StreamEndEvent:
+        raise NotFast("more than one document")
+    return root
+
+
+_NO_KEY: Final = object()  # a mapping waiting for its next key
+
+
+def _add(stack: list[list[Any]], value: Any) -> None:
+    if not stack:
+        return
+    top = stack[-1]
+    container = top[0]
+    if type(container) is list:
+        container.append(value)
+    elif top[1] is _NO_KEY:
+        if (type(value) is not str and type(value) is not int) or value in container:
+            raise NotFast("mapping key that is not a unique string or integer")
+        top[1] = value
+    else:
+        container[top[1]] = value
+        top[1] = _NO_KEY
