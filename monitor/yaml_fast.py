@@ -1,11 +1,11 @@
 """The config's fast YAML reader: libyaml's C parser, plain values, no positions.
 
 ruamel's round-trip loader keeps a line for every key and item, which is what errors need,
-but at 100,000 trunks it took ~40 s and over 1 GB. This reader takes the C parser's node
-tree and turns it into plain dicts, lists and scalars the way ruamel's YAML 1.2 loader
-would, for a deliberately small subset of YAML; anything outside that subset (explicit
-tags, merge keys, directives, timestamps, octal or underscored numbers, duplicate keys,
-...) raises `NotFast`, and the caller re-reads the text with ruamel, which then accepts
+but at 100,000 trunks it took ~40 s and over 1 GB. This reader takes the C parser's
+events and builds plain dicts, lists and scalars the way ruamel's YAML 1.2 loader would,
+for a deliberately small subset of YAML; anything outside that subset (tags, anchors and
+aliases, merge keys, directives, timestamps, octal or underscored numbers, duplicate
+keys, ...) raises `NotFast`, and the caller re-reads the text with ruamel, which then accepts
 or reports it exactly as before. A config with a problem is re-read the same way, so
 every error keeps its line.
 """
