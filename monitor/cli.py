@@ -183,11 +183,12 @@ def check_config(config: ConfigOpt) -> None:
     typer.echo(f"{config}: OK: agent {cfg.agent}, {len(cfg.trunks)} trunk(s)")
     if not cfg.trunks:
         typer.echo(f"{config}: warning: no trunks: nothing will be monitored", err=True)
-    for trunk in cfg.trunks:
-        typer.echo(f"  {trunk.name}: {trunk.uri} every {trunk.interval:g}s")
+    lines = [f"  {t.name}: {t.uri} every {t.interval:g}s" for t in cfg.trunks]
     for e in cfg.endpoints:
         where = e.host if e.port is None else f"{e.host}:{e.port}"
-        typer.echo(f"  {e.name}: {e.kind} {where} every {e.interval:g}s (endpoint, {e.role})")
+        lines.append(f"  {e.name}: {e.kind} {where} every {e.interval:g}s (endpoint, {e.role})")
+    if lines:  # one write: 100,000 trunks echoed line by line took ~1 s
+        typer.echo("\n".join(lines))
 
 
 @app.command()

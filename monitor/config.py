@@ -4,6 +4,7 @@ file, line, field and problem (all problems at once, never a secret)."""
 from __future__ import annotations
 
 import difflib
+import gc
 import importlib.util
 import ipaddress
 import os
@@ -25,6 +26,7 @@ from pydantic import (
     SecretStr,
     ValidationError,
     ValidationInfo,
+    WrapValidator,
     field_validator,
     model_validator,
 )
@@ -47,6 +49,7 @@ from monitor.store.engine import ASYNC_DRIVERS, driver_missing
 from monitor.tickets.config import TicketsSettings
 from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
+from monitor.yaml_fast import NotFast, fast_yaml
 from probes.dns.resolver import ResolverSettings
 from probes.hostport import split_host_port
 from probes.http_status import check_path
@@ -269,19 +272,32 @@ def _duration(value: Any) -> float:
     raise ValueError("expected a duration, e.g. 5, '5s', '250ms', '1m30s'")
 
 
+# Code sets already checked, by identity (each kept alive here, so an id is never reused):
+# 100,000 trunks inheriting the defaults' set share that one object and skip re-checking
+# its ~200 codes, which took ~4 s of a 100k-trunk load.
+_CHECKED_CODE_SETS: dict[int, frozenset[int]] = {}
+MAX_CHECKED_CODE_SETS: Final = 1024
+
+
 def _alive_codes(value: Any) -> frozenset[int]:
-    # Fast path: a trunk inheriting the defaults' already-parsed set (thousands of trunks).
+    known = _CHECKED_CODE_SETS.get(id(value))
+    if known is not None and known is value:
+        return known
     if (
         isinstance(value, frozenset)
         and value
         and all(type(code) is int and SIP_STATUS_MIN <= code <= SIP_STATUS_MAX for code in value)
     ):
-        return value
-    if isinstance(value, int) and not isinstance(value, bool):
-        return parse_alive_codes([value])  # `alive_codes: 200`
-    if isinstance(value, str | list | tuple | set | frozenset):
-        return parse_alive_codes(value)
-    raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")
+        codes = value
+    elif isinstance(value, int) and not isinstance(value, bool):
+        codes = parse_alive_codes([value])  # `alive_codes: 200`
+    elif isinstance(value, str | list | tuple | set | frozenset):
+        codes = parse_alive_codes(value)
+    else:
+        raise ValueError("expected a string like '2xx,4xx,!408' or a list of codes")
+    if len(_CHECKED_CODE_SETS) < MAX_CHECKED_CODE_SETS:
+        _CHECKED_CODE_SETS[id(codes)] = codes
+    return codes
 
 
 def _existing_file(value: Path | None, info: ValidationInfo) -> Path | None:
@@ -307,7 +323,9 @@ def _resolve(value: Path, info: ValidationInfo) -> Path:
 
 
 Seconds = Annotated[float, BeforeValidator(_duration), Field(gt=0, le=MAX_INTERVAL)]
-AliveCodes = Annotated[frozenset[int], BeforeValidator(_alive_codes)]
+# Wrapped, never calling pydantic's own frozenset[int] pass: _alive_codes checks every code
+# and returns a frozenset of ints; that pass would copy the ~200 codes again per trunk.
+AliveCodes = Annotated[frozenset[int], WrapValidator(lambda value, _inner: _alive_codes(value))]
 Label = Annotated[str, AfterValidator(_check_label)]
 Text = Annotated[str, AfterValidator(_check_text)]
 SipUriText = Annotated[str, AfterValidator(check_sip_uri)]
@@ -374,6 +392,9 @@ class DnsSettings(BaseModel):
         if not self.rfc3263:
             return None
         return ResolverSettings(nameserver=self.nameserver, port=self.port, timeout=self.timeout)
+
+
+NO_TLS: Final = TlsSettings()
 
 
 EndpointKind = Literal["tls", "https", "tcp", "icmp"]
@@ -652,7 +673,8 @@ class TrunkConfig(BaseModel):
     )
     max_forwards: int = Field(default=DEFAULT_MAX_FORWARDS, ge=0, le=MAX_MAX_FORWARDS)
     auth: AuthSettings | None = None
-    tls: TlsSettings = Field(default_factory=TlsSettings)
+    # One shared default (frozen, so safe to share): not one TlsSettings per trunk.
+    tls: TlsSettings = Field(default_factory=lambda: NO_TLS)
     call: CallProbeConfig | None = None
 
     @model_validator(mode="after")
@@ -903,7 +925,9 @@ class ClusterSettings(BaseModel):
 
     def watchers(self, trunks: Sequence[TrunkConfig]) -> dict[str, frozenset[str]]:
         """The agents named to probe each trunk (empty: every agent)."""
-        return {t.name: frozenset(t.agents) for t in trunks}
+        # One shared empty set for the usual "every agent": not one per trunk (25 MB at 100k).
+        every: frozenset[str] = frozenset()
+        return {t.name: frozenset(t.agents) if t.agents else every for t in trunks}
 
 
 class Config(BaseModel):
@@ -1072,14 +1096,43 @@ def config_from_text(
     if len(text.encode("utf-8", "surrogatepass")) > MAX_CONFIG_BYTES:
         problem = f"file is larger than {MAX_CONFIG_BYTES} bytes"
         raise ConfigError([ConfigProblem(source, None, "", problem)])
+    # Loading allocates millions of objects and frees none of them in cycles: with the
+    # cyclic GC running, its passes over the growing heap were ~70 % of a 100k-trunk load.
+    paused = gc.isenabled()
+    gc.disable()
+    try:
+        return _config_from_text(text, source, base_dir, env, secrets)
+    finally:
+        if paused:
+            gc.enable()
+
+
+def _config_from_text(
+    text: str,
+    source: str,
+    base_dir: Path | None,
+    env: Mapping[str, str] | None,
+    secrets: bool,
+) -> Config:
+    _refuse_python_tags(text, source)
+    where = (base_dir or Path.cwd()).absolute()
+    environ = os.environ if env is None else env
+    # Fast first (C parser, no positions); a text it cannot vouch for, or a config with any
+    # problem, is read again with positions so that every error names its line.
+    try:
+        plain = fast_yaml(text, MAX_CONFIG_VALUES)
+    except NotFast:
+        pass
+    else:
+        fast = _Loader(
+            source=source, root=plain, base_dir=where, env=environ, secrets=secrets, fast=True
+        )
+        try:
+            return fast.build()
+        except _NeedPositions:
+            pass
     root = _parse_yaml(text, source)
-    loader = _Loader(
-        source=source,
-        root=root,
-        base_dir=(base_dir or Path.cwd()).absolute(),
-        env=os.environ if env is None else env,
-        secrets=secrets,
-    )
+    loader = _Loader(source=source, root=root, base_dir=where, env=environ, secrets=secrets)
     return loader.build()
 
 
@@ -1205,6 +1258,10 @@ class _TooManyValues(Exception):
     pass
 
 
+class _NeedPositions(Exception):
+    """The fast path found a problem: errors need the positioned (ruamel) tree."""
+
+
 class _Loader:
     """Walks the YAML tree once, validating each part and collecting every problem."""
 
@@ -1214,14 +1271,25 @@ class _Loader:
         "_values",
         "base_dir",
         "env",
+        "fast",
         "root",
         "secrets",
         "source",
     )
 
     def __init__(
-        self, *, source: str, root: Any, base_dir: Path, env: Mapping[str, str], secrets: bool
+        self,
+        *,
+        source: str,
+        root: Any,
+        base_dir: Path,
+        env: Mapping[str, str],
+        secrets: bool,
+        fast: bool = False,
     ) -> None:
+        # fast: root holds plain values from yaml_fast (no positions); any problem raises
+        # _NeedPositions so the caller re-reads the file with ruamel.
+        self.fast = fast
         self.source = source
         self.root = root
         self.base_dir = base_dir
@@ -1236,6 +1304,8 @@ class _Loader:
         return {"base_dir": self.base_dir, "env": self.env, "secrets": self.secrets}
 
     def add(self, path: Path_, problem: str) -> None:
+        if self.fast:
+            raise _NeedPositions
         field = _field_text(path)
         # One problem per field: a value that failed one check would only repeat itself.
         if field in self._problem_fields:
@@ -1257,8 +1327,10 @@ class _Loader:
         return line
 
     def build(self) -> Config:
-        root = CommentedMap() if self.root is None else self.root
-        if not isinstance(root, CommentedMap):
+        if self.fast and not isinstance(self.root, dict | None):
+            raise _NeedPositions
+        root = ({} if self.fast else CommentedMap()) if self.root is None else self.root
+        if not isinstance(root, dict if self.fast else CommentedMap):
             self._problems.append(
                 ConfigProblem(
                     self.source,
@@ -1270,7 +1342,7 @@ class _Loader:
             raise ConfigError(self._problems)
         self.root = root
         try:
-            plain = self._plain(root, ())
+            plain = root if self.fast else self._plain(root, ())  # fast: plain already
         except _TooManyValues:
             problem = f"more than {MAX_CONFIG_VALUES} values (runaway YAML aliases?)"
             raise ConfigError([ConfigProblem(self.source, None, "", problem)]) from None
@@ -1486,7 +1558,7 @@ class _Loader:
         if not isinstance(raw, list):
             self.add(("trunks",), "must be a list of trunks (lines starting with '- ')")
             return []
-        first_line_of: dict[str, int | None] = {}
+        first_index_of: dict[str, int] = {}  # its line only when a duplicate is reported
         trunks: list[TrunkConfig] = []
         for index, item in enumerate(raw):
             prefix: Path_ = ("trunks", index)
@@ -1495,12 +1567,12 @@ class _Loader:
                 continue
             name = item.get("name")
             if isinstance(name, str):
-                if name in first_line_of:
-                    first = first_line_of[name]
+                if name in first_index_of:
+                    first = self._line(("trunks", first_index_of[name], "name"))
                     where = "" if first is None else f"; first defined at line {first}"
                     self.add((*prefix, "name"), f"duplicate trunk name {name!r}{where}")
                 else:
-                    first_line_of[name] = self._line((*prefix, "name"))
+                    first_index_of[name] = index
             trunk = self._trunk(item, prefix, defaults, broken_defaults, timeout_explicit)
             if trunk is not None:
                 trunks.append(trunk)
@@ -1538,7 +1610,7 @@ class _Loader:
             explicit=explicit,
             broken_defaults=broken_defaults,
         )
-        return trunk if isinstance(trunk, TrunkConfig) else None
+        return _shared_fields_set(trunk) if isinstance(trunk, TrunkConfig) else None
 
     def _auth(self, raw: Any, prefix: Path_) -> AuthSettings | None:
         """AuthSettings from YAML's password_env / password_file; never a password in YAML."""
@@ -1601,6 +1673,26 @@ class _Loader:
         except SecretFileError as exc:
             self.add(path, f"password file {shown} {exc}")
             return None
+
+
+# Sets of field names given, one per distinct set: pydantic keeps a new set per model
+# (~0.7 KB for a trunk's eight), so 100,000 trunks written alike share one.
+_FIELDS_SETS: dict[frozenset[str], set[str]] = {}
+MAX_FIELDS_SETS: Final = 1024
+
+
+def _shared_fields_set(model: TrunkConfig) -> TrunkConfig:
+    """The model with its set of given fields replaced by an equal shared one."""
+    given = model.__pydantic_fields_set__
+    key = frozenset(given)
+    shared = _FIELDS_SETS.get(key)
+    if shared is None:
+        if len(_FIELDS_SETS) >= MAX_FIELDS_SETS:
+            return model
+        shared = _FIELDS_SETS[key] = given
+    # Frozen models are never assigned to, so nothing adds to the shared set.
+    object.__setattr__(model, "__pydantic_fields_set__", shared)
+    return model
 
 
 def _position(get: Callable[[Any], Any], key: str | int, fallback: int | None) -> int | None:

@@ -43,6 +43,16 @@ class Scheduled:
     removed: bool = False  # taken off the schedule (a reload): fired no more, results dropped
 
 
+def phase_ns(trunk: str, interval_ns: int) -> int:
+    """A stable offset in [0, interval) per trunk name: keeps one trunk's probes evenly
+    spaced across restarts and spreads thousands of targets over the whole interval.
+
+    Scaled, not taken modulo: a 32-bit hash modulo a 10 s interval (10**10 ns > 2**32)
+    put every phase in the first 4.3 s, and 100,000 trunks then fired in bursts of 23k/s.
+    """
+    return (zlib.crc32(trunk.encode()) * interval_ns) >> 32
+
+
 class Scheduler:
     """Fires probes on time and hands their results to `on_result`."""
 
@@ -87,10 +97,7 @@ class Scheduler:
         self._arm()
 
     def _schedule(self, item: Scheduled, now: int) -> None:
-        # A stable phase per trunk name keeps one trunk's probes evenly spaced across
-        # restarts and reloads, and spreads thousands of targets over the interval.
-        phase = zlib.crc32(item.probe.trunk.encode()) % max(item.interval_ns, 1)
-        item.due_ns = now + phase
+        item.due_ns = now + phase_ns(item.probe.trunk, item.interval_ns)
         item.done = self._make_done(item)
         self._enqueue(item)
 

@@ -8,6 +8,7 @@ source address. No task or coroutine is created per probe on the UDP path.
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
 import socket
 import ssl
@@ -251,6 +252,7 @@ def build_ssl_context(settings: OptionsSettings) -> ssl.SSLContext:
     return ctx
 
 
+@functools.lru_cache(maxsize=4096)  # trunks share their carriers' hosts (100k at start-up)
 def _is_ip(host: str) -> bool:
     try:
         ipaddress.ip_address(host)

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from monitor.scheduler import Scheduler
+from monitor.scheduler import Scheduler, phase_ns
 from probes.probe import ResultCallback
 from probes.result import Outcome, ProbeResult
 
@@ -128,3 +128,16 @@ async def test_a_result_handler_that_raises_does_not_stop_the_loop() -> None:
     assert len(probe.starts) >= 4
     assert scheduler.errors == len(probe.starts)
     assert scheduler.in_flight == 0
+
+
+def test_phases_spread_over_the_whole_interval() -> None:
+    # A 10 s interval is longer than 2**32 ns: every tenth of it must get its share of
+    # 100,000 trunks (a hash modulo the interval left the last 5.7 s empty).
+    interval_ns = 10 * 10**9
+    tenths = [0] * 10
+    for i in range(100_000):
+        phase = phase_ns(f"t{i:06d}", interval_ns)
+        assert 0 <= phase < interval_ns
+        tenths[phase * 10 // interval_ns] += 1
+    assert min(tenths) > 9_000, tenths
+    assert phase_ns("t000001", interval_ns) == phase_ns("t000001", interval_ns)  # stable

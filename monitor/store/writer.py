@@ -23,6 +23,10 @@ WRITE_RETRY_MAX_S: Final = 30.0
 # Sample rows held while the database is unreachable; past this the oldest are dropped
 # (logged): samples are evidence detail, the journal is what must never be lost.
 MAX_PENDING_SAMPLES: Final = 20_000
+# Events per journal transaction. 100,000 trunks learning their first state queue 100,000
+# events within one interval; written as one transaction the insert built hundreds of MB
+# of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
+MAX_BATCH_EVENTS: Final = 2_000
 
 AppendEvents = Callable[[Sequence[Event]], Awaitable[None]]
 InsertSamples = Callable[[Sequence[ProbeSample], Sequence[CallSample]], Awaitable[None]]
@@ -71,7 +75,7 @@ class JournalWriter:
         """Write what is pending; on failure keep it and retry with backoff (loses nothing)."""
         delay = WRITE_RETRY_MIN_S
         while self.pending:
-            batch = list(self.pending)
+            batch = self.pending[:MAX_BATCH_EVENTS]
             try:
                 await self._append(batch)
             except Exception as exc:
@@ -83,6 +87,8 @@ class JournalWriter:
                 delay = min(delay * 2, WRITE_RETRY_MAX_S)
                 continue
             del self.pending[: len(batch)]
+            if self.pending:
+                await asyncio.sleep(0)  # the probe loop's turn between batches
 
     async def flush_samples(self) -> None:
         """One batch; on failure the rows stay queued for the next wake-up."""

@@ -1,0 +1,254 @@
+"""The config loader's fast path (libyaml, no positions) gives exactly what the positioned
+ruamel path gives: the same Config for a good file, the same errors for a bad one, and it
+accepts no YAML that ruamel refuses (issue #13)."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from ruamel.yaml import YAML
+from test_config import CASES, EXAMPLE, Case, _yaml
+
+from monitor import config as config_module
+from monitor import yaml_fast
+from monitor.config import MAX_CONFIG_VALUES, Config, ConfigError, ConfigProblem, load_config
+from monitor.yaml_fast import NotFast, fast_yaml
+
+ENV = {"TW_PASSWORD": "s3cr3t", "TRUNKWATCH_CARRIER_B_PASSWORD": "s3cr3t"}
+
+
+class Spy:
+    """Counts how often the fast reader answered, to prove which path a load took."""
+
+    def __init__(self) -> None:
+        self.fast = 0
+
+    def __call__(self, text: str, max_values: int) -> Any:
+        value = fast_yaml(text, max_values)
+        self.fast += 1
+        return value
+
+
+def _positioned_only(text: str, max_values: int) -> Any:
+    raise NotFast("test: the positioned path only")
+
+
+def _load_both(
+    path: Path, monkeypatch: pytest.MonkeyPatch, env: dict[str, str]
+) -> tuple[Config | list[ConfigProblem], Config | list[ConfigProblem], Spy]:
+    results: list[Config | list[ConfigProblem]] = []
+    spy = Spy()
+    for reader in (spy, _positioned_only):
+        monkeypatch.setattr(config_module, "fast_yaml", reader)
+        try:
+            results.append(load_config(path, env=env))
+        except ConfigError as exc:
+            results.append(exc.problems)
+    return results[0], results[1], spy
+
+
+GOOD = [
+    EXAMPLE.read_text(),
+    _yaml(
+        """
+        agent: noc-1
+        defaults: {interval: 5s, timeout: 4s, alive_codes: "2xx,404"}
+        trunks:
+          - name: a
+            uri: "sip:a.example:5060"
+            carrier: Carrier A
+            interval: 10
+            alive_codes: [200, "400-499", "!408"]
+          - {name: b, uri: "sips:b.example", max_forwards: 0, up_after: 1}
+          - name: "1234"
+            uri: sip:c.example
+            auth: {username: u, password_env: TW_PASSWORD}
+            carrier: >-
+              Carrier
+              C
+        """
+    ),
+]
+
+
+@pytest.mark.parametrize("text", GOOD, ids=["example", "mixed"])
+def test_good_config_same_from_both_paths(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = tmp_path / "trunkwatch.yaml"
+    path.write_text(text)
+    fast, positioned, spy = _load_both(path, monkeypatch, ENV)
+    assert spy.fast == 1  # the fast reader took this file
+    assert isinstance(fast, Config), fast
+    assert fast == positioned
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.id for c in CASES])
+def test_bad_config_same_errors_from_both_paths(
+    case: Case, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name, content in case.files.items():
+        (tmp_path / name).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / name).write_text(content)
+    path = tmp_path / "trunkwatch.yaml"
+    path.write_text(_yaml(case.text))
+    fast, positioned, _ = _load_both(path, monkeypatch, case.env)
+    assert isinstance(positioned, list) and positioned
+    assert fast == positioned
+    assert all(p.line is not None for p in fast)  # the line survived the fast attempt
+
+
+def test_duplicate_trunk_name_found_fast_is_located(tmp_path: Path) -> None:
+    path = tmp_path / "trunkwatch.yaml"
+    path.write_text(
+        "trunks:\n  - {name: a, uri: sip:a.example}\n  - {name: a, uri: sip:b.example}\n"
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    [problem] = caught.value.problems
+    assert (problem.line, problem.field) == (3, "trunks[1].name")
+    assert problem.problem == "duplicate trunk name 'a'; first defined at line 2"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "a: !!str 5\n",  # explicit tags are kept as tagged values by ruamel
+        "%YAML 1.1\n---\na: yes\n",  # a directive changes the schema
+        "a: &x {b: 1}\nc:\n  <<: *x\n",  # merge keys
+        "a: 010\n",  # octal-looking, underscored, hex, timestamps: ruamel types them
+        "a: 1_000\n",
+        "a: 0x1F\n",
+        "a: 2026-01-01\n",
+        "a: .inf\n",
+        "a: 1e3\n",
+        "a: 1\na: 2\n",  # duplicate keys
+        "? [a]\n: 1\n",  # a non-scalar key
+        "{1: a, true: b}\n",  # keys Python would merge
+        "a: [\n",  # a syntax error
+        "--- 1\n--- 2\n",  # two documents
+    ],
+)
+def test_outside_the_fast_subset_goes_positioned(text: str) -> None:
+    with pytest.raises(NotFast):
+        fast_yaml(text, MAX_CONFIG_VALUES)
+
+
+def test_aliases_and_runaway_sizes_are_not_fast() -> None:
+    # ruamel's path counts every use of an alias against MAX_CONFIG_VALUES: left to it.
+    with pytest.raises(NotFast):
+        fast_yaml("a: &a [x, x]\nb: [*a, *a]\n", MAX_CONFIG_VALUES)
+    with pytest.raises(NotFast):
+        fast_yaml("a: [" + "x, " * 60 + "]\n", 50)
+    with pytest.raises(NotFast):
+        fast_yaml("a: " + "[" * 100 + "]" * 100 + "\n", MAX_CONFIG_VALUES)
+    assert fast_yaml("a: [" + "x, " * 40 + "]\n", 50) == {"a": ["x"] * 40}
+
+
+def _ruamel_plain(text: str) -> Any:
+    """What the positioned path's tree becomes after config.py's conversion to plain values."""
+    root = YAML(typ="rt").load(text)
+    loader = config_module._Loader(source="t", root=root, base_dir=Path("/"), env={}, secrets=False)
+    plain = loader._plain(root, ())
+    if loader._problems:
+        raise ValueError(loader._problems)
+    return plain
+
+
+# Plain scalars of every kind the two schemas might disagree on, and some that are text.
+SCALAR_WORDS = [
+    "", "~", "null", "Null", "NULL", "nULL", "true", "True", "TRUE", "tRUE", "false", "no",
+    "yes", "on", "off", "y", "n", "0", "00", "007", "-0", "+1", "12", "-12", "1_0", "0o7",
+    "0x1f", "0b1", "1.5", "-1.5", "+1.50", "1.", ".5", "1e3", "1.5e3", "1:30", ".inf",
+    "-.inf", ".nan", "2026-01-01", "2026-01-01 10:00:00", "<<", "=", "sip:a.example",
+    "5s", "250ms", "2xx,4xx,!408", "a b", "é", "x#y", "1.2.3.4", "[1]",
+]  # fmt: skip
+
+scalar = st.one_of(
+    st.sampled_from(SCALAR_WORDS),
+    st.text(alphabet="0123456789.-+_:eExXoObB ~tfnul", min_size=1, max_size=8),
+)
+style = st.sampled_from(["plain", "single", "double", "tagged"])
+
+
+def _render(value: str, how: str) -> str:
+    if how == "single":
+        return "'" + value.replace("'", "''") + "'"
+    if how == "tagged":
+        return "! " + value  # the non-specific tag: ruamel types the scalar as if plain
+    if how == "double":
+        return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    return value
+
+
+@st.composite
+def documents(draw: st.DrawFn) -> str:
+    """Small YAML texts, block and flow, mixing scalar styles and nesting."""
+    lines = []
+    for index in range(draw(st.integers(1, 4))):
+        key = draw(st.sampled_from(["k", "name", "1", "true", "a b"])) + str(index)
+        kind = draw(st.sampled_from(["scalar", "flow_map", "flow_seq", "block_seq"]))
+        items = draw(st.lists(st.tuples(scalar, style), min_size=1, max_size=3))
+        rendered = [_render(v, s) for v, s in items]
+        if kind == "scalar":
+            lines.append(f"{key}: {rendered[0]}")
+        elif kind == "flow_map":
+            body = ", ".join(f"f{i}: {r}" for i, r in enumerate(rendered))
+            lines.append(f"{key}: {{{body}}}")
+        elif kind == "flow_seq":
+            lines.append(f"{key}: [{', '.join(rendered)}]")
+        else:
+            lines.append(f"{key}:")
+            lines += [f"  - {r}" for r in rendered]
+    return "\n".join(lines) + "\n"
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(documents())
+def test_fast_reader_agrees_with_ruamel(text: str) -> None:
+    try:
+        fast = fast_yaml(text, MAX_CONFIG_VALUES)
+    except NotFast:
+        return  # the positioned path decides
+    # Accepted fast: ruamel must accept it too, with the very same values and types.
+    slow = _ruamel_plain(text)
+    assert fast == slow
+    assert repr(fast) == repr(slow)  # 1 vs 1.0 vs True, and key order
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=60))
+def test_fast_reader_accepts_nothing_ruamel_refuses(text: str) -> None:
+    try:
+        fast = fast_yaml(text, MAX_CONFIG_VALUES)
+    except NotFast:
+        return
+    assert fast == _ruamel_plain(text)
+
+
+def test_implicit_resolver_table_is_ruamels() -> None:
+    from ruamel.yaml.nodes import ScalarNode
+    from ruamel.yaml.resolver import VersionedResolver
+
+    resolver = VersionedResolver()
+    for word in SCALAR_WORDS[1:]:
+        expected = str(resolver.resolve(ScalarNode, word, (True, False)))
+        assert yaml_fast._ruamel_tag(word) == expected, word
+
+
+def test_load_is_fast_enough_for_many_trunks(tmp_path: Path) -> None:
+    # 20,000 trunks (a fifth of the issue's 100,000): the fast path must be taken, and the
+    # result is the positioned path's.
+    lines = ["defaults: {interval: 10}", "trunks:"]
+    lines += [f'  - {{name: t{i:05d}, uri: "sip:127.0.0.1:5060"}}' for i in range(20_000)]
+    path = tmp_path / "trunkwatch.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    cfg = load_config(path)
+    assert len(cfg.trunks) == 20_000
+    assert cfg.trunks[1].alive_codes is cfg.trunks[0].alive_codes  # one shared set
+    assert textwrap.shorten(cfg.trunks[-1].name, 10) == "t19999"
