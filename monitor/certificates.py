@@ -149,8 +149,11 @@ class CertificateWatch:
             self._retargeted.clear()
             for target in list(self.targets):
                 await self.check(target)
+            # asyncio.timeout, not wait_for: 3.11's wait_for, cancelled (at stop) just after
+            # a reload set the event, left its inner wait pending and stop() waited forever.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._retargeted.wait(), self._interval)
+                async with asyncio.timeout(self._interval):
+                    await self._retargeted.wait()
 
     def retarget(self, targets: list[CertTarget]) -> None:
         """A reload's targets: checked now (not an interval later), the others forgotten."""
