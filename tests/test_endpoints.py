@@ -207,7 +207,7 @@ def test_endpoint_failures_while_the_agent_is_suspect_open_nothing() -> None:
     guard = pipeline.vantage
     assert guard is not None
     for trunk in ("sbc1", "sbc2"):
-        guard.failed(trunk, NOW)
+        guard.failed(trunk, NOW, NOW)
     assert guard.suspect
     for _ in range(5):
         assert pipeline.on_result(result("proxy", Outcome.TIMEOUT, NOW), NOW) is None
