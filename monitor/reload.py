@@ -15,10 +15,10 @@ as they were.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from monitor.certificates import targets as certificate_targets
 from monitor.config import Config, ConfigError, TrunkConfig, load_config
@@ -28,17 +28,22 @@ from monitor.log import get_logger
 from monitor.metrics.exporter import TrunkInfo
 from monitor.pipeline import Produced
 from monitor.probe_settings import options_probes, transport_of
+from monitor.scheduler import Scheduled
 
 if TYPE_CHECKING:
     from monitor.app import Monitor
 
 log = get_logger("trunkwatch.reload")
+T = TypeVar("T")
 
 # Whole sections a running agent keeps until it restarts.
 RESTART_SECTIONS: Final = (
     "agent", "site", "store", "http", "scheduler", "vantage", "dns", "cluster", "calls",
     "endpoints",
 )  # fmt: skip
+# Trunks added, removed or changed between two turns of the probe loop: ~1 ms of work.
+SLICE: Final = 500
+OPTIONS: Final = frozenset({"options"})
 # The ticket sinks and their delivery are built once, at start.
 TICKETS_RESTART: Final = ("sinks", "outbox", "language", "timezone")
 # What a trunk's OPTIONS probe is made of: a change means a new probe (same state).
@@ -83,6 +88,18 @@ def trunk_changes(old: Sequence[TrunkConfig], new: Sequence[TrunkConfig]) -> Tru
             retuned.append(trunk)
     removed = tuple(t.name for t in old if t.name not in names)
     return TrunkChanges(tuple(added), removed, tuple(reprobed), tuple(retuned), unchanged)
+
+
+async def _slices(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
+    """`items` a slice at a time, with a turn of the event loop between slices."""
+    for start in range(0, len(items), SLICE):
+        if start:
+            await asyncio.sleep(0)
+        yield items[start : start + SLICE]
+
+
+def trunk_infos(trunks: Sequence[TrunkConfig]) -> list[TrunkInfo]:
+    return [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in trunks]
 
 
 def restart_required(old: Config, new: Config, trunks: Sequence[TrunkConfig]) -> list[str]:
@@ -141,7 +158,8 @@ async def reload_monitor(monitor: Monitor) -> ReloadReport:
 
 
 async def apply(monitor: Monitor, new: Config) -> ReloadReport:
-    """Swap `new` (validated, with its secrets) into the running monitor."""
+    """Swap `new` (validated, with its secrets) into the running monitor, a slice of trunks
+    at a time: the probe loop runs between slices (100,000 trunks must not stall it)."""
     old = monitor.config
     # The running agent's own sections stay; its trunks are the ones it probes.
     kept = {s: getattr(old, s) for s in RESTART_SECTIONS}
@@ -151,35 +169,42 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
     if any(p.startswith("tickets.") for p in pending):
         running = running.model_copy(update={"tickets": old.tickets})
         mine = running.watching()
-    changes = trunk_changes(old.trunks, mine.trunks)
+    changes = await asyncio.to_thread(trunk_changes, old.trunks, mine.trunks)
     pipeline, scheduler, udp = monitor.pipeline, monitor.scheduler, monitor.udp
     assert scheduler is not None and udp is not None
     now = datetime.now(UTC)
-
-    gone = scheduler.remove(set(changes.removed))
-    removed = Produced()
-    for name in changes.removed:
-        out = pipeline.remove_trunk(name, now)
-        removed.events += out.events
-        removed.probe_samples += out.probe_samples
-        removed.logs += out.logs
     resolver = old.dns.resolver()
-    for probe, interval in options_probes(udp, changes.reprobed, resolver):
-        (before,) = scheduler.remove({probe.trunk}, kinds={"options"})
-        gone.append(before)
-        scheduler.add(probe, interval, after=before)
+
+    gone: list[Scheduled] = []
+    removed = Produced()
+    async for names in _slices(changes.removed):
+        gone += scheduler.remove(set(names))
+        for name in names:
+            out = pipeline.remove_trunk(name, now)
+            removed.events += out.events
+            removed.probe_samples += out.probe_samples
+            removed.logs += out.logs
+    async for trunks in _slices(changes.reprobed):
+        before = {
+            i.probe.trunk: i for i in scheduler.remove({t.name for t in trunks}, kinds=OPTIONS)
+        }
+        gone += before.values()
+        for probe, interval in options_probes(udp, trunks, resolver):
+            scheduler.add(probe, interval, after=before[probe.trunk])
     for trunk in (*changes.reprobed, *changes.retuned):
         pipeline.policies[trunk.name] = HealthPolicy(trunk.down_after, trunk.up_after)
-    for trunk in changes.added:
-        pipeline.add_trunk(TrunkHealth(trunk.name), HealthPolicy(trunk.down_after, trunk.up_after))
-    for probe, interval in options_probes(udp, changes.added, resolver):
-        scheduler.add(probe, interval)
+    async for trunks in _slices(changes.added):
+        for trunk in trunks:
+            policy = HealthPolicy(trunk.down_after, trunk.up_after)
+            pipeline.add_trunk(TrunkHealth(trunk.name), policy)
+        for probe, interval in options_probes(udp, trunks, resolver):
+            scheduler.add(probe, interval)
     if changes.any:
         carriers = {t.name: t.carrier for t in mine.trunks}
         pipeline.set_vantage(mine.vantage.guard(mine.agent, carriers))
     if monitor.exporter is not None:
         src = monitor.exporter.src  # new lists: a sliced snapshot may be reading the old ones
-        src.trunks = [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in mine.trunks]
+        src.trunks = await asyncio.to_thread(trunk_infos, mine.trunks)
         src.stats = list(pipeline.stats.values())
 
     monitor.tickets.follow(running)

@@ -132,7 +132,7 @@ async def test_migrations_create_the_schema(store: Store) -> None:
     }  # fmt: skip
     assert schema["columns"]["outages"] == {
         "id", "trunk", "kind", "first_failure_at", "confirmed_at", "restored_at",
-        "closed_at", "first_outcome", "detail", "agent",
+        "closed_at", "first_outcome", "detail", "agent", "end_cause",
     }  # fmt: skip
     assert schema["columns"]["monitor_gaps"] == {"id", "agent", "start_at", "end_at", "reason"}
     assert schema["columns"]["heartbeats"] == {"agent", "last_seen_at", "site"}
