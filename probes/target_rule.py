@@ -6,13 +6,29 @@ over would see it. `all`: every target must answer, so a dead secondary SBC open
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Sequence
 from typing import Literal
 
+from probes.dns.rfc3263 import Destination
 from probes.result import NOT_THE_TRUNKS_FAULT, Outcome, ProbeResult
 
 TargetRule = Literal["any", "all"]
 TARGET_RULES: tuple[TargetRule, ...] = ("any", "all")
+
+
+def locates_targets(uri: str) -> bool:
+    """Whether RFC 3263 may give `uri` several targets: a host name without a port (§4.2:
+    an IP address or an explicit port names one server, probed as it is today)."""
+    try:
+        destination = Destination.from_uri(uri)
+    except ValueError:
+        return False
+    try:
+        ipaddress.ip_address(destination.host)
+    except ValueError:
+        return destination.port is None
+    return False
 
 
 def aggregate(
