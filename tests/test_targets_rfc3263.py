@@ -7,18 +7,20 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from dns_peer import host, naptr, running_dnsmasq, srv
 from peers import Kamailio, free_port
 from test_monitor_e2e import scrape, wait_for
 
 from monitor.app import Monitor
-from monitor.config import config_from_text
+from monitor.config import ConfigError, config_from_text
 from monitor.health import TrunkState
 from probes.dns.resolver import ResolverSettings
+from probes.dns.rfc3263 import Target
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import run_once
 from probes.result import Outcome
-from probes.targets import TargetsProbe
+from probes.targets import TargetsProbe, target_labels
 
 Z = "carrier.test"
 
@@ -174,3 +176,51 @@ async def test_nxdomain_is_the_trunks_dns_outcome(tmp_path: Path) -> None:
     assert result.outcome is Outcome.DNS
     assert result.detail is not None and "nxdomain" in result.detail
     assert probe.states() == []
+
+
+def test_target_labels_add_the_address_only_where_a_host_has_several() -> None:
+    targets = [
+        Target("sbc1.carrier.test", 5060, "udp", "192.0.2.1", "ipv4", 60),
+        Target("sbc1.carrier.test", 5060, "udp", "2001:db8::1", "ipv6", 60),
+        Target("sbc2.carrier.test", 5061, "tls", "192.0.2.2", "ipv4", 60),
+    ]
+    assert target_labels(targets) == [
+        "sbc1.carrier.test:5060/udp@192.0.2.1",
+        "sbc1.carrier.test:5060/udp@2001:db8::1",
+        "sbc2.carrier.test:5061/tls",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("dns", "trunk", "problem"),
+    [
+        ("{}", '{name: a, uri: "sip:carrier.test", targets: all}', "needs dns: rfc3263: true"),
+        (
+            "{rfc3263: true}",
+            '{name: a, uri: "sip:192.0.2.1", targets: all}',
+            "applies to a URI with a host name and no port",
+        ),
+        (
+            "{rfc3263: true}",
+            '{name: a, uri: "sip:carrier.test:5070", targets: any}',
+            "applies to a URI with a host name and no port",
+        ),
+        ("{rfc3263: true}", '{name: a, uri: "sip:carrier.test", targets: most}', "'any' or 'all'"),
+    ],
+)
+def test_a_trunks_own_targets_rule_where_it_cannot_apply_is_a_config_error(
+    dns: str, trunk: str, problem: str
+) -> None:
+    with pytest.raises(ConfigError) as err:
+        config_from_text(f"dns: {dns}\ntrunks:\n  - {trunk}\n")
+    assert "trunks[0].targets" in str(err.value) and problem in str(err.value)
+
+
+def test_the_default_targets_rule_applies_only_where_it_fits() -> None:
+    cfg = config_from_text(
+        "dns: {rfc3263: true, max_targets: 4}\ndefaults: {targets: all}\ntrunks:\n"
+        '  - {name: a, uri: "sip:carrier.test"}\n  - {name: b, uri: "sip:192.0.2.1:5060"}\n'
+    )
+    assert [t.targets for t in cfg.trunks] == ["all", "all"]
+    resolver = cfg.dns.resolver()
+    assert resolver is not None and resolver.max_targets == 4

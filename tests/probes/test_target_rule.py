@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from probes.result import Outcome, ProbeResult
-from probes.target_rule import aggregate
+from probes.target_rule import aggregate, locates_targets
 
 A, B, C = "sbc1.carrier.test:5060/udp", "sbc2.carrier.test:5060/udp", "sbc1.carrier.test:5060/tcp"
 
@@ -75,3 +75,19 @@ def test_a_crashed_target_neither_passes_nor_fails_the_trunk(rule: str) -> None:
 
 def test_no_targets_is_a_dns_outcome() -> None:
     assert run("any").outcome is Outcome.DNS
+
+
+@pytest.mark.parametrize(
+    ("uri", "located"),
+    [
+        ("sip:carrier.test", True),
+        ("sips:carrier.test", True),
+        ("sip:carrier.test;transport=tcp", True),
+        ("sip:carrier.test:5060", False),  # RFC 3263 §4.2: a port names one server
+        ("sip:192.0.2.1", False),
+        ("sip:[2001:db8::1]", False),
+        ("sip:carrier.test;transport=sctp", False),  # not a transport this client uses
+    ],
+)
+def test_which_uris_rfc3263_may_give_several_targets(uri: str, located: bool) -> None:
+    assert locates_targets(uri) is located
