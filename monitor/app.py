@@ -23,7 +23,7 @@ from monitor.metrics.exporter import Exporter, ExportSources, TrunkInfo, loop_na
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
 from monitor.pipeline import Pipeline, Produced
-from monitor.probe_settings import options_probes, start_call_probes, transport_of
+from monitor.probe_settings import options_probes, start_call_probes, target_metrics, transport_of
 from monitor.registrations import Registrations
 from monitor.reload import ReloadReport, reload_monitor
 from monitor.scheduler import Scheduler
@@ -231,6 +231,7 @@ class Monitor:
     def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
         cfg = self.config
         sections = [self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render]
+        sections.append(target_metrics(self.scheduler))  # RFC 3263 trunks' targets
         sources = ExportSources(
             agent=cfg.agent,
             loop_name=loop_name(),

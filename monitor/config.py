@@ -50,13 +50,14 @@ from monitor.tickets.config import TicketsSettings
 from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
 from monitor.yaml_fast import NotFast, fast_yaml
-from probes.dns.resolver import ResolverSettings
+from probes.dns.resolver import DEFAULT_MAX_TARGETS, ResolverSettings
 from probes.hostport import split_host_port
 from probes.http_status import check_path
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile
 from probes.result import ProbeResult
 from probes.sip.errors import SipParseError
 from probes.sip.uri import SipUri
+from probes.target_rule import TargetRule, locates_targets
 
 # --- limits and defaults, each with its reason -------------------------------------------
 
@@ -123,6 +124,8 @@ _CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 MAX_QUORUM: Final = 1000  # agents; more is a typo
+# Targets probed per RFC 3263 trunk: each is a probe per round and a metric series.
+MAX_MAX_TARGETS: Final = 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -382,6 +385,8 @@ class DnsSettings(BaseModel):
     nameserver: str | None = None
     port: int = Field(default=53, ge=1, le=65535)
     timeout: Seconds = 2.0
+    # Targets probed per trunk located by RFC 3263 (trunks[].targets); the rest are counted.
+    max_targets: int = Field(default=DEFAULT_MAX_TARGETS, ge=1, le=MAX_MAX_TARGETS)
 
     @field_validator("nameserver")
     @classmethod
@@ -391,7 +396,12 @@ class DnsSettings(BaseModel):
     def resolver(self) -> ResolverSettings | None:
         if not self.rfc3263:
             return None
-        return ResolverSettings(nameserver=self.nameserver, port=self.port, timeout=self.timeout)
+        return ResolverSettings(
+            nameserver=self.nameserver,
+            port=self.port,
+            timeout=self.timeout,
+            max_targets=self.max_targets,
+        )
 
 
 NO_TLS: Final = TlsSettings()
@@ -676,6 +686,9 @@ class TrunkConfig(BaseModel):
     # One shared default (frozen, so safe to share): not one TlsSettings per trunk.
     tls: TlsSettings = Field(default_factory=lambda: NO_TLS)
     call: CallProbeConfig | None = None
+    # RFC 3263 trunks (dns.rfc3263, a host name without a port): up while `any` located
+    # target answers, or only while `all` do (probes/targets.py).
+    targets: TargetRule = "any"
 
     @model_validator(mode="after")
     def _register_needs_credentials(self) -> TrunkConfig:
@@ -710,6 +723,7 @@ class Defaults(BaseModel):
     up_after: int = Field(default=DEFAULT_UP_AFTER, ge=1)
     alive_codes: AliveCodes = parse_alive_codes(DEFAULT_ALIVE_CODES)
     quorum: int | None = Field(default=None, ge=1, le=MAX_QUORUM)
+    targets: TargetRule = "any"  # used by the RFC 3263 trunks only; the others ignore it
 
     @model_validator(mode="before")
     @classmethod
@@ -1043,7 +1057,9 @@ _TOP_LEVEL_KEYS: Final = (
     "tickets",
     "sla",
 )
-_INHERITED: Final = ("interval", "timeout", "down_after", "up_after", "alive_codes", "quorum")
+_INHERITED: Final = (
+    "interval", "timeout", "down_after", "up_after", "alive_codes", "quorum", "targets",
+)  # fmt: skip
 _AUTH_KEYS: Final = ("username", "password_env", "password_file", "realm")
 _PASSWORD_IN_FILE: Final = (
     "passwords are not written in the config file: use password_env: VARIABLE "
@@ -1369,6 +1385,9 @@ class _Loader:
             built["defaults"] = defaults
 
         trunks = self._trunks(plain.get("trunks"), defaults, broken, timeout_explicit)
+        dns = built.get("dns")
+        if isinstance(dns, DnsSettings):
+            self._check_targets(plain.get("trunks"), dns)
         calls = built.get("calls")
         if isinstance(calls, CallsSettings):
             self._check_calls(calls, trunks)
@@ -1388,6 +1407,24 @@ class _Loader:
             source=self.source,
             secrets_read=self.secrets,
         )
+
+    def _check_targets(self, raw: Any, dns: DnsSettings) -> None:
+        """A trunk's own `targets:` where RFC 3263 gives it one server at most is a mistake
+        (in `defaults:` it only applies to the trunks it fits)."""
+        for index, item in enumerate(raw if isinstance(raw, list) else ()):
+            if not isinstance(item, dict) or "targets" not in item:
+                continue
+            uri = item.get("uri")
+            if not dns.rfc3263:
+                problem = "targets needs dns: rfc3263: true (RFC 3263 server location)"
+            elif isinstance(uri, str) and not locates_targets(uri):
+                problem = (
+                    "targets applies to a URI with a host name and no port "
+                    "(an address or a port names one server)"
+                )
+            else:
+                continue
+            self.add(("trunks", index, "targets"), problem)
 
     def _endpoints(
         self, raw: Any, trunks: Sequence[TrunkConfig], certificates: Any

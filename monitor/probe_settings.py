@@ -8,9 +8,12 @@ from typing import TYPE_CHECKING
 
 from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
+from monitor.metrics.targets import target_metrics
 from probes.dns.resolver import ResolverSettings
 from probes.options import OptionsSettings, SharedUdp
 from probes.probe import Probe
+from probes.target_rule import locates_targets
+from probes.targets import TargetsProbe
 
 if TYPE_CHECKING:
     from probes.call import CallSettings
@@ -23,6 +26,7 @@ __all__ = [
     "options_probes",
     "options_settings",
     "start_call_probes",
+    "target_metrics",
     "transport_of",
 ]
 
@@ -53,8 +57,18 @@ def call_settings(trunk: TrunkConfig, calls: CallsSettings) -> CallSettings:
 def options_probes(
     udp: SharedUdp, trunks: Iterable[TrunkConfig], dns: ResolverSettings | None
 ) -> list[tuple[Probe, float]]:
-    """Each trunk's OPTIONS probe on the shared socket, with its interval."""
-    return [(udp.probe(options_settings(t, dns)), t.interval) for t in trunks]
+    """Each trunk's OPTIONS probe on the shared socket, with its interval: a probe of every
+    located target for an RFC 3263 trunk (probes/targets.py), today's probe for the rest."""
+    return [(_options_probe(udp, t, dns), t.interval) for t in trunks]
+
+
+def _options_probe(udp: SharedUdp, trunk: TrunkConfig, dns: ResolverSettings | None) -> Probe:
+    settings = options_settings(trunk, dns)
+    if dns is None or not locates_targets(trunk.uri):
+        return udp.probe(settings)
+    return TargetsProbe(
+        settings, trunk.targets, udp=udp.v4, udp_v6=udp.v6, malformed=udp.v4.malformed
+    )
 
 
 def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) -> OptionsSettings:

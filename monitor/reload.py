@@ -49,7 +49,7 @@ TICKETS_RESTART: Final = ("sinks", "outbox", "language", "timezone")
 # What a trunk's OPTIONS probe is made of: a change means a new probe (same state).
 PROBE_FIELDS: Final = (
     "uri", "interval", "timeout", "alive_codes", "from_uri", "user_agent", "max_forwards",
-    "auth", "tls",
+    "auth", "tls", "targets",
 )  # fmt: skip
 
 

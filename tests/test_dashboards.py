@@ -42,6 +42,7 @@ from monitor.config import config_from_text
 from monitor.health import TrunkHealth
 from monitor.metrics import calls as call_metrics
 from monitor.metrics import sla as sla_metrics
+from monitor.metrics import targets
 from monitor.metrics import tickets as ticket_metrics
 from monitor.metrics.exporter import ExportSources, TrunkInfo, TrunkwatchCollector
 from monitor.metrics.exposition import Family, Kind
@@ -83,6 +84,7 @@ STAND_IN_METRICS = frozenset(
         "trunkwatch_tcp_connect_seconds",
         "trunkwatch_icmp_rtt_seconds",
         "trunkwatch_icmp_loss_ratio",
+        "trunkwatch_target_up",
     }
 )
 # Label values of existing metrics that come later: the DEGRADED state (issue 3).
@@ -141,6 +143,9 @@ trunkwatch_tcp_connect_seconds{endpoint="uc-proxy"} 0.004
 trunkwatch_icmp_rtt_seconds{endpoint="vpn-mx"} 0.018
 # TYPE trunkwatch_icmp_loss_ratio gauge
 trunkwatch_icmp_loss_ratio{endpoint="vpn-mx"} 0.2
+# TYPE trunkwatch_target_up gauge
+trunkwatch_target_up{trunk="lab-degraded",target="sbc1.lab.example:5060/udp"} 1
+trunkwatch_target_up{trunk="lab-degraded",target="sbc2.lab.example:5060/udp"} 0
 """
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -295,7 +300,7 @@ def exported_names() -> set[str]:
 def section_names() -> set[str]:
     """Sample names of every family the call, ticket and SLA sections can write."""
     names: set[str] = set()
-    for module in (call_metrics, ticket_metrics, sla_metrics, certificates, endpoints):
+    for module in (call_metrics, ticket_metrics, sla_metrics, certificates, endpoints, targets):
         for fam in vars(module).values():
             if not isinstance(fam, Family):
                 continue

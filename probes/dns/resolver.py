@@ -35,6 +35,9 @@ from probes.dns.srv_order import RandInt
 
 DEFAULT_DNS_PORT = 53
 DEFAULT_TIMEOUT_S = 5.0
+# Targets probed per trunk (probes/targets.py): each is a metric series and a probe per round,
+# and a carrier's SRV set is a handful of SBCs; more than this is a mistake or an attack.
+DEFAULT_MAX_TARGETS = 16
 
 
 class DnsFailure(Exception):
@@ -54,8 +57,11 @@ class ResolverSettings:
     port: int = DEFAULT_DNS_PORT
     timeout: float = DEFAULT_TIMEOUT_S
     families: tuple[Family, ...] = DEFAULT_FAMILIES
+    max_targets: int = DEFAULT_MAX_TARGETS  # probed per trunk; the rest are counted, not probed
 
     def __post_init__(self) -> None:
+        if self.max_targets < 1:
+            raise ValueError("max_targets must be at least 1")
         if not self.timeout > 0:
             raise ValueError("timeout must be positive")
         if not 0 < self.port < 65536:
