@@ -55,7 +55,7 @@ def read_reply(data: bytes) -> Reply | None:
         return None  # the full parser then measures every line
     lines = text.split("\r\n")
     # A CR or LF anywhere but in the CRLFs (the full parser's same one-pass count).
-    if len(head) - len(head.translate(None, b"\r\n")) != 2 * (len(lines) - 1):
+    if head.count(b"\r") + head.count(b"\n") != 2 * (len(lines) - 1):
         return None
     if len(lines) - 1 > MAX_HEADERS:
         return None
