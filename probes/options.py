@@ -278,6 +278,23 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # trunks of one carrier often share its URI
+def _parse_uri(text: str) -> tuple[SipUri, str]:
+    """The trunk's URI (immutable, so shared) and its Request-URI: without URI headers
+    (RFC 3261 §19.1.5)."""
+    uri = SipUri.parse(text)
+    request_uri = SipUri(
+        scheme=uri.scheme,
+        user=uri.user,
+        password=None,
+        host=uri.host,
+        port=uri.port,
+        params=uri.params,
+        headers=(),
+    )
+    return uri, str(request_uri)
+
+
 class OptionsProbe:
     """Sends OPTIONS to one trunk; at most one probe in flight (timeout < interval)."""
 
@@ -335,22 +352,10 @@ class OptionsProbe:
         self._wall = clock.wall_ns
         self.settings = settings
         self.trunk = settings.trunk
-        self.uri = SipUri.parse(settings.uri)
+        self.uri, self.request_uri = _parse_uri(settings.uri)
         self.transport_name = self.uri.transport
         if self.transport_name not in ("udp", "tcp", "tls"):
             raise ValueError(f"unsupported transport {self.transport_name!r} in {settings.uri}")
-        # The Request-URI is the trunk's URI without URI headers (RFC 3261 §19.1.5).
-        self.request_uri = str(
-            SipUri(
-                scheme=self.uri.scheme,
-                user=self.uri.user,
-                password=None,
-                host=self.uri.host,
-                port=self.uri.port,
-                params=self.uri.params,
-                headers=(),
-            )
-        )
         self.udp = udp
         self.udp_v6 = udp_v6
         self.malformed = malformed if malformed is not None else MalformedCounter()
