@@ -18,7 +18,6 @@ from pathlib import Path
 from typing import cast
 
 from probes.clock import SYSTEM_CLOCK, Clock
-from probes.deadlines import Deadlines
 from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
@@ -113,8 +112,6 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.malformed = malformed
         self.local: Address = ("0.0.0.0", 0)
         self.connected = False
-        # The transaction timers of the probes on this socket (system clock only).
-        self.deadlines: Deadlines | None = None
 
     @classmethod
     async def open(
@@ -146,7 +143,6 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
-        self.deadlines = Deadlines(asyncio.get_running_loop())
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         peer: Address = (str(addr[0]), int(addr[1]))
@@ -195,8 +191,6 @@ class UdpSipTransport(asyncio.DatagramProtocol):
             self.transport.sendto(data, addr)
 
     def close(self) -> None:
-        if self.deadlines is not None:
-            self.deadlines.close()
         if self.transport is not None:
             self.transport.close()
 
@@ -316,7 +310,6 @@ class OptionsProbe:
         "_started_ns",
         "_template",
         "_timer",
-        "_timer_token",
         "_txn",
         "_wall",
         "addr",
@@ -375,9 +368,6 @@ class OptionsProbe:
         self._cseq = 0
         self._txn: NonInviteClientTransaction | None = None
         self._timer: asyncio.TimerHandle | None = None
-        # The shared UDP socket's deadlines serve the system clock; a test's fake clock
-        # (and TCP/TLS) takes a loop timer of its own. The token cancels a deadline.
-        self._timer_token = 0 if clock is SYSTEM_CLOCK else -1
         self._on_done: ResultCallback | None = None
         self._started_ns = 0
         self.sent_ns = 0
@@ -654,19 +644,8 @@ class OptionsProbe:
         deadline = self._txn.next_deadline_ns()
         if deadline is None:
             return
-        if self._timer_token >= 0 and self.transport_name == "udp":
-            udp = self._udp_of_family()
-            if udp is not None and udp.deadlines is not None:
-                self._timer_token += 1
-                udp.deadlines.add(deadline, self, self._timer_token)
-                return
         delay = max(0.0, (deadline - self._mono()) / 1e9)
         self._timer = self.loop.call_later(delay, self._on_timer)
-
-    def on_deadline(self, token: int) -> None:
-        """The shared deadline armed with `token` passed; a stale one (answered) is ignored."""
-        if token == self._timer_token:
-            self._on_timer()
 
     def _on_timer(self) -> None:
         try:
@@ -817,8 +796,6 @@ class OptionsProbe:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._timer_token >= 0:
-            self._timer_token += 1  # the shared deadline, if any, goes stale
         udp, addr = self._udp_of_family(), self.addr
         if udp is not None and addr is not None and udp.by_addr.get(addr) is self:
             del udp.by_addr[addr]
