@@ -26,6 +26,7 @@ from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
 from probes.sip.ids import new_branch_and_call_id_word, new_call_id, new_tag
 from probes.sip.message import SipResponse, parse_message, transaction_key
+from probes.sip.reply import read_reply
 from probes.sip.transaction import NonInviteClientTransaction
 from probes.sip.uri import SipUri, default_port
 from probes.untrusted import truncate_untrusted
@@ -145,6 +146,16 @@ class UdpSipTransport(asyncio.DatagramProtocol):
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         peer: Address = (str(addr[0]), int(addr[1]))
+        # The usual reply takes the lazy read (probes/sip/reply.py); anything else, the
+        # full parser, which also names the problem of a malformed packet.
+        reply = read_reply(data)
+        if reply is not None:
+            probe = self.by_branch.get(reply.branch)
+            if probe is None:
+                self._bad("mismatch", data, peer)
+                return
+            probe.on_reply(reply.status, reply.reason, reply.key, peer, data)
+            return
         try:
             msg = parse_message(data)
         except SipParseError:
@@ -261,6 +272,23 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+@functools.lru_cache(maxsize=4096)  # trunks of one carrier often share its URI
+def _parse_uri(text: str) -> tuple[SipUri, str]:
+    """The trunk's URI (immutable, so shared) and its Request-URI: without URI headers
+    (RFC 3261 §19.1.5)."""
+    uri = SipUri.parse(text)
+    request_uri = SipUri(
+        scheme=uri.scheme,
+        user=uri.user,
+        password=None,
+        host=uri.host,
+        port=uri.port,
+        params=uri.params,
+        headers=(),
+    )
+    return uri, str(request_uri)
+
+
 class OptionsProbe:
     """Sends OPTIONS to one trunk; at most one probe in flight (timeout < interval)."""
 
@@ -271,6 +299,7 @@ class OptionsProbe:
         "_bad",
         "_cseq",
         "_dns_ttl_ns",
+        "_last_response",
         "_local_host",
         "_mono",
         "_on_done",
@@ -289,7 +318,6 @@ class OptionsProbe:
         "conn",
         "from_tag",
         "last_request",
-        "last_response",
         "loop",
         "malformed",
         "request_uri",
@@ -317,22 +345,10 @@ class OptionsProbe:
         self._wall = clock.wall_ns
         self.settings = settings
         self.trunk = settings.trunk
-        self.uri = SipUri.parse(settings.uri)
+        self.uri, self.request_uri = _parse_uri(settings.uri)
         self.transport_name = self.uri.transport
         if self.transport_name not in ("udp", "tcp", "tls"):
             raise ValueError(f"unsupported transport {self.transport_name!r} in {settings.uri}")
-        # The Request-URI is the trunk's URI without URI headers (RFC 3261 §19.1.5).
-        self.request_uri = str(
-            SipUri(
-                scheme=self.uri.scheme,
-                user=self.uri.user,
-                password=None,
-                host=self.uri.host,
-                port=self.uri.port,
-                params=self.uri.params,
-                headers=(),
-            )
-        )
         self.udp = udp
         self.udp_v6 = udp_v6
         self.malformed = malformed if malformed is not None else MalformedCounter()
@@ -360,7 +376,8 @@ class OptionsProbe:
         self._auth_header: str | None = None
         # Kept for the one-shot CLI's verbose print; references, no copies.
         self.last_request = b""
-        self.last_response: SipResponse | None = None
+        # The raw reply until someone asks for it parsed (the hot path never does).
+        self._last_response: SipResponse | bytes | None = None
         if _is_ip(self.uri.host):
             # An address literal needs no resolver (and no executor thread per trunk).
             port = self.uri.port or default_port(self.transport_name)
@@ -665,12 +682,27 @@ class OptionsProbe:
         self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
     ) -> None:
         try:
-            self._on_response(msg, key, peer, raw)
+            self._on_response(msg.status, msg.reason, key, peer, raw, msg)
+        except Exception as exc:
+            self.crashed(exc)
+
+    def on_reply(
+        self, status: int, reason: str, key: tuple[str, str, str], peer: Address, raw: bytes
+    ) -> None:
+        """A reply read lazily (probes/sip/reply.py): parsed in full only if it is needed."""
+        try:
+            self._on_response(status, reason, key, peer, raw, None)
         except Exception as exc:
             self.crashed(exc)
 
     def _on_response(
-        self, msg: SipResponse, key: tuple[str, str, str], peer: Address, raw: bytes
+        self,
+        status: int,
+        reason: str,
+        key: tuple[str, str, str],
+        peer: Address,
+        raw: bytes,
+        msg: SipResponse | None,
     ) -> None:
         now = self._mono()
         if self._txn is None or key[0] != self.branch:
@@ -683,22 +715,34 @@ class OptionsProbe:
             self.malformed.report("mismatch", raw, peer)
             self._bad = Outcome.MISMATCH
             return
-        self.last_response = msg
-        final = self._txn.on_response(msg.status, now)
+        self._last_response = msg if msg is not None else raw
+        final = self._txn.on_response(status, now)
         if not final:
             return
         rtt = now - self.sent_ns
-        status = msg.status
         if status in (401, 407) and self.settings.username and self._auth_header is None:
-            if self._try_authenticate(msg):
+            # The lazy read accepts only what the full parser accepts: this cannot raise.
+            if self._try_authenticate(msg if msg is not None else _parse_response(raw)):
                 return
-            self._finish(Outcome.AUTH, status=msg, rtt_ns=rtt, detail="unusable challenge")
+            self._finish(
+                Outcome.AUTH, status=status, reason=reason, rtt_ns=rtt, detail="unusable challenge"
+            )
             return
         if status in (401, 407) and self._auth_header is not None:
-            self._finish(Outcome.AUTH, status=msg, rtt_ns=rtt, detail="credentials refused")
+            self._finish(
+                Outcome.AUTH, status=status, reason=reason, rtt_ns=rtt, detail="credentials refused"
+            )
             return
         outcome = Outcome.OK if status in self.settings.alive_codes else Outcome.SIP_ERROR
-        self._finish(outcome, status=msg, rtt_ns=rtt)
+        self._finish(outcome, status=status, reason=reason, rtt_ns=rtt)
+
+    @property
+    def last_response(self) -> SipResponse | None:
+        """The last answer to our own request, parsed when asked (the CLI's verbose print)."""
+        last = self._last_response
+        if isinstance(last, bytes):
+            last = self._last_response = _parse_response(last)
+        return last
 
     def _try_authenticate(self, msg: SipResponse) -> bool:
         name = "WWW-Authenticate" if msg.status == 401 else "Proxy-Authenticate"
@@ -766,7 +810,8 @@ class OptionsProbe:
         self,
         outcome: Outcome,
         *,
-        status: SipResponse | None = None,
+        status: int | None = None,
+        reason: str = "",
         rtt_ns: int | None = None,
         detail: str | None = None,
     ) -> ProbeResult:
@@ -777,8 +822,8 @@ class OptionsProbe:
             sent_wall_ns=self.sent_wall_ns,
             rtt_ns=rtt_ns,
             duration_ns=self._mono() - self._started_ns,
-            status_code=status.status if status is not None else None,
-            reason=self._reason(status.reason) if status is not None else None,
+            status_code=status,
+            reason=self._reason(reason) if status is not None else None,
             detail=detail,
         )
 
@@ -794,7 +839,8 @@ class OptionsProbe:
         self,
         outcome: Outcome,
         *,
-        status: SipResponse | None = None,
+        status: int | None = None,
+        reason: str = "",
         rtt_ns: int | None = None,
         detail: str | None = None,
     ) -> None:
@@ -802,7 +848,16 @@ class OptionsProbe:
         on_done = self._on_done
         self._on_done = None
         if on_done is not None:
-            on_done(self._result(outcome, status=status, rtt_ns=rtt_ns, detail=detail))
+            on_done(
+                self._result(outcome, status=status, reason=reason, rtt_ns=rtt_ns, detail=detail)
+            )
+
+
+def _parse_response(raw: bytes) -> SipResponse:
+    """A reply the lazy read accepted, in full (a request never gets that far)."""
+    msg = parse_message(raw)
+    assert isinstance(msg, SipResponse)
+    return msg
 
 
 _local_addresses: dict[str, str | None] = {}

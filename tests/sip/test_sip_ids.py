@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import os
 import re
 
 import pytest
 
 from probes.sip.grammar import is_token
-from probes.sip.ids import new_branch, new_call_id, new_tag
+from probes.sip.ids import (
+    POOL_REQUESTS,
+    new_branch,
+    new_branch_and_call_id_word,
+    new_call_id,
+    new_tag,
+)
 from probes.sip.message import parse_message
 
 
@@ -54,3 +61,27 @@ def test_generated_ids_parse_in_a_message() -> None:
         "Content-Length: 0\r\n\r\n"
     ).encode()
     assert parse_message(data).headers.get("CSeq") == "1 OPTIONS"
+
+
+def test_pooled_request_ids_never_repeat_across_refills() -> None:
+    pairs = [new_branch_and_call_id_word() for _ in range(3 * POOL_REQUESTS + 7)]
+    words = [w for pair in pairs for w in pair]
+    assert len(set(words)) == len(words)
+    assert all(is_token(b) and b.startswith("z9hG4bK") and len(w) == 24 for b, w in pairs)
+    for position in range(16):  # random, not a counter, in every character of the word
+        assert len({w[position] for _, w in pairs}) == 16  # all hex digits occur
+
+
+def test_a_forked_child_does_not_reuse_the_parents_pooled_ids() -> None:
+    new_branch_and_call_id_word()  # the pool holds bytes the parent will hand out next
+    read, write = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child
+        os.write(write, new_branch_and_call_id_word()[1].encode())
+        os._exit(0)
+    os.close(write)
+    child = os.read(read, 100).decode()
+    os.close(read)
+    os.waitpid(pid, 0)
+    assert len(child) == 24
+    assert child != new_branch_and_call_id_word()[1]
