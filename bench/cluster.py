@@ -106,7 +106,9 @@ async def failover(url: str, trials: int) -> list[float]:
     return out
 
 
-async def write_load(url: str, n: int, port: int, seconds: float, work: Path) -> dict[str, Any]:
+async def write_load(
+    url: str, n: int, port: int, seconds: float, interval: float, work: Path
+) -> dict[str, Any]:
     async def count(what: str) -> float:
         sql = {
             "rows": "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) "
@@ -136,7 +138,7 @@ async def write_load(url: str, n: int, port: int, seconds: float, work: Path) ->
         }
 
     store = f'store: {{url: "{url}"}}\ncluster: {{enabled: true}}'
-    return await run_loop(n, port, seconds, 1.0, work, store=store, during=during)
+    return await run_loop(n, port, seconds, interval, work, store=store, during=during)
 
 
 def main() -> None:
@@ -145,6 +147,7 @@ def main() -> None:
     )
     parser.add_argument("--trunks", type=int, default=10_000)
     parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--interval", type=float, default=1.0, help="each trunk's (s)")
     parser.add_argument("--failovers", type=int, default=3)
     parser.add_argument("--outages", type=int, default=20)
     args = parser.parse_args()
@@ -169,17 +172,19 @@ def main() -> None:
                 gc.collect()
                 if label == "postgresql":
                     r = asyncio.run(
-                        write_load(pg.new_database(), args.trunks, port, args.seconds, work)
+                        write_load(
+                            pg.new_database(), args.trunks, port, args.seconds, args.interval, work
+                        )
                     )
                     load = r["during"]
                     extra = (
                         f"rows/s={load['rows_per_s']:.1f} commits/s={load['commits_per_s']:.1f} "
                     )
                 else:
-                    r = asyncio.run(run_loop(args.trunks, port, args.seconds, 1.0, work))
+                    r = asyncio.run(run_loop(args.trunks, port, args.seconds, args.interval, work))
                     extra = ""
                 print(
-                    f"{label}: trunks={args.trunks} interval=1s {extra}"
+                    f"{label}: trunks={args.trunks} interval={args.interval:g}s {extra}"
                     f"lag p50={r['lag_p50_ms']:.2f}ms p99={r['lag_p99_ms']:.2f}ms "
                     f"cpu={r['cpu_pct']:.1f}% skipped={r['skipped']} outcomes={r['outcomes']}"
                 )

@@ -421,6 +421,7 @@ async def test_expired_certificate_outage_is_proposed_for_exclusion(tmp_path: Pa
     from tls_pki import NOW as PKI_NOW
 
     from monitor.sla.reports import make_report
+    from monitor.sla.reports.html import render_html
     from monitor.sla.reports.tabular import report_dict
 
     pki = make_pki(tmp_path / "pki")
@@ -473,3 +474,6 @@ sla:
     assert report_dict(report)["proposed_exclusions"][0]["probable_cause"] == (
         "customer_certificate"
     )
+    html = render_html(report).decode()  # the PDF is rendered from it
+    assert "<h2>Proposed exclusions</h2>" in html
+    assert "<td>proxy</td><td>customer_certificate</td><td>customer_equipment</td>" in html

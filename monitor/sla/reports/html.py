@@ -240,6 +240,17 @@ def _detail(r: Report) -> str:
         parts.append("</table>")
     else:
         parts.append(f"<p>{_e(t('none_recorded', lang))}</p>")
+    if r.proposals:  # never applied: shown so the operator can confirm or leave them
+        parts.append(f"<h2>{_e(t('proposed_exclusions', lang))}</h2><table class='grid'><tr>")
+        for h in ("trunk", "probable_cause", "exclusion", "detail"):
+            parts.append(f"<th>{_e(t(h, lang))}</th>")
+        parts.append("</tr>")
+        for p in r.proposals:
+            parts.append(
+                f"<tr><td>{_e(p.trunk)}</td><td>{_e(p.cause)}</td><td>{_e(p.kind)}</td>"
+                f"<td>{_e(p.detail)}</td></tr>"
+            )
+        parts.append(f"</table><p class='note'>{_e(t('proposed_note', lang))}</p>")
     parts.append(f"<h2>{_e(t('gaps', lang))}</h2>")
     if r.gaps:
         parts.append("<table class='grid'><tr>")

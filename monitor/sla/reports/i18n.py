@@ -117,6 +117,14 @@ TEXT: Final[dict[str, dict[str, str]]] = {
     "origin": {"es": "Origen", "en": "Origin"},
     "notice": {"es": "Aviso", "en": "Notice"},
     "gaps": {"es": "Periodos sin monitoreo", "en": "Monitoring gaps"},
+    "proposed_exclusions": {"es": "Exclusiones propuestas", "en": "Proposed exclusions"},
+    "probable_cause": {"es": "Causa probable", "en": "Probable cause"},
+    "proposed_note": {
+        "es": "Propuestas del monitor, no aplicadas: el operador las confirma con "
+        "`trunkwatch exclude` (auditado) o las descarta.",
+        "en": "Suggested by the monitor, not applied: the operator confirms one with "
+        "`trunkwatch exclude` (audited) or leaves it.",
+    },
     "quality": {
         "es": "Calidad (latencia, jitter, pérdida)",
         "en": "Quality (latency, jitter, loss)",
