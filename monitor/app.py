@@ -64,14 +64,14 @@ class Monitor:
         self.malformed = MalformedCounter(on_malformed=MalformedPacketLog(log))
         self.udp: SharedUdp | None = None
         self.call_pool: WorkerPool | None = None
-        self.call_metrics = CallMetrics({})
+        self.call_metrics = CallMetrics({}, agent=config.agent)
         self.scheduler: Scheduler | None = None
         self.exporter: Exporter | None = None
         self.maintenance = MaintenanceCalendar((s.name, s.parts) for s in config.sla.services)
         self.endpoints = EndpointWatch(self.config)  # https/tcp/tls/icmp, probed like trunks
         self.tickets = TicketService.from_config(config, self.maintenance.covers)
         self.certificates = CertificateWatch.from_config(self.config)
-        self.registrations = Registrations(self.config.trunks)
+        self.registrations = Registrations(self.config.trunks, agent=config.agent)
         self.sla: SlaContext | None = None
         self.sla_metrics: SlaMetrics | None = None
         self.runner: web.AppRunner | None = None
@@ -106,7 +106,7 @@ class Monitor:
         calls = await start_call_probes(cfg)
         self.call_pool = calls.pool
         scheduled += calls.scheduled
-        self.call_metrics = CallMetrics(calls.profiles)
+        self.call_metrics = CallMetrics(calls.profiles, agent=cfg.agent)
         self.pipeline.add_calls(calls.profiles, calls.quality_policies, self.call_metrics)
         self.scheduler = Scheduler(
             scheduled, self._on_result, max_in_flight=cfg.scheduler.max_in_flight
@@ -231,7 +231,7 @@ class Monitor:
     def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
         cfg = self.config
         sections = [self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render]
-        sections.append(target_metrics(self.scheduler))  # RFC 3263 trunks' targets
+        sections.append(target_metrics(self.scheduler, cfg.agent))  # RFC 3263 trunks' targets
         sources = ExportSources(
             agent=cfg.agent,
             loop_name=loop_name(),

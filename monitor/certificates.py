@@ -105,9 +105,11 @@ class CertificateWatch:
         *,
         interval_s: float,
         timeout_s: float,
+        agent: str,
         clock: Clock = SYSTEM_CLOCK,
     ) -> None:
         self.targets = targets
+        self._agent = f"{label_text(agent=agent)},"  # `agent` sorts first in each label set
         self._interval = interval_s
         self._timeout = timeout_s
         self._clock = clock
@@ -118,7 +120,12 @@ class CertificateWatch:
     @classmethod
     def from_config(cls, config: Config) -> CertificateWatch:
         settings = config.certificates
-        return cls(targets(config), interval_s=settings.interval, timeout_s=settings.timeout)
+        return cls(
+            targets(config),
+            interval_s=settings.interval,
+            timeout_s=settings.timeout,
+            agent=config.agent,
+        )
 
     async def check(self, target: CertTarget) -> CertState:
         now = utc_now(self._clock)
@@ -170,14 +177,15 @@ class CertificateWatch:
             state = self.states.get(target.name)
             if state is None:
                 continue  # not checked yet: no figure rather than a wrong one
-            labels = label_text(endpoint=target.name, role=target.role)
+            labels = self._agent + label_text(endpoint=target.name, role=target.role)
             checked.append(sample_line(CHECKED.sample, labels, float(state.report is not None)))
             report = state.report
             if report is None:
                 continue
             expiry.append(sample_line(EXPIRY.sample, labels, report.not_after.timestamp()))
             for reason in REASONS:
-                with_reason = label_text(endpoint=target.name, reason=reason, role=target.role)
+                reasoned = label_text(endpoint=target.name, reason=reason, role=target.role)
+                with_reason = self._agent + reasoned
                 ok = 0.0 if reason in report.reasons else 1.0
                 valid.append(sample_line(VALID.sample, with_reason, ok))
         if not self.targets:

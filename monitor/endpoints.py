@@ -123,10 +123,24 @@ class EndpointWatch:
         self._certified = config.certified_endpoints()
         self.health: dict[str, TrunkHealth] = {}
         self._last: dict[str, _Last] = {e.name: _Last(counts={}) for e in self.endpoints}
+        agent = config.agent  # several agents scraped by one Prometheus keep their views apart
         self._labels = {
-            e.name: label_text(endpoint=e.name, kind=e.kind, role=e.role) for e in self.endpoints
+            e.name: label_text(agent=agent, endpoint=e.name, kind=e.kind, role=e.role)
+            for e in self.endpoints
         }
-        self._names = {e.name: label_text(endpoint=e.name) for e in self.endpoints}
+        self._names = {e.name: label_text(agent=agent, endpoint=e.name) for e in self.endpoints}
+        self._info = {
+            e.name: label_text(
+                agent=agent,
+                endpoint=e.name,
+                kind=e.kind,
+                owner=e.owner,
+                role=e.role,
+                service=e.service or "",
+            )
+            for e in self.endpoints
+        }
+        self._agent = f"{label_text(agent=agent)},"  # `agent` sorts first in each label set
 
     def certified(self) -> frozenset[str]:
         """The tls and https endpoints: a failed handshake of theirs is the certificate's."""
@@ -170,10 +184,7 @@ class EndpointWatch:
             return ""
         lines: dict[Family, list[str]] = {f: [] for f in _FAMILIES}
         for e in self.endpoints:
-            info = label_text(
-                endpoint=e.name, kind=e.kind, owner=e.owner, role=e.role, service=e.service or ""
-            )
-            lines[INFO].append(sample_line(INFO.sample, info, 1.0))
+            lines[INFO].append(sample_line(INFO.sample, self._info[e.name], 1.0))
             labels, name = self._labels[e.name], self._names[e.name]
             health = self.health.get(e.name)
             if health is not None and health.state is not TrunkState.UNKNOWN:
@@ -181,7 +192,7 @@ class EndpointWatch:
                 lines[UP].append(sample_line(UP.sample, labels, up))
             last = self._last[e.name]
             for outcome, n in sorted((last.counts or {}).items()):
-                with_outcome = label_text(endpoint=e.name, outcome=outcome.value)
+                with_outcome = self._agent + label_text(endpoint=e.name, outcome=outcome.value)
                 lines[PROBES].append(f"{PROBES.sample}{{{with_outcome}}} {count_text(n)}\n")
             result = last.result
             if result is None:

@@ -108,7 +108,7 @@ class Pipeline:
         self.policies = policies
         self.quality_policies = quality_policies or {}
         self.call_profiles = call_profiles or {}
-        self.call_metrics = call_metrics or CallMetrics({})
+        self.call_metrics = call_metrics or CallMetrics({}, agent=agent)
         self.stats = {trunk: ProbeStats(trunk, "options") for trunk in health}
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}

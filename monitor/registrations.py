@@ -66,7 +66,8 @@ def register_settings(trunk: TrunkConfig) -> RegisterSettings:
 class Registrations:
     """Every registration of the config's trunks; `start` opens them, `stop` closes them."""
 
-    def __init__(self, trunks: Sequence[TrunkConfig]) -> None:
+    def __init__(self, trunks: Sequence[TrunkConfig], *, agent: str) -> None:
+        self._agent = f"{label_text(agent=agent)},"  # `agent` sorts first in every label set
         self.registrations = {
             t.name: Registration(register_settings(t)) for t in trunks if t.registration is not None
         }
@@ -134,13 +135,13 @@ class Registrations:
         attempts: list[str] = []
         for trunk, registration in self.registrations.items():
             state = registration.state
-            labels = label_text(trunk=trunk)
+            labels = self._agent + label_text(trunk=trunk)
             registered.append(sample_line(REGISTERED.sample, labels, float(state.registered)))
             if state.registered and state.expires_at_wall_ns is not None:
                 expiry.append(sample_line(EXPIRY.sample, labels, state.expires_at_wall_ns / 1e9))
             for outcome in RegisterOutcome:
                 n = state.counts.get(outcome, 0)
-                with_outcome = label_text(outcome=outcome.value, trunk=trunk)
+                with_outcome = self._agent + label_text(outcome=outcome.value, trunk=trunk)
                 attempts.append(f"{ATTEMPTS.sample}{{{with_outcome}}} {count_text(n)}\n")
         return "".join(
             (

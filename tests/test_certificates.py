@@ -35,6 +35,7 @@ def write_ca(tmp_path: Path, root: Issued) -> Path:
 
 def config(tmp_path: Path, ca_file: Path, endpoints: str) -> str:
     return f"""
+agent: certs
 store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}
 http: {{listen: 127.0.0.1, port: 0}}
 certificates:
@@ -97,14 +98,25 @@ async def test_a_valid_expiring_and_an_unreachable_certificate(
     text = watch.render(ExpositionFormat.TEXT)
     lines = set(text.splitlines())
     expiry = go_float(soon.cert.not_valid_after_utc.timestamp())
-    edge, proxy = 'endpoint="edge",role="edge"', 'endpoint="proxy",role="reverse_proxy"'
+    edge, proxy = (
+        'agent="certs",endpoint="edge",role="edge"',
+        'agent="certs",endpoint="proxy",role="reverse_proxy"',
+    )
     assert f"trunkwatch_tls_cert_expiry_timestamp_seconds{{{edge}}} {expiry}" in lines
     for reason in REASONS:
-        assert f'{VALID}{{endpoint="edge",reason="{reason}",role="edge"}} 1.0' in lines
+        assert (
+            f'{VALID}{{agent="certs",endpoint="edge",reason="{reason}",role="edge"}} 1.0' in lines
+        )
         bad = 0.0 if reason == "expired" else 1.0  # only that: same host, same chain
-        assert f'{VALID}{{endpoint="proxy",reason="{reason}",role="reverse_proxy"}} {bad}' in lines
+        assert (
+            f'{VALID}{{agent="certs",endpoint="proxy",reason="{reason}",'
+            f'role="reverse_proxy"}} {bad}' in lines
+        )
     assert f"trunkwatch_tls_cert_check_success{{{proxy}}} 1.0" in lines
-    assert 'trunkwatch_tls_cert_check_success{endpoint="adsync",role="directory_sync"} 0.0' in lines
+    assert (
+        'trunkwatch_tls_cert_check_success{agent="certs",endpoint="adsync",'
+        'role="directory_sync"} 0.0' in lines
+    )
     assert not [line for line in lines if "adsync" in line and "expiry" in line]
     assert watch.states["adsync"].error == "refused"
 
@@ -124,6 +136,14 @@ async def test_the_running_monitor_exports_them(tmp_path: Path, ca: tuple[Issued
             text = await scrape(monitor)
         finally:
             await monitor.stop()
-    assert 'trunkwatch_tls_cert_check_success{endpoint="edge",role="edge"} 1.0' in text
-    assert 'trunkwatch_tls_cert_check_success{endpoint="sbc-tls",role="sip_trunk"} 0.0' in text
-    assert 'trunkwatch_tls_cert_expiry_timestamp_seconds{endpoint="edge",role="edge"}' in text
+    assert (
+        'trunkwatch_tls_cert_check_success{agent="certs",endpoint="edge",role="edge"} 1.0' in text
+    )
+    assert (
+        'trunkwatch_tls_cert_check_success{agent="certs",endpoint="sbc-tls",role="sip_trunk"} 0.0'
+        in text
+    )
+    assert (
+        'trunkwatch_tls_cert_expiry_timestamp_seconds{agent="certs",endpoint="edge",role="edge"}'
+        in text
+    )

@@ -90,25 +90,29 @@ STAND_IN_METRICS = frozenset(
 # Label values of existing metrics that come later: the DEGRADED state (issue 3).
 FUTURE_LABEL_VALUES = frozenset({("trunkwatch_trunk_state", "state", "degraded")})
 # The stand-in exposition of FUTURE_METRICS, STAND_IN_METRICS (and FUTURE_LABEL_VALUES),
-# with the label sets their issues specify. The stand-in adds the real trunkwatch target's
-# `instance` label to every sample (Prometheus keeps it: honor_labels), so joins on
-# instance with the real metrics work; the trunk "lab-degraded" exists only here, so the
-# degradation panels have something to show without touching the real trunks.
+# with the label sets their issues specify, the agent's among them (issue 12; a second
+# agent's view of one certificate and one endpoint: the panels must show each once). The
+# stand-in adds the real trunkwatch target's `instance` label to every sample (Prometheus
+# keeps it: honor_labels), so joins on instance with the real metrics work; the trunk
+# "lab-degraded" exists only here, so the degradation panels have something to show
+# without touching the real trunks.
+# A backslash at a line's end joins it to the next: one sample, under 100 columns.
 FUTURE_EXPOSITION = """\
 # TYPE trunkwatch_trunk_info gauge
-trunkwatch_trunk_info{trunk="lab-degraded",carrier="lab",transport="udp"} 1
+trunkwatch_trunk_info{agent="live-test",trunk="lab-degraded",carrier="lab",transport="udp"} 1
 # TYPE trunkwatch_trunk_state gauge
-trunkwatch_trunk_state{trunk="lab-degraded",state="degraded"} 1
+trunkwatch_trunk_state{agent="live-test",trunk="lab-degraded",state="degraded"} 1
 # TYPE trunkwatch_call_mos gauge
-trunkwatch_call_mos{trunk="lab-degraded"} 3.4
+trunkwatch_call_mos{agent="live-test",trunk="lab-degraded"} 3.4
 # TYPE trunkwatch_rtp_jitter_seconds gauge
-trunkwatch_rtp_jitter_seconds{trunk="lab-degraded",direction="rx"} 0.035
-trunkwatch_rtp_jitter_seconds{trunk="lab-degraded",direction="tx"} 0.004
+trunkwatch_rtp_jitter_seconds{agent="live-test",trunk="lab-degraded",direction="rx"} 0.035
+trunkwatch_rtp_jitter_seconds{agent="live-test",trunk="lab-degraded",direction="tx"} 0.004
 # TYPE trunkwatch_rtp_loss_ratio gauge
-trunkwatch_rtp_loss_ratio{trunk="lab-degraded",direction="rx"} 0.002
-trunkwatch_rtp_loss_ratio{trunk="lab-degraded",direction="tx"} 0
+trunkwatch_rtp_loss_ratio{agent="live-test",trunk="lab-degraded",direction="rx"} 0.002
+trunkwatch_rtp_loss_ratio{agent="live-test",trunk="lab-degraded",direction="tx"} 0
 # TYPE trunkwatch_threshold_violation gauge
-trunkwatch_threshold_violation{trunk="lab-degraded",profile="client_to_edge",metric="jitter"} 1
+trunkwatch_threshold_violation{agent="live-test",trunk="lab-degraded",profile="client_to_edge",\
+metric="jitter"} 1
 # TYPE trunkwatch_ticket_outbox_pending gauge
 trunkwatch_ticket_outbox_pending{} 1
 # TYPE trunkwatch_ticket_requests counter
@@ -129,23 +133,27 @@ trunkwatch_ticket_response_overdue{service="voice"} 0
 # TYPE trunkwatch_ticket_repair_overdue gauge
 trunkwatch_ticket_repair_overdue{service="voice"} 0
 # TYPE trunkwatch_tls_cert_expiry_timestamp_seconds gauge
-trunkwatch_tls_cert_expiry_timestamp_seconds{endpoint="kam-tls",role="sip_trunk"} 1900000000
+trunkwatch_tls_cert_expiry_timestamp_seconds{agent="live-test",endpoint="kam-tls",\
+role="sip_trunk"} 1900000000
+trunkwatch_tls_cert_expiry_timestamp_seconds{agent="live-test-2",endpoint="kam-tls",\
+role="sip_trunk"} 1900000000
 # TYPE trunkwatch_endpoint_up gauge
-trunkwatch_endpoint_up{endpoint="uc-proxy",kind="https",role="reverse_proxy"} 1
-trunkwatch_endpoint_up{endpoint="vpn-mx",kind="icmp",role="vpn"} 0
+trunkwatch_endpoint_up{agent="live-test",endpoint="uc-proxy",kind="https",role="reverse_proxy"} 1
+trunkwatch_endpoint_up{agent="live-test",endpoint="vpn-mx",kind="icmp",role="vpn"} 0
+trunkwatch_endpoint_up{agent="live-test-2",endpoint="vpn-mx",kind="icmp",role="vpn"} 1
 # TYPE trunkwatch_http_status_code gauge
-trunkwatch_http_status_code{endpoint="uc-proxy"} 200
+trunkwatch_http_status_code{agent="live-test",endpoint="uc-proxy"} 200
 # TYPE trunkwatch_http_ttfb_seconds gauge
-trunkwatch_http_ttfb_seconds{endpoint="uc-proxy"} 0.042
+trunkwatch_http_ttfb_seconds{agent="live-test",endpoint="uc-proxy"} 0.042
 # TYPE trunkwatch_tcp_connect_seconds gauge
-trunkwatch_tcp_connect_seconds{endpoint="uc-proxy"} 0.004
+trunkwatch_tcp_connect_seconds{agent="live-test",endpoint="uc-proxy"} 0.004
 # TYPE trunkwatch_icmp_rtt_seconds gauge
-trunkwatch_icmp_rtt_seconds{endpoint="vpn-mx"} 0.018
+trunkwatch_icmp_rtt_seconds{agent="live-test",endpoint="vpn-mx"} 0.018
 # TYPE trunkwatch_icmp_loss_ratio gauge
-trunkwatch_icmp_loss_ratio{endpoint="vpn-mx"} 0.2
+trunkwatch_icmp_loss_ratio{agent="live-test",endpoint="vpn-mx"} 0.2
 # TYPE trunkwatch_target_up gauge
-trunkwatch_target_up{trunk="lab-degraded",target="sbc1.lab.example:5060/udp"} 1
-trunkwatch_target_up{trunk="lab-degraded",target="sbc2.lab.example:5060/udp"} 0
+trunkwatch_target_up{agent="live-test",trunk="lab-degraded",target="sbc1.lab.example:5060/udp"} 1
+trunkwatch_target_up{agent="live-test",trunk="lab-degraded",target="sbc2.lab.example:5060/udp"} 0
 """
 
 DATASOURCE_REF = {"type": "prometheus", "uid": "${datasource}"}
@@ -661,6 +669,14 @@ async def live_checks(
     problems: list[str] = []
     for expr in expressions:
         problems += await asyncio.to_thread(expression_problems, prom, expr)
+
+    # Two agents check the certificate kam-tls and the endpoint vpn-mx (the stand-in):
+    # their panels aggregate across agents, one series per certificate or endpoint.
+    for title, want in (("TLS certificates: days left", 1), ("Endpoint status", 2)):
+        (panel_expr,) = [e for e in expressions if f"panel {title!r}" in e.where]
+        shown = await asyncio.to_thread(prom.query, panel_expr.promql)
+        assert shown.ok and len(shown.result) == want, (title, shown.result)
+        assert all("agent" not in r["metric"] for r in shown.result), shown.result
 
     # Negative controls: the check catches a misspelled metric and a broken expression.
     panel = next(e for e in expressions if "trunkwatch_probe_success{" in e.promql)

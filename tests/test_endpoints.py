@@ -172,6 +172,7 @@ def watch_of(text: str) -> tuple[EndpointWatch, Pipeline]:
 
 
 ENDPOINTS = """
+agent: site-a
 endpoints:
   - {name: proxy, kind: https, host: uc.example, role: reverse_proxy, down_after: 2, up_after: 1}
   - {name: vpn, kind: icmp, host: 10.0.0.1}
@@ -240,16 +241,18 @@ def test_metrics() -> None:
     pipeline.on_result(vpn, NOW)
     text = pipeline.render(ExpositionFormat.TEXT)
     for line in (
-        'trunkwatch_endpoint_up{endpoint="proxy",kind="https",role="reverse_proxy"} 1.0',
-        'trunkwatch_endpoint_probe_success{endpoint="vpn",kind="icmp",role="endpoint"} 1.0',
-        'trunkwatch_endpoint_probes_total{endpoint="proxy",outcome="ok"} 1.0',
-        'trunkwatch_http_status_code{endpoint="proxy"} 200.0',
-        'trunkwatch_http_ttfb_seconds{endpoint="proxy"} 0.05',
-        'trunkwatch_tcp_connect_seconds{endpoint="proxy"} 0.001',
-        'trunkwatch_tls_handshake_seconds{endpoint="proxy"} 0.002',
-        'trunkwatch_icmp_rtt_seconds{endpoint="vpn"} 0.02',
-        'trunkwatch_icmp_loss_ratio{endpoint="vpn"} 0.25',
-        'trunkwatch_endpoint_info{endpoint="proxy",kind="https",owner="customer",'
+        'trunkwatch_endpoint_up{agent="site-a",endpoint="proxy",kind="https",'
+        'role="reverse_proxy"} 1.0',
+        'trunkwatch_endpoint_probe_success{agent="site-a",endpoint="vpn",kind="icmp",'
+        'role="endpoint"} 1.0',
+        'trunkwatch_endpoint_probes_total{agent="site-a",endpoint="proxy",outcome="ok"} 1.0',
+        'trunkwatch_http_status_code{agent="site-a",endpoint="proxy"} 200.0',
+        'trunkwatch_http_ttfb_seconds{agent="site-a",endpoint="proxy"} 0.05',
+        'trunkwatch_tcp_connect_seconds{agent="site-a",endpoint="proxy"} 0.001',
+        'trunkwatch_tls_handshake_seconds{agent="site-a",endpoint="proxy"} 0.002',
+        'trunkwatch_icmp_rtt_seconds{agent="site-a",endpoint="vpn"} 0.02',
+        'trunkwatch_icmp_loss_ratio{agent="site-a",endpoint="vpn"} 0.25',
+        'trunkwatch_endpoint_info{agent="site-a",endpoint="proxy",kind="https",owner="customer",'
         'role="reverse_proxy",service=""} 1.0',
     ):
         assert line + "\n" in text, line
@@ -259,10 +262,13 @@ def test_metrics() -> None:
     text = watch.render(ExpositionFormat.TEXT)
     assert "trunkwatch_http_ttfb_seconds" not in text
     assert (
-        'trunkwatch_endpoint_probe_success{endpoint="proxy",kind="https",role="reverse_proxy"} 0.0'
+        'trunkwatch_endpoint_probe_success{agent="site-a",endpoint="proxy",kind="https",'
+        'role="reverse_proxy"} 0.0' in text
+    )
+    assert (
+        'trunkwatch_endpoint_probes_total{agent="site-a",endpoint="proxy",outcome="timeout"} 1.0'
         in text
     )
-    assert 'trunkwatch_endpoint_probes_total{endpoint="proxy",outcome="timeout"} 1.0' in text
 
 
 # --- the running monitor ------------------------------------------------------------------
@@ -301,9 +307,9 @@ sla:
         proxy = monitor.endpoints.health["proxy"]
         await wait_for(lambda: proxy.state is TrunkState.UP, 5, "proxy up")
         metrics = await scrape(monitor)
-        labels = 'endpoint="proxy",kind="https",role="reverse_proxy"'
+        labels = 'agent="e2e",endpoint="proxy",kind="https",role="reverse_proxy"'
         assert f"trunkwatch_endpoint_up{{{labels}}} 1.0" in metrics
-        assert 'trunkwatch_http_status_code{endpoint="proxy"} 200.0' in metrics
+        assert 'trunkwatch_http_status_code{agent="e2e",endpoint="proxy"} 200.0' in metrics
         assert 'trunk="proxy"' not in metrics  # an endpoint is no trunk on /metrics
         rc, out = promtool.check_metrics(metrics)
         assert rc == 0, out

@@ -50,9 +50,15 @@ async def test_the_daemon_keeps_the_registration_and_drops_it_at_stop(
         text = await scrape(monitor)
     finally:
         await monitor.stop()
-    assert 'trunkwatch_sip_registered{trunk="carrier-a"} 1.0' in text
-    assert 'trunkwatch_sip_register_attempts_total{outcome="ok",trunk="carrier-a"} 1.0' in text
-    assert "trunkwatch_sip_registration_expiry_timestamp_seconds{" in text
+    assert 'trunkwatch_sip_registered{agent="reg",trunk="carrier-a"} 1.0' in text
+    assert (
+        'trunkwatch_sip_register_attempts_total{agent="reg",outcome="ok",trunk="carrier-a"} 1.0'
+        in text
+    )
+    assert (
+        'trunkwatch_sip_registration_expiry_timestamp_seconds{agent="reg",trunk="carrier-a"}'
+        in text
+    )
     assert USERS["alice"] not in text
     assert registrar.bindings("alice") == {}  # un-registered at stop
 
@@ -69,9 +75,10 @@ async def test_a_wrong_password_is_counted_not_registered(
         text = await scrape(monitor)
     finally:
         await monitor.stop()
-    assert 'trunkwatch_sip_registered{trunk="carrier-a"} 0.0' in text
+    assert 'trunkwatch_sip_registered{agent="reg",trunk="carrier-a"} 0.0' in text
     assert (
-        'trunkwatch_sip_register_attempts_total{outcome="auth_loop",trunk="carrier-a"} 1.0' in text
+        'trunkwatch_sip_register_attempts_total{agent="reg",outcome="auth_loop",'
+        'trunk="carrier-a"} 1.0' in text
     )
 
 

@@ -81,13 +81,26 @@ async def test_any_target_up_keeps_the_trunk_up_and_shows_the_dead_one(
         finally:
             await monitor.stop()
     sbc1 = f"sbc1.{Z}:{kamailio.udp_port}/udp"
-    assert sample(metrics, "trunkwatch_target_up", trunk="carrier", target=sbc1) == 1.0
-    assert sample(metrics, "trunkwatch_target_up", trunk="carrier", target=sbc2) == 0.0
-    rtt = sample(metrics, "trunkwatch_target_rtt_seconds", trunk="carrier", target=sbc1)
+    assert (
+        sample(metrics, "trunkwatch_target_up", agent="targets", trunk="carrier", target=sbc1)
+        == 1.0
+    )
+    assert (
+        sample(metrics, "trunkwatch_target_up", agent="targets", trunk="carrier", target=sbc2)
+        == 0.0
+    )
+    rtt = sample(
+        metrics, "trunkwatch_target_rtt_seconds", agent="targets", trunk="carrier", target=sbc1
+    )
     assert rtt is not None and 0 < rtt < 0.2
-    assert sample(metrics, "trunkwatch_target_rtt_seconds", trunk="carrier", target=sbc2) is None
-    assert sample(metrics, "trunkwatch_targets", trunk="carrier") == 2.0
-    assert sample(metrics, "trunkwatch_targets_ignored", trunk="carrier") == 0.0
+    assert (
+        sample(
+            metrics, "trunkwatch_target_rtt_seconds", agent="targets", trunk="carrier", target=sbc2
+        )
+        is None
+    )
+    assert sample(metrics, "trunkwatch_targets", agent="targets", trunk="carrier") == 2.0
+    assert sample(metrics, "trunkwatch_targets_ignored", agent="targets", trunk="carrier") == 0.0
     assert sample(metrics, "trunkwatch_outage_open", trunk="carrier") == 0.0
 
 
@@ -114,11 +127,15 @@ async def test_all_targets_rule_opens_an_outage_and_follows_a_record_change(
             await monitor.stop()
     sbc1, sbc2 = f"sbc1.{Z}:{kamailio.udp_port}/udp", f"sbc2.{Z}:{dead}/udp"
     assert sample(down, "trunkwatch_outage_open", trunk="carrier") == 1.0
-    assert sample(down, "trunkwatch_target_up", trunk="carrier", target=sbc1) == 1.0
-    assert sample(down, "trunkwatch_target_up", trunk="carrier", target=sbc2) == 0.0
+    assert (
+        sample(down, "trunkwatch_target_up", agent="targets", trunk="carrier", target=sbc1) == 1.0
+    )
+    assert (
+        sample(down, "trunkwatch_target_up", agent="targets", trunk="carrier", target=sbc2) == 0.0
+    )
     assert sample(up, "trunkwatch_outage_open", trunk="carrier") == 0.0
-    assert sample(up, "trunkwatch_targets", trunk="carrier") == 1.0
-    assert sample(up, "trunkwatch_target_up", trunk="carrier", target=sbc2) is None
+    assert sample(up, "trunkwatch_targets", agent="targets", trunk="carrier") == 1.0
+    assert sample(up, "trunkwatch_target_up", agent="targets", trunk="carrier", target=sbc2) is None
 
 
 async def test_targets_beyond_the_cap_are_counted_and_the_rest_probed(

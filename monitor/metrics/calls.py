@@ -93,8 +93,10 @@ class _TrunkCalls:
 class CallMetrics:
     """Per-trunk call figures; `record` on each call result, `render` at scrape time."""
 
-    def __init__(self, profiles: dict[str, ThresholdProfile | None]) -> None:
+    def __init__(self, profiles: dict[str, ThresholdProfile | None], *, agent: str) -> None:
         self._trunks = {trunk: _TrunkCalls(profile) for trunk, profile in profiles.items()}
+        # Sorted label names: `agent` comes first in every label set here, so one text serves.
+        self._agent = f"{label_text(agent=agent)},"
 
     def record(self, result: ProbeResult) -> None:
         calls = self._trunks.get(result.trunk)
@@ -119,11 +121,11 @@ class CallMetrics:
         for trunk, calls in self._trunks.items():
             for outcome, n in calls.outcomes.items():
                 labels = label_text(outcome=outcome.value, trunk=trunk)
-                out.append(f"{CALL_OUTCOME.sample}{{{labels}}} {count_text(n)}\n")
+                out.append(f"{CALL_OUTCOME.sample}{{{self._agent}{labels}}} {count_text(n)}\n")
         for fam, pick in ((CALL_PDD, "pdd"), (CALL_SETUP, "setup")):
             out.append(fam.header(fmt))
             for trunk, calls in self._trunks.items():
-                out.append(getattr(calls, pick).text(fam, label_text(trunk=trunk)))
+                out.append(getattr(calls, pick).text(fam, self._agent + label_text(trunk=trunk)))
         out.extend(self._last_call_gauges(fmt))
         out.extend(self._rfc6076(fmt))
         return "".join(out)
@@ -136,14 +138,15 @@ class CallMetrics:
             m = calls.last
             if m is None:
                 continue
-            of_trunk = label_text(trunk=trunk)
+            agent = self._agent
+            of_trunk = agent + label_text(trunk=trunk)
             _gauge(lines[CALL_MOS], CALL_MOS, of_trunk, m.mos)
             _gauge(lines[CALL_R], CALL_R, of_trunk, m.r_factor)
             if m.rtt_source is not None:  # bounded: two sources
-                rtt_labels = label_text(source=m.rtt_source.value, trunk=trunk)
+                rtt_labels = agent + label_text(source=m.rtt_source.value, trunk=trunk)
                 _gauge(lines[RTP_RTT], RTP_RTT, rtt_labels, m.rtt_s)
             for direction, media in (("rx", m.rx), ("tx", m.tx)):
-                labels = label_text(direction=direction, trunk=trunk)
+                labels = agent + label_text(direction=direction, trunk=trunk)
                 _gauge(lines[RTP_JITTER], RTP_JITTER, labels, _jitter(media))
                 _gauge(lines[RTP_LOSS], RTP_LOSS, labels, media.loss_ratio if media else None)
                 _gauge(
@@ -155,7 +158,9 @@ class CallMetrics:
                 for metric, limit in _PROFILE_LIMIT.items():
                     if getattr(profile, limit) is None:
                         continue
-                    labels = label_text(metric=metric.value, profile=profile.name, trunk=trunk)
+                    labels = agent + label_text(
+                        metric=metric.value, profile=profile.name, trunk=trunk
+                    )
                     value = 1.0 if metric in violated else 0.0
                     _gauge(lines[VIOLATION], VIOLATION, labels, value)
         return [fam.header(fmt) + "".join(rows) for fam, rows in lines.items()]
@@ -167,7 +172,7 @@ class CallMetrics:
             figures = calls.attempts.metrics(now)
             if figures.attempts == 0:
                 continue
-            labels = label_text(trunk=trunk)
+            labels = self._agent + label_text(trunk=trunk)
             _gauge(lines[SER], SER, labels, figures.ser)
             _gauge(lines[SEER], SEER, labels, figures.seer)
             _gauge(lines[ISA], ISA, labels, figures.isa)

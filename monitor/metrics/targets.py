@@ -47,12 +47,14 @@ def target_probes(scheduler: Scheduler | None) -> list[TargetsProbe]:
     return [item.probe for item in scheduler.items if isinstance(item.probe, TargetsProbe)]
 
 
-def target_metrics(scheduler: Scheduler | None) -> Section:
+def target_metrics(scheduler: Scheduler | None, agent: str) -> Section:
     """The section: nothing at all while no trunk is located by RFC 3263."""
-    return lambda fmt: render(target_probes(scheduler), fmt)
+    agent_label = f"{label_text(agent=agent)},"  # `agent` sorts first in every label set
+    return lambda fmt: render(target_probes(scheduler), fmt, agent_label)
 
 
-def render(probes: list[TargetsProbe], fmt: ExpositionFormat) -> str:
+def render(probes: list[TargetsProbe], fmt: ExpositionFormat, agent_label: str) -> str:
+    """The families; `agent_label` is the agent's label text and its comma."""
     if not probes:
         return ""
     up: list[str] = []
@@ -60,14 +62,14 @@ def render(probes: list[TargetsProbe], fmt: ExpositionFormat) -> str:
     count: list[str] = []
     ignored: list[str] = []
     for probe in probes:
-        trunk_labels = label_text(trunk=probe.trunk)
+        trunk_labels = agent_label + label_text(trunk=probe.trunk)
         states = probe.states()
         count.append(sample_line(TARGETS.sample, trunk_labels, len(states)))
         ignored.append(f"{TARGETS_IGNORED.sample}{{{trunk_labels}}} {count_text(probe.ignored)}\n")
         for state in states:
             if state.up is None:
                 continue  # not probed yet: no series rather than a false 0
-            labels = label_text(target=state.label, trunk=probe.trunk)
+            labels = agent_label + label_text(target=state.label, trunk=probe.trunk)
             up.append(sample_line(TARGET_UP.sample, labels, float(state.up)))
             if state.rtt_s is not None:
                 rtt.append(sample_line(TARGET_RTT.sample, labels, state.rtt_s))

@@ -71,13 +71,13 @@ trunks:
         finally:
             await monitor.stop()
     assert 'trunkwatch_trunk_state{agent="calls",state="degraded",trunk="lab"} 1.0' in text
-    assert 'trunkwatch_call_outcome_total{outcome="ok",trunk="lab"}' in text
+    assert 'trunkwatch_call_outcome_total{agent="calls",outcome="ok",trunk="lab"}' in text
     assert (
-        'trunkwatch_threshold_violation{metric="jitter",profile="impossible",trunk="lab"} 1.0'
-        in text
+        'trunkwatch_threshold_violation{agent="calls",metric="jitter",profile="impossible",'
+        'trunk="lab"} 1.0' in text
     )
-    assert 'trunkwatch_call_mos{trunk="lab"}' in text
-    assert 'trunkwatch_call_setup_seconds_count{trunk="lab"}' in text
+    assert 'trunkwatch_call_mos{agent="calls",trunk="lab"}' in text
+    assert 'trunkwatch_call_setup_seconds_count{agent="calls",trunk="lab"}' in text
     store = await Store.open(f"sqlite:///{tmp_path / 'tw.db'}", agent="calls")
     try:
         stored = await store.outages()

@@ -22,15 +22,15 @@ def result(trunk: str, rtt_s: float | None, source: RttSource | None) -> ProbeRe
 
 
 def test_the_rtt_gauge_is_labelled_with_its_source() -> None:
-    metrics = CallMetrics({"echo": None, "reports": None, "neither": None})
+    metrics = CallMetrics({"echo": None, "reports": None, "neither": None}, agent="a-1")
     metrics.record(result("echo", 0.0305, RttSource.RTP_ECHO))
     metrics.record(result("reports", 0.040, RttSource.RTCP))
     metrics.record(result("neither", None, None))
     text = metrics.render(ExpositionFormat.TEXT)
     rtt = [line for line in text.splitlines() if line.startswith("trunkwatch_rtp_rtt_seconds{")]
     assert sorted(rtt) == [
-        'trunkwatch_rtp_rtt_seconds{source="rtcp",trunk="reports"} 0.04',
-        'trunkwatch_rtp_rtt_seconds{source="rtp_echo",trunk="echo"} 0.0305',
+        'trunkwatch_rtp_rtt_seconds{agent="a-1",source="rtcp",trunk="reports"} 0.04',
+        'trunkwatch_rtp_rtt_seconds{agent="a-1",source="rtp_echo",trunk="echo"} 0.0305',
     ]
 
 
