@@ -19,11 +19,11 @@ from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import MalformedPacketLog, get_logger
 from monitor.metrics.calls import CallMetrics
-from monitor.metrics.exporter import Exporter, ExportSources, TrunkInfo, loop_name, runtime_registry
+from monitor.metrics.exporter import Exporter, ExportSources, loop_name, runtime_registry
 from monitor.metrics.server import serve_config
 from monitor.metrics.sla import SlaMetrics
 from monitor.pipeline import Pipeline, Produced
-from monitor.probe_settings import options_probes, start_call_probes, target_metrics, transport_of
+from monitor.probe_settings import options_probes, start_call_probes, target_metrics, trunk_infos
 from monitor.registrations import Registrations
 from monitor.reload import ReloadReport, reload_monitor
 from monitor.scheduler import Scheduler
@@ -235,7 +235,7 @@ class Monitor:
         sources = ExportSources(
             agent=cfg.agent,
             loop_name=loop_name(),
-            trunks=[TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in cfg.trunks],
+            trunks=trunk_infos(cfg.trunks),
             stats=list(self.pipeline.stats.values()),
             health=self.health,
             scheduler=self.scheduler,

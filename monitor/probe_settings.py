@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
+from monitor.metrics.exporter import TrunkInfo
 from monitor.metrics.targets import target_metrics
 from probes.dns.resolver import ResolverSettings
 from probes.options import OptionsSettings, SharedUdp
@@ -28,6 +29,7 @@ __all__ = [
     "start_call_probes",
     "target_metrics",
     "transport_of",
+    "trunk_infos",
 ]
 
 
@@ -96,6 +98,11 @@ def transport_of(uri: str) -> str:
     from probes.sip.uri import SipUri
 
     return SipUri.parse(uri).transport
+
+
+def trunk_infos(trunks: Iterable[TrunkConfig]) -> list[TrunkInfo]:
+    """The exporter's config facts of each trunk (at start and after a reload)."""
+    return [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in trunks]
 
 
 @dataclass

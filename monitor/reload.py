@@ -30,9 +30,8 @@ from monitor.config import Config, ConfigError, TrunkConfig, load_config
 from monitor.events import OutageClosed
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import get_logger
-from monitor.metrics.exporter import TrunkInfo
 from monitor.pipeline import Produced
-from monitor.probe_settings import options_probes, transport_of
+from monitor.probe_settings import options_probes, trunk_infos
 from monitor.scheduler import Scheduled
 
 if TYPE_CHECKING:
@@ -101,10 +100,6 @@ async def _slices(items: Sequence[T]) -> AsyncIterator[Sequence[T]]:
         if start:
             await asyncio.sleep(0)
         yield items[start : start + SLICE]
-
-
-def trunk_infos(trunks: Sequence[TrunkConfig]) -> list[TrunkInfo]:
-    return [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in trunks]
 
 
 def restart_required(old: Config, new: Config, trunks: Sequence[TrunkConfig]) -> list[str]:

@@ -8,10 +8,10 @@ import contextlib
 import errno
 import socket
 import ssl
-from collections.abc import Coroutine
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final
 
 from probes.clock import SYSTEM_CLOCK, Clock
 from probes.probe import ResultCallback
@@ -105,7 +105,7 @@ async def close_quietly(writer: asyncio.StreamWriter) -> None:
             await writer.wait_closed()
 
 
-class TaskProbe:
+class TaskProbe(ABC):
     """A probe whose check is one coroutine; at most one in flight (timeout < interval)."""
 
     kind = "task"
@@ -141,8 +141,9 @@ class TaskProbe:
             result = self.result(failure.outcome, sent, failure.detail)
         on_done(result)
 
-    def check(self, sent_wall_ns: int) -> Coroutine[Any, Any, ProbeResult]:
-        raise NotImplementedError
+    @abstractmethod
+    async def check(self, sent_wall_ns: int) -> ProbeResult:
+        """One check of the target (raising ProbeFailure or a socket error on failure)."""
 
     def result(self, outcome: Outcome, sent_wall_ns: int, detail: str | None = None) -> ProbeResult:
         return ProbeResult(self.trunk, self.kind, outcome, sent_wall_ns, detail=detail)
