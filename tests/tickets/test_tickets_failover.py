@@ -111,6 +111,10 @@ async def test_killing_the_leader_moves_the_lead_and_keeps_one_ticket(
         await observer.close()
         await receiver.stop()
         await asyncio.to_thread(kamailio.start)
-    assert len(receiver.opens()) == 1
+    # The leader may die between the sink's answer and its own commit: the next leader then
+    # sends the same open again, with the same webhook-id (at least once, by contract), and
+    # the sink's deduplication keeps it one ticket (docs/tickets-webhook.md).
+    assert len({d.msg_id for d in receiver.opens()}) == 1
+    assert len(receiver.tickets) == 1
     assert [d.type for d in receiver.deliveries].count("ticket.resolve") == 1
     assert timedelta(0) < outage.restored_at - outage.first_failure_at
