@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from aiohttp import web
 
+from monitor import heap
 from monitor.api import ApiDeps, make_api_app
 from monitor.certificates import CertificateWatch
 from monitor.config import Config
@@ -84,6 +84,15 @@ class Monitor:
     # ---- lifecycle ----------------------------------------------------------------------
 
     async def start(self) -> None:
+        with heap.gc_paused():  # one collection at the end, not one per million objects
+            await self._start()
+        heap.settle()
+        self._ready = True
+        cfg, url = self.config, f"http://{self.config.http.listen}:{self.bound_port}/metrics"
+        fields = {"agent": cfg.agent, "trunks": len(cfg.trunks), "loop": loop_name()}
+        log.info("monitor_started", metrics=url, **fields)
+
+    async def _start(self) -> None:
         cfg = self.config
         self.store = await Store.open(
             cfg.store.url, agent=cfg.agent, site=cfg.site, views=cfg.cluster.enabled
@@ -117,6 +126,7 @@ class Monitor:
         await self.sla_metrics.refresh_maintenance(self.maintenance)
         # After the windows are known: a ticket owed from before a restart may be held.
         await self.tickets.start(self.store)
+        self.scheduler.start()  # first probes before the exporter and HTTP are built
         self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
         live = lambda: self.endpoints.live_states(self.health)  # noqa: E731
@@ -131,18 +141,6 @@ class Monitor:
         jobs = [self.sla_metrics.run(self.maintenance), self.certificates.run(), *controls]
         for name, job in zip(_READERS, jobs, strict=False):
             self._tasks.append(asyncio.create_task(job, name=name))
-        self.scheduler.start()
-        # Everything allocated so far lives for the whole run: keep it out of GC scans.
-        gc.collect()
-        gc.freeze()
-        self._ready = True
-        log.info(
-            "monitor_started",
-            agent=cfg.agent,
-            trunks=len(cfg.trunks),
-            metrics=f"http://{cfg.http.listen}:{self.bound_port}/metrics",
-            loop=loop_name(),
-        )
 
     async def stop(self) -> None:
         self._ready = False
@@ -179,7 +177,7 @@ class Monitor:
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
-        gc.unfreeze()
+        heap.thaw()
         log.info("monitor_stopped", agent=self.config.agent)
 
     # ---- the hot path's consumer ---------------------------------------------------------

@@ -11,7 +11,7 @@ from monitor.health import QualityPolicy
 from monitor.metrics.exporter import TrunkInfo
 from monitor.metrics.targets import target_metrics
 from probes.dns.resolver import ResolverSettings
-from probes.options import OptionsSettings, SharedUdp
+from probes.options import OptionsSettings, SharedUdp, uri_transport
 from probes.probe import Probe
 from probes.target_rule import locates_targets
 from probes.targets import TargetsProbe
@@ -67,7 +67,7 @@ def options_probes(
 def _options_probe(udp: SharedUdp, trunk: TrunkConfig, dns: ResolverSettings | None) -> Probe:
     settings = options_settings(trunk, dns)
     if dns is None or not locates_targets(trunk.uri):
-        return udp.probe(settings)
+        return udp.probe(settings, keep_messages=False)
     return TargetsProbe(
         settings, trunk.targets, udp=udp.v4, udp_v6=udp.v6, malformed=udp.v4.malformed
     )
@@ -95,9 +95,7 @@ def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) ->
 
 
 def transport_of(uri: str) -> str:
-    from probes.sip.uri import SipUri
-
-    return SipUri.parse(uri).transport
+    return uri_transport(uri)
 
 
 def trunk_infos(trunks: Iterable[TrunkConfig]) -> list[TrunkInfo]:
