@@ -67,6 +67,12 @@ class CertTarget:
         return self.sni or self.host
 
 
+def _may_be_tls(uri: str) -> bool:
+    """False only for a URI that cannot be TLS: not sips:, no "tls", nothing %-escaped."""
+    lowered = uri.lower()
+    return lowered.startswith("sips:") or "tls" in lowered or "%" in lowered
+
+
 def targets(config: Config) -> list[CertTarget]:
     """The SIP-TLS trunks (unless certificates.trunks is false), then the endpoints: those of
     `certificates.endpoints`, then the tls and https ones of the top-level `endpoints:`."""
@@ -74,6 +80,8 @@ def targets(config: Config) -> list[CertTarget]:
     out: list[CertTarget] = []
     if settings.trunks:
         for trunk in config.trunks:
+            if not _may_be_tls(trunk.uri):
+                continue  # 100,000 URI parses at start-up to find the few TLS trunks
             uri = SipUri.parse(trunk.uri)
             if uri.transport != "tls" or not trunk.tls.verify:
                 continue
