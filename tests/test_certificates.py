@@ -12,9 +12,10 @@ from test_monitor_e2e import scrape, wait_for
 from tls_pki import DAY, NOW, Issued, issue, tls_server
 
 from monitor.app import Monitor
-from monitor.certificates import TRUNK_ROLE, CertificateWatch, targets
+from monitor.certificates import TRUNK_ROLE, CertificateWatch, _may_be_tls, targets
 from monitor.config import config_from_text
 from monitor.metrics.exposition import ExpositionFormat, go_float
+from probes.sip.uri import SipUri
 from probes.tls.cert import REASONS
 
 LOCAL = {"dns": ["localhost"], "ips": ["127.0.0.1"]}
@@ -147,3 +148,24 @@ async def test_the_running_monitor_exports_them(tmp_path: Path, ca: tuple[Issued
         'trunkwatch_tls_cert_expiry_timestamp_seconds{agent="certs",endpoint="edge",role="edge"}'
         in text
     )
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        "sips:sbc.example",
+        "SIPS:sbc.example:5061",
+        "sip:sbc.example;transport=tls",
+        "sip:sbc.example;transport=TLS",
+        "sip:sbc.example;transport=%74ls",
+        "sip:sbc.example;TRANSPORT=%54%4C%53",
+        "sip:sbc.example;transport=udp",
+        "sip:127.0.0.1:5060",
+        "sip:alice@sbc.example:5080;transport=tcp",
+    ],
+)
+def test_the_start_up_shortcut_never_misses_a_tls_trunk(uri: str) -> None:
+    # targets() skips the URI parse for trunks that cannot be TLS (100,000 at start-up).
+    is_tls = SipUri.parse(uri).transport == "tls"
+    assert _may_be_tls(uri) or not is_tls
+    assert _may_be_tls(uri) == is_tls or "%" in uri
