@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import ipaddress
+import os
 import socket
 import ssl
 from collections.abc import Callable
@@ -25,6 +26,7 @@ from probes.sip.digest import DigestError, authorization_header, select_challeng
 from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
 from probes.sip.ids import new_branch_and_call_id_word, new_call_id, new_tag
+from probes.sip.limits import MAX_DATAGRAM
 from probes.sip.message import SipResponse, parse_message, transaction_key
 from probes.sip.reply import read_reply
 from probes.sip.transaction import NonInviteClientTransaction
@@ -39,6 +41,8 @@ MAX_REASON_CHARS = 80
 DEFAULT_ALIVE = frozenset(range(200, 300)) | (frozenset(range(400, 500)) - {408})
 # A UDP socket's receive buffer: ≥ ~1,000 replies in flight overflowed the default here.
 DEFAULT_RCVBUF = 4 * 1024 * 1024
+# Datagrams read at most by one drain before a probe's timer acts (bounds the loop's turn).
+DRAIN_LIMIT = 4096
 
 Address = tuple[str, int]
 
@@ -112,6 +116,9 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.malformed = malformed
         self.local: Address = ("0.0.0.0", 0)
         self.connected = False
+        # The same socket, read directly by drain() (None where the fd is not available).
+        self._reader: socket.socket | None = None
+        self.drained = 0  # datagrams drain() read (answers the loop had not read yet)
 
     @classmethod
     async def open(
@@ -143,6 +150,32 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            reader = socket.socket(fileno=os.dup(sock.fileno()))
+            reader.setblocking(False)
+            self._reader = reader
+
+    def drain(self, limit: int = DRAIN_LIMIT) -> None:
+        """Hand on what already waits in the socket, before a probe's timer acts on it.
+
+        uvloop runs due timers before it polls sockets: when the loop is behind, a reply
+        that arrived in time can still be unread when its probe's timeout fires, and a
+        monitor must not call an answered probe a timeout (nor retransmit needlessly).
+        """
+        reader = self._reader
+        if reader is None:
+            return
+        for _ in range(limit):
+            try:
+                data, addr = reader.recvfrom(MAX_DATAGRAM)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:  # a connected socket's ICMP error, read here first
+                self.error_received(exc)
+                return
+            self.drained += 1
+            self.datagram_received(data, addr)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         peer: Address = (str(addr[0]), int(addr[1]))
@@ -193,6 +226,9 @@ class UdpSipTransport(asyncio.DatagramProtocol):
     def close(self) -> None:
         if self.transport is not None:
             self.transport.close()
+        if self._reader is not None:
+            self._reader.close()
+            self._reader = None
 
 
 class StreamSipConnection(asyncio.Protocol):
@@ -673,6 +709,11 @@ class OptionsProbe:
         txn = self._txn
         if txn is None:
             return
+        udp = self._udp_of_family()
+        if udp is not None:
+            udp.drain()  # our answer may be waiting unread (a loop that is behind)
+            if self._txn is not txn:
+                return  # it was: the probe ended (or went on to its auth retry)
         action = txn.on_timer(self._mono())
         if action.timed_out:
             self._finish(self._bad or Outcome.TIMEOUT, detail=None)

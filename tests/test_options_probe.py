@@ -227,3 +227,42 @@ async def test_the_probe_reads_time_only_from_its_clock(responder: SipResponder)
     assert result.sent_wall_ns == sent_wall
     assert result.rtt_ns == 37_500_000
     assert result.duration_ns == 37_500_000
+
+
+def test_an_answer_waiting_unread_is_not_a_timeout(kamailio: Kamailio) -> None:
+    """uvloop runs due timers before it reads sockets: a loop that is behind must still count
+    the answer Kamailio sent in time, not declare the probe timed out.
+
+    The probe starts inside another socket's callback, which then stalls the loop past the
+    probe's timeout; the answer arrives during the stall, after that turn's poll, so the next
+    turn meets the due timer before it reads the answer.
+    """
+    import socket
+    import time
+
+    uvloop = pytest.importorskip("uvloop")
+
+    async def main() -> tuple[ProbeResult, int]:
+        loop = asyncio.get_running_loop()
+        udp = await SharedUdp.open(MalformedCounter())
+        probe = udp.probe(settings(kamailio.uri("udp"), timeout=0.3))
+        done: asyncio.Future[ProbeResult] = loop.create_future()
+
+        class Stall(asyncio.DatagramProtocol):
+            def datagram_received(self, data: bytes, addr: object) -> None:
+                probe.start(done.set_result)
+                time.sleep(0.6)  # the answer arrives and waits; the timeout falls due
+
+        stall, _ = await loop.create_datagram_endpoint(Stall, local_addr=("127.0.0.1", 0))
+        try:
+            with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as poke:
+                poke.sendto(b"go", stall.get_extra_info("sockname"))
+            return await asyncio.wait_for(done, 5), udp.v4.drained
+        finally:
+            stall.close()
+            udp.close()
+
+    result, drained = uvloop.run(main())
+    assert result.outcome is Outcome.OK, result
+    assert result.status_code == 200
+    assert drained == 1  # read by the drain, before the timeout acted
