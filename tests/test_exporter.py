@@ -142,7 +142,7 @@ class ReferenceCollector(Collector):
         for s in self.src.stats:
             key = [agent, s.trunk, s.probe]
             for outcome, count in s.outcome_counts.items():
-                outcomes.add_metric([*key, outcome.value], float(count))
+                outcomes.add_metric([*key, Outcome(outcome).value], float(count))
             if s.last_success < 0:
                 continue
             success.add_metric(key, float(s.last_success))

@@ -29,6 +29,7 @@ from monitor.store import Store
 from monitor.store.samples import CallSample, ProbeSample, insert_samples, query_probe_samples
 from monitor.store.schema import probe_samples
 from monitor.transition_samples import TransitionSampler
+from probes.instants import utc_from_ns
 from probes.responder import ResponderMode, SipResponder
 
 INTERVAL = 0.05
@@ -73,6 +74,28 @@ def test_sampler_keeps_ring_before_and_results_after() -> None:
     # The capture is complete: further results are not kept, nothing is left to drain.
     assert sampler.record("t", (base + 7 * 10**9, "ok", 1, 200)) is None
     assert sampler.drain() == []
+
+
+def test_rings_of_many_trunks_stay_apart_and_forgotten_slots_are_reused() -> None:
+    """The rings share arrays (struct-of-arrays): 3,000 trunks (three growths of the
+    arrays), each with its own wrapped ring; a forgotten trunk's slot starts empty."""
+    sampler = TransitionSampler("a", ring=4, after=1)
+    at = datetime.fromtimestamp(1_700_000_000, UTC)
+    for n in range(6):  # six results each: the rings wrap
+        for k in range(3000):
+            status = 200 + (k + n) % 400
+            sampler.record(f"t{k}", (k * 1000 + n, "ok" if n % 2 else "timeout", n or None, status))
+    for k in (0, 1023, 1024, 2999):
+        rows = sampler.transition(f"t{k}", "outage_opened", at)
+        assert [r.at for r in rows] == [utc_from_ns(k * 1000 + n) for n in (2, 3, 4, 5)]
+        assert [r.outcome for r in rows] == ["timeout", "ok", "timeout", "ok"]
+        assert [r.status for r in rows] == [200 + (k + n) % 400 for n in (2, 3, 4, 5)]
+        assert [r.rtt_s for r in rows] == [n / 1e9 for n in (2, 3, 4, 5)]
+    assert sampler.forget("t5") == []
+    sampler.record("new", (42, "refused", None, None))  # takes the slot t5 left
+    (row,) = sampler.transition("new", "outage_opened", at)
+    assert (row.at, row.outcome, row.rtt_s, row.status) == (utc_from_ns(42), "refused", None, None)
+    assert sampler.transition("never", "outage_opened", at) == []
 
 
 async def test_monitor_persists_samples_around_an_outage(
