@@ -89,16 +89,18 @@ class MalformedCounter:
             self.on_malformed(kind, data, addr)
 
 
-@dataclass(slots=True, frozen=True)
-class _RequestTemplate:
-    """An OPTIONS request cut where the per-probe values go (branch, Call-ID, CSeq)."""
+# The request's fixed parts around the per-probe values (branch, Call-ID, CSeq). The part
+# after the CSeq depends only on the local address, transport and User-Agent: one shared
+# copy serves every trunk (~180 bytes a trunk at 100,000 trunks).
+_BEFORE_CSEQ = b"\r\nCSeq: "
+_SHARED_TAILS: dict[bytes, bytes] = {}
+_MAX_SHARED_TAILS = 1024
 
-    local: Address
-    before_branch: bytes
-    before_call_id: bytes
-    before_cseq: bytes
-    after_cseq: bytes
-    call_id_suffix: str
+
+def _shared_tail(tail: bytes) -> bytes:
+    if len(_SHARED_TAILS) >= _MAX_SHARED_TAILS:
+        return _SHARED_TAILS.get(tail, tail)
+    return _SHARED_TAILS.setdefault(tail, tail)
 
 
 def _truncate(text: str) -> str:
@@ -336,8 +338,12 @@ class OptionsProbe:
     kind = "options"
 
     __slots__ = (
+        "_after_cseq",
         "_auth_header",
         "_bad",
+        "_before_branch",
+        "_before_call_id",
+        "_call_id_suffix",
         "_cseq",
         "_dns_ttl_ns",
         "_last_response",
@@ -349,7 +355,7 @@ class OptionsProbe:
         "_resolver",
         "_ssl",
         "_started_ns",
-        "_template",
+        "_template_local",
         "_timer",
         "_txn",
         "_wall",
@@ -402,7 +408,11 @@ class OptionsProbe:
         self._local_host: str | None = None
         self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
         self.conn: StreamSipConnection | None = None
-        self._template: _RequestTemplate | None = None
+        # The request template (_set_template): plain bytes on the probe, no object of its
+        # own for the cyclic GC to walk (100,000 of them made every full collection longer).
+        self._template_local: Address | None = None
+        self._before_branch = self._before_call_id = self._after_cseq = b""
+        self._call_id_suffix = ""
         self._reason_cache: tuple[str, str] | None = None
         self.from_tag = new_tag()
         self.branch = ""
@@ -599,35 +609,33 @@ class OptionsProbe:
             raise RuntimeError("no UDP socket for this address family")
         return transport
 
-    def _template_for(self, local: Address) -> _RequestTemplate:
+    def _set_template(self, local: Address) -> None:
         """The request's fixed parts for this local address, built once, reused per probe."""
-        template = self._template
-        if template is not None and template.local == local:
-            return template
+        if self._template_local == local:
+            return
         host, port = local
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         proto = self.transport_name.upper()
         from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
         # Validates the host as a Call-ID word once (RFC 3261 §25.1), not per probe.
         call_id_suffix = new_call_id(host if ":" not in host else f"[{host}]")
-        call_id_suffix = call_id_suffix[call_id_suffix.index("@") :]
-        template = _RequestTemplate(
-            local=local,
-            before_branch=f"OPTIONS {self.request_uri} SIP/2.0\r\n"
-            f"Via: SIP/2.0/{proto} {hostport};branch=".encode(),
-            before_call_id=f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
+        self._call_id_suffix = call_id_suffix[call_id_suffix.index("@") :]
+        self._before_branch = (
+            f"OPTIONS {self.request_uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {hostport};branch="
+        ).encode()
+        self._before_call_id = (
+            f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
             f"From: <{from_uri}>;tag={self.from_tag}\r\n"
-            f"To: <{self.request_uri}>\r\nCall-ID: ".encode(),
-            before_cseq=b"\r\nCSeq: ",
-            after_cseq=f" OPTIONS\r\n"
+            f"To: <{self.request_uri}>\r\nCall-ID: "
+        ).encode()
+        self._after_cseq = _shared_tail(
+            f" OPTIONS\r\n"
             f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>\r\n"
-            f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode(),
-            call_id_suffix=call_id_suffix,
+            f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode()
         )
-        self._template = template
-        return template
+        self._template_local = local
 
-    def _build_request(self, template: _RequestTemplate) -> bytes:
+    def _build_request(self) -> bytes:
         # surrogateescape: a realm or nonce that was not UTF-8 goes back as the bytes it was.
         auth = (
             b""
@@ -636,13 +644,13 @@ class OptionsProbe:
         )
         return b"".join(
             (
-                template.before_branch,
+                self._before_branch,
                 self.branch.encode(),
-                template.before_call_id,
+                self._before_call_id,
                 self.call_id.encode(),
-                template.before_cseq,
+                _BEFORE_CSEQ,
                 str(self._cseq).encode(),
-                template.after_cseq,
+                self._after_cseq,
                 auth,
                 b"Content-Length: 0\r\n\r\n",
             )
@@ -651,12 +659,12 @@ class OptionsProbe:
     def _send_new_request(self) -> None:
         self._forget()
         self._unregister_branch()
-        template = self._template_for(self._local())
+        self._set_template(self._local())
         self.branch, call_id_word = new_branch_and_call_id_word()
         if self._cseq == 0:  # a new call per probe; the auth retry stays in it (§22.2)
-            self.call_id = call_id_word + template.call_id_suffix
+            self.call_id = call_id_word + self._call_id_suffix
         self._cseq += 1
-        data = self._build_request(template)
+        data = self._build_request()
         if self.keep_messages:
             self.last_request = data
         now = self._mono()
