@@ -28,10 +28,12 @@ from monitor.events import (
     TrunkStateChanged,
 )
 from monitor.health import HealthPolicy, TrunkHealth, reduce
+from monitor.journal_chain import verify_chain
 from monitor.store import GAP_REASON_NOT_RUNNING, JournalCorruptError, Store, resume
 from monitor.store import engine as store_engine
 from monitor.store.engine import async_url
 from monitor.store.schema import heartbeats, journal, metadata
+from monitor.store.store import APPEND_SLICE
 from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
 
@@ -240,6 +242,28 @@ async def test_append_is_all_or_nothing(store: Store) -> None:
     with pytest.raises(IntegrityError):  # the same outage opened twice: a bug upstream
         await store.append([change, OutageOpened(first)])
     assert await store.load_journal() == [OutageOpened(first)]
+
+
+async def test_a_batch_longer_than_a_slice_chains_and_commits_as_one(store: Store) -> None:
+    """append() builds and inserts APPEND_SLICE rows per await (the probe loop runs between
+    them); the hash chain runs on across slices, and a failure in a later slice still
+    leaves nothing written."""
+    n = 2 * APPEND_SLICE + 37
+    changes = [
+        TrunkStateChanged(
+            f"t{i:04d}", T0 + timedelta(milliseconds=i), TrunkState.UNKNOWN, TrunkState.UP, "ok"
+        )
+        for i in range(n)
+    ]
+    await store.append(changes)
+    assert await store.load_journal() == changes
+    links = await store.journal_run(store.agent, 1, 10**9)
+    assert len(links) == n and verify_chain(links) == []
+    first = outage("o-1", "carrier-a", T0)
+    await store.append([OutageOpened(first)])
+    with pytest.raises(IntegrityError):  # the outage row fails after every slice went in
+        await store.append([*changes, OutageOpened(first)])
+    assert len(await store.journal_run(store.agent, 1, 10**9)) == n + 1
 
 
 async def test_load_journal_is_per_agent(db_url: str, store: Store) -> None:

@@ -29,6 +29,9 @@ from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gap
 
 # Imported for its side effect: the ticket tables join schema.metadata (migration 0003).
 
+# Journal rows built, hashed and inserted per await (~6 ms of loop time at ~30 µs a row).
+APPEND_SLICE = 200
+
 
 class JournalCorruptError(ValueError):
     """A journal row that does not decode; names its seq so it can be looked at."""
@@ -85,29 +88,16 @@ class Store:
         """
         if not events:
             return
-        rows = [
-            {
-                "ts": e.at,
-                "agent": self.agent,
-                "trunk": e.trunk,
-                "kind": e.kind,
-                "payload": e.to_json(),
-            }
-            for e in events
-        ]
         # One appender at a time per agent, so two batches never chain to the same head.
         async with self._chain_lock, _writing(self._engine) as conn:
             head = await self._chain_head(conn)
-            links = chain_rows(
-                (
-                    (e.at, self.agent, e.trunk, e.kind, str(r["payload"]))
-                    for e, r in zip(events, rows, strict=True)
-                ),
-                head,
-            )
-            for row, (prev_hash, digest) in zip(rows, links, strict=True):
-                row["prev_hash"], row["hash"] = prev_hash, digest
-            await conn.execute(insert(journal), rows)
+            # Rows are built, hashed and inserted a slice at a time inside the transaction:
+            # each await lets the probe loop run. Building 2,000 at once (the start-up of
+            # 100,000 trunks) held the loop ~60 ms per batch.
+            for start in range(0, len(events), APPEND_SLICE):
+                rows = self._journal_rows(events[start : start + APPEND_SLICE], head)
+                head = str(rows[-1]["hash"])
+                await conn.execute(insert(journal), rows)
             for e in events:
                 if isinstance(e, OutageOpened):
                     await conn.execute(insert(self._written).values(self._outage_row(e.outage)))
@@ -121,6 +111,28 @@ class Store:
                     )
             if extra is not None:
                 await extra(conn)
+
+    def _journal_rows(self, events: Sequence[Event], head: str) -> list[dict[str, object]]:
+        rows: list[dict[str, object]] = [
+            {
+                "ts": e.at,
+                "agent": self.agent,
+                "trunk": e.trunk,
+                "kind": e.kind,
+                "payload": e.to_json(),
+            }
+            for e in events
+        ]
+        links = chain_rows(
+            (
+                (e.at, self.agent, e.trunk, e.kind, str(r["payload"]))
+                for e, r in zip(events, rows, strict=True)
+            ),
+            head,
+        )
+        for row, (prev_hash, digest) in zip(rows, links, strict=True):
+            row["prev_hash"], row["hash"] = prev_hash, digest
+        return rows
 
     async def _chain_head(self, conn: AsyncConnection) -> str:
         query = (
