@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import cast
 
 from probes.clock import SYSTEM_CLOCK, Clock
+from probes.deadlines import Deadlines
 from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
@@ -121,6 +122,8 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         # The same socket, read directly by drain() (None where the fd is not available).
         self._reader: socket.socket | None = None
         self.drained = 0  # datagrams drain() read (answers the loop had not read yet)
+        # The transaction timers of the probes on this socket (system clock only).
+        self.deadlines: Deadlines | None = None
 
     @classmethod
     async def open(
@@ -152,6 +155,7 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
+        self.deadlines = Deadlines(asyncio.get_running_loop())
         sock = transport.get_extra_info("socket")
         if sock is not None:
             reader = socket.socket(fileno=os.dup(sock.fileno()))
@@ -226,6 +230,8 @@ class UdpSipTransport(asyncio.DatagramProtocol):
             self.transport.sendto(data, addr)
 
     def close(self) -> None:
+        if self.deadlines is not None:
+            self.deadlines.close()
         if self.transport is not None:
             self.transport.close()
         if self._reader is not None:
@@ -357,6 +363,7 @@ class OptionsProbe:
         "_started_ns",
         "_template_local",
         "_timer",
+        "_timer_token",
         "_txn",
         "_wall",
         "addr",
@@ -420,6 +427,9 @@ class OptionsProbe:
         self._cseq = 0
         self._txn: NonInviteClientTransaction | None = None
         self._timer: asyncio.TimerHandle | None = None
+        # The shared UDP socket's deadlines serve the system clock; a test's fake clock
+        # (and TCP/TLS) takes a loop timer of its own. The token cancels a deadline.
+        self._timer_token = 0 if clock is SYSTEM_CLOCK else -1
         self._on_done: ResultCallback | None = None
         self._started_ns = 0
         self.sent_ns = 0
@@ -697,8 +707,19 @@ class OptionsProbe:
         deadline = self._txn.next_deadline_ns()
         if deadline is None:
             return
+        if self._timer_token >= 0 and self.transport_name == "udp":
+            udp = self._udp_of_family()
+            if udp is not None and udp.deadlines is not None:
+                self._timer_token += 1
+                udp.deadlines.add(deadline, self, self._timer_token)
+                return
         delay = max(0.0, (deadline - self._mono()) / 1e9)
         self._timer = self.loop.call_later(delay, self._on_timer)
+
+    def on_deadline(self, token: int) -> None:
+        """The shared deadline armed with `token` passed; a stale one (answered) is ignored."""
+        if token == self._timer_token:
+            self._on_timer()
 
     def _on_timer(self) -> None:
         try:
@@ -855,6 +876,8 @@ class OptionsProbe:
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
+        if self._timer_token >= 0:
+            self._timer_token += 1  # the shared deadline, if any, goes stale
         udp, addr = self._udp_of_family(), self.addr
         if udp is not None and addr is not None and udp.by_addr.get(addr) is self:
             del udp.by_addr[addr]
