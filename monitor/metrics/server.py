@@ -18,8 +18,10 @@ from __future__ import annotations
 
 import asyncio
 import ssl
+import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -47,6 +49,11 @@ READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 GZIP_LEVEL = 1
 # zlib window bits for a gzip container (16 + 15) rather than a raw zlib stream.
 GZIP_WBITS = 31
+# Loop time a scrape takes per step before handing the loop back (a few exporter pieces).
+# Under a saturated probe loop every hand-back costs a whole loop iteration, so steps are
+# as large as the probe loop's lateness goal (p99 ≤ 5 ms) comfortably allows.
+LOOP_STEP_S = 0.002
+_COMPRESSOR: ThreadPoolExecutor | None = None
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
@@ -70,18 +77,51 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 async def exposition_chunks(
     exporter: Exporter, snap: Snapshot, fmt: ExpositionFormat, gzip: bool
 ) -> AsyncIterator[bytes]:
-    """The body's bytes, written (and gzipped) a piece at a time, yielding between pieces."""
+    """The body's bytes: written in the loop a step (LOOP_STEP_S of pieces) at a time,
+    yielding between steps; gzipped on the compressor thread while the next step is written.
+    """
+    loop = asyncio.get_running_loop()
     packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS) if gzip else None
+    packing: asyncio.Future[bytes] | None = None  # the previous step, being compressed
+    step: list[bytes] = []
+    began = time.perf_counter()
     for piece in exporter.render(snap, fmt):
-        data = piece.encode()
-        if packer is not None:
-            data = packer.compress(data)  # b"" while zlib buffers
+        step.append(piece.encode())
+        if time.perf_counter() - began < LOOP_STEP_S:
+            continue
+        data = b"".join(step)
+        step.clear()
+        if packer is None:
+            yield data
+            # A write does not yield unless the socket is full: let the probe loop run.
+            await asyncio.sleep(0)
+        else:
+            if packing is None:
+                await asyncio.sleep(0)
+            elif packed := await packing:  # the loop runs while we wait
+                yield packed  # b"" while zlib buffers
+            packing = loop.run_in_executor(_compressor(), packer.compress, data)
+        began = time.perf_counter()
+    data = b"".join(step)
+    if packer is None:
         if data:
             yield data
-        # A write does not yield unless the socket is full: let the probe loop run.
-        await asyncio.sleep(0)
-    if packer is not None:
-        yield packer.flush()
+        return
+    if packing is not None and (packed := await packing):
+        yield packed
+    yield await loop.run_in_executor(_compressor(), _finish, packer, data)
+
+
+def _finish(packer: Any, data: bytes) -> bytes:
+    return packer.compress(data) + packer.flush()  # type: ignore[no-any-return]
+
+
+def _compressor() -> ThreadPoolExecutor:
+    """The one thread gzip runs on (zlib releases the GIL while it compresses)."""
+    global _COMPRESSOR
+    if _COMPRESSOR is None:
+        _COMPRESSOR = ThreadPoolExecutor(1, thread_name_prefix="metrics-gzip")
+    return _COMPRESSOR
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
