@@ -22,7 +22,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from itertools import accumulate, chain, compress, repeat
 from operator import add, and_, attrgetter, is_, is_not
-from typing import Any
+from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
 from prometheus_client.core import Metric
@@ -145,6 +145,7 @@ _get_open_outage = attrgetter("open_outage")
 # Every per-trunk line starts with the agent's label (one text per exporter): several
 # agents scraped by one Prometheus keep their views apart and the rules aggregate them.
 _OUTCOME_LABEL = {o: f'outcome="{escape_label_value(o.value)}",' for o in Outcome}
+_T = TypeVar("_T")
 # Value texts of a column and the tail each is written with (columns.count_texts, …).
 _Texts = Callable[[list[Any]], tuple[list[str], str]]
 # Column tests for map passes: a probe has answered (last_success ≥ 0); it is OPTIONS.
@@ -386,7 +387,7 @@ class Exporter:
         # Before its first result a probe shows only its outcome counts (if any).
         answered = list(map(_is_answered, snap.last_success))
 
-        gauges: tuple[tuple[Family, Sequence[Any], _Texts], ...] = (
+        gauges: tuple[tuple[Family, list[Any], _Texts], ...] = (
             (PROBE_SUCCESS, snap.last_success, count_texts),
             (PROBE_DURATION, snap.last_duration_s, float_texts),
             (SIP_LAST_STATUS, snap.last_status, count_texts),
@@ -415,19 +416,23 @@ class Exporter:
         width = RTT_WIDTH
         for start, end in _spans(n, width + 2):
             keep = options[start:end]
-            rows = list(compress(trunk_labels[start:end], keep))
+            rows = _kept(trunk_labels[start:end], keep)
             counts = snap.rtt_counts[start * width : end * width]
             parts: list[Part] = []
             running: list[int] = []
+            values = []
             tail = ""
             for k, bucket_head in enumerate(heads):
-                column = list(compress(counts[k::width], keep))
-                running = list(map(add, running, column)) if k else column  # cumulative
-                values, tail = count_texts(running)
+                column = _kept(counts[k::width], keep)
+                # Cumulative counts; a bucket empty for every row leaves them (and their
+                # texts) as they were: the top buckets usually are.
+                if not k or any(column):
+                    running = list(map(add, running, column)) if k else column
+                    values, tail = count_texts(running)
                 parts += (bucket_head, rows, values, tail + "\n")
             # _count is the +Inf bucket's cumulative count: the same texts again.
             parts += (count_head, rows, values, tail + "\n")
-            sums, _ = float_texts(list(compress(snap.rtt_sum[start:end], keep)))
+            sums, _ = float_texts(_kept(snap.rtt_sum[start:end], keep))
             parts += (sum_head, rows, sums, "\n")
             yield rows_text(len(rows), parts)
 
@@ -437,15 +442,15 @@ class Exporter:
         fmt: ExpositionFormat,
         labels: list[str],
         keep: list[bool],
-        column: Sequence[Any],
+        column: list[Any],
         texts: _Texts,
     ) -> Iterator[str]:
         """A per-probe gauge's lines for the probes `keep` selects."""
         yield fam.header(fmt)
         head = f"{fam.sample}{{{self._agent}"
         for start, end in _spans(len(labels)):
-            rows = list(compress(labels[start:end], keep[start:end]))
-            chosen = list(compress(column[start:end], keep[start:end]))
+            rows = _kept(labels[start:end], keep[start:end])
+            chosen = _kept(column[start:end], keep[start:end])
             values, tail = texts(chosen)
             yield rows_text(len(rows), (head, rows, values, tail + "\n"))
 
@@ -531,6 +536,11 @@ class _TextColumn:
 
 def _single(family: Family, fmt: ExpositionFormat, value: int) -> str:
     return f"{family.header(fmt)}{family.sample} {count_text(value)}\n"
+
+
+def _kept(column: list[_T], keep: list[bool]) -> list[_T]:
+    """The rows of `column` that `keep` marks (the column itself when it marks all)."""
+    return column if all(keep) else list(compress(column, keep))
 
 
 def _spans(rows: int, lines_per_row: int = 1) -> Iterator[tuple[int, int]]:
