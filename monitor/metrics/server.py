@@ -17,6 +17,7 @@ compress calls release the GIL now and then). The scrape took ~0.16 s either way
 from __future__ import annotations
 
 import asyncio
+import importlib
 import ssl
 import threading
 import time
@@ -48,6 +49,21 @@ READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 # gzip level for /metrics: level 1 already shrinks the exposition ~10x (it is repetitive
 # text) in about a quarter of level 6's time; higher levels gain little for the CPU.
 GZIP_LEVEL = 1
+
+
+def _deflate() -> Any:
+    """ISA-L's zlib-compatible deflate when the `speed` extra is installed, else zlib.
+
+    Measured on the 100,000-trunk exposition (237 MB): zlib level 1 ~430 MB/s, ISA-L level
+    1 ~2,000 MB/s with a slightly smaller output; both release the GIL while compressing.
+    """
+    try:
+        return importlib.import_module("isal.isal_zlib")
+    except ImportError:
+        return zlib
+
+
+DEFLATE = _deflate()
 # zlib window bits for a gzip container (16 + 15) rather than a raw zlib stream.
 GZIP_WBITS = 31
 # Loop time a scrape takes per step before handing the loop back (a few exporter pieces).
@@ -132,7 +148,7 @@ class Packer:
     """
 
     def __init__(self) -> None:
-        self._zlib = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+        self._zlib = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, GZIP_WBITS)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="metrics-gzip")
         self._started = threading.Event()
         self._running: asyncio.Future[bytes] | None = None
@@ -165,7 +181,8 @@ class Packer:
         return work(data)
 
     def _finish(self, data: bytes) -> bytes:
-        return self._zlib.compress(data) + self._zlib.flush()
+        out: bytes = self._zlib.compress(data) + self._zlib.flush()
+        return out
 
 
 def accepts_gzip(accept_encoding: str) -> bool:
