@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.events import Outage, OutageKind
 from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics import server as metrics_server
 from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
@@ -83,6 +84,8 @@ BASELINE_S = 0.5
 SETTLE_S = 0.02
 # Between two modes: the schedule recovers from the previous mode's stalls.
 BETWEEN_MODES_S = 0.2
+# The server's deflate (zlib, or ISA-L with the speed extra); zlib for trees without one.
+DEFLATE = getattr(metrics_server, "DEFLATE", zlib)
 ACCEPT = {
     ExpositionFormat.TEXT: "text/plain; version=0.0.4",
     ExpositionFormat.OPENMETRICS: "application/openmetrics-text; version=1.0.0",
@@ -320,7 +323,7 @@ def encode_variant(
 ) -> bytes:
     """exposition_chunks's work without the yields (for a thread or one step), with an
     optional sleep after each piece to hand the GIL over to the loop."""
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS) if gzip else None
+    packer = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, GZIP_WBITS) if gzip else None
     out = []
     for piece in exporter.render(snap, fmt):
         data = piece.encode()
@@ -496,6 +499,7 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    print(f"gzip by {DEFLATE.__name__}")
     for n in args.trunks:
         start = time.perf_counter()
         sources = synthetic_sources(n)
