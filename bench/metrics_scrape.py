@@ -361,7 +361,7 @@ def scrape_modes(pool: ThreadPoolExecutor) -> dict[str, Scrape]:
         encode_variant(exporter, exporter.snapshot(), fmt, True, 0.0)
 
     return {
-        "server: in the loop, gzip, yield per piece": server,
+        "server: steps in the loop, gzip thread": server,
         "worker thread, gzip": on_thread(True),
         "worker thread, gzip, switchinterval 1 ms": thread_1ms_switch,
         "worker thread, no gzip": on_thread(False),

@@ -1,17 +1,20 @@
 """The monitor's HTTP side: /metrics (OpenMetrics and gzip negotiated), /healthz and /readyz.
 
 A scrape never holds the event loop for long: the snapshot is copied in slices
-(exporter.SNAPSHOT_SLICE trunks) and the text is written, gzipped and streamed a piece at
-a time (exporter.PIECE_LINES lines), yielding to the loop after each step (~0.3 ms).
+(exporter.SNAPSHOT_SLICE trunks) and the text is written in steps of LOOP_STEP_S (a few
+exporter pieces), yielding to the loop after each; gzip runs on a thread of its own
+(`Packer`: zlib and ISA-L release the GIL while they compress) on batches of
+GZIP_BATCH_BYTES while the loop writes the next ones, and the result is streamed.
 
-Why in the loop and not on a worker thread: writing the text is pure Python and holds the
-GIL, so a render thread still competes with the probe loop, which then waits for the GIL
-(up to the 5 ms switch interval) whenever it wakes. Measured with 10,000 probes/s and
-10,000-trunk scrapes interleaved with idle periods (bench/metrics_scrape.py, uvloop and
-the stock loop): scheduler lag p99 1.7–1.9 ms, max 2.4–5.8 ms yielding per piece in the
-loop, as with no scrape (p99 2.0 ms, max 2.5–3.9 ms); with a render thread p99 2.3–4.2 ms,
-max 5–9 ms (no better with a 1 ms switch interval; p99 7–8.5 ms without gzip, whose
-compress calls release the GIL now and then). The scrape took ~0.16 s either way.
+Why the writing stays in the loop and not on a worker thread: writing the text is pure
+Python and holds the GIL, so a render thread still competes with the probe loop, which
+then waits for the GIL (up to the 5 ms switch interval) whenever it wakes. Measured with
+10,000 probes/s and 10,000-trunk scrapes interleaved with idle periods
+(bench/metrics_scrape.py, uvloop and the stock loop): scheduler lag p99 1.7–1.9 ms, max
+2.4–5.8 ms yielding per piece in the loop, as with no scrape (p99 2.0 ms, max 2.5–3.9 ms);
+with a render thread p99 2.3–4.2 ms, max 5–9 ms (no better with a 1 ms switch interval).
+Compressing is another matter: it runs without the GIL, and at 100,000 trunks (237 MB of
+text) zlib level 1 alone is ~0.55 s, which in the loop doubled the scrape's loop time.
 """
 
 from __future__ import annotations
