@@ -497,6 +497,9 @@ def mixed_sources(n: int) -> ExportSources:
             stats.rtt.total = (math.inf, math.nan, 2.5e6, -math.inf)[i % 4]
         if case == 5:
             stats.last_duration_s = 1e-7 * i
+        if case == 6:  # never so in the monitor; a total below a million must not hide it
+            stats.rtt.counts[0] += 1_500_000  # 1.5e+06 while the total stays small
+            stats.rtt.counts[-1] -= 1_500_000
     for i, health in enumerate(src.health.values()):
         health.state = list(TrunkState)[i % len(TrunkState)]
         if i % 4 == 1:

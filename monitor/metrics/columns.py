@@ -21,7 +21,7 @@ from monitor.metrics.exposition import count_text, go_float
 Part = str | Iterable[str]
 
 # count_text writes "<n>.0" below this (a million) and Go's exponent form from it on.
-_PLAIN_INT_LIMIT = 1_000_000
+PLAIN_INT_LIMIT = 1_000_000
 # go_float writes repr(value) for a finite float below this, Go's exponent form from it on.
 _REPR_FLOAT_LIMIT = 1e6
 # Value texts of a 0/1 column, indexed by the (bool) value.
@@ -49,13 +49,14 @@ def rows_text(n: int, parts: Sequence[Part]) -> str:
     return "".join(out)
 
 
-def count_texts(values: Sequence[int]) -> tuple[list[str], str]:
+def count_texts(values: Sequence[int], *, small: bool = False) -> tuple[list[str], str]:
     """(texts, tail): text + tail is count_text(value) for every value in the column.
 
     All below a million (the common case): str(value) and the tail ".0", which the caller
     puts in the row template (no per-value concatenation); otherwise count_text's texts.
+    `small` says the caller knows all are below a million in size (the check is skipped).
     """
-    if not values or (min(values) > -_PLAIN_INT_LIMIT and max(values) < _PLAIN_INT_LIMIT):
+    if small or not values or (min(values) > -PLAIN_INT_LIMIT and max(values) < PLAIN_INT_LIMIT):
         return list(map(str, values)), ".0"
     return list(map(count_text, values)), ""
 

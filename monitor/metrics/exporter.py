@@ -38,7 +38,14 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.events import Outage
 from monitor.health import TrunkHealth, TrunkState
-from monitor.metrics.columns import BOOL_TEXTS, Part, count_texts, float_texts, rows_text
+from monitor.metrics.columns import (
+    BOOL_TEXTS,
+    PLAIN_INT_LIMIT,
+    Part,
+    count_texts,
+    float_texts,
+    rows_text,
+)
 from monitor.metrics.exposition import (
     EOF_LINE,
     ExpositionFormat,
@@ -422,16 +429,24 @@ class Exporter:
             rows = _kept(trunk_labels[start:end], keep)
             counts = snap.rtt_counts[start * width : end * width]
             parts: list[Part] = []
-            running: list[int] = []
+            # Cumulative counts per bucket; a bucket empty for every row leaves them (and
+            # their texts) as they were: the top buckets usually are.
+            cumulative: list[list[int]] = []
+            for k in range(width):
+                column = _kept(counts[k::width], keep)
+                if not k or any(column):
+                    column = list(map(add, cumulative[-1], column)) if k else column
+                else:
+                    column = cumulative[-1]
+                cumulative.append(column)
+            # Counts are never negative, so when the +Inf bucket's are small, all are.
+            total = cumulative[-1]
+            small = bool(total) and min(counts) >= 0 and max(total) < PLAIN_INT_LIMIT
             values = []
             tail = ""
             for k, bucket_head in enumerate(heads):
-                column = _kept(counts[k::width], keep)
-                # Cumulative counts; a bucket empty for every row leaves them (and their
-                # texts) as they were: the top buckets usually are.
-                if not k or any(column):
-                    running = list(map(add, running, column)) if k else column
-                    values, tail = count_texts(running)
+                if not k or cumulative[k] is not cumulative[k - 1]:
+                    values, tail = count_texts(cumulative[k], small=small)
                 parts += (bucket_head, rows, values, tail + "\n")
             # _count is the +Inf bucket's cumulative count: the same texts again.
             parts += (count_head, rows, values, tail + "\n")
