@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -41,6 +42,7 @@ from monitor import __version__
 from monitor.events import Outage, OutageKind, TrunkState
 from monitor.health import TrunkHealth
 from monitor.metrics import exporter as exporter_module
+from monitor.metrics import pacing
 from monitor.metrics.columns import count_texts, float_texts, rows_text
 from monitor.metrics.exporter import (
     SNAPSHOT_SLICE,
@@ -661,7 +663,12 @@ def many_sources(n: int) -> ExportSources:
     return src
 
 
-async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices() -> None:
+async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Steps of no time at all: the loop is handed back after every slice.
+    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
     n = SNAPSHOT_SLICE * 3 + 7
     exporter = Exporter(many_sources(n))
     ticks = 0
@@ -677,6 +684,23 @@ async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices() 
     during = ticks
     assert sliced == exporter.snapshot()
     assert during >= math.ceil(n / SNAPSHOT_SLICE)
+
+
+async def test_scrape_steps_grow_with_a_busy_loop_up_to_the_cap() -> None:
+    loop = asyncio.get_running_loop()
+    pacer = pacing.Pacer()
+    assert pacer.budget == pacing.LOOP_STEP_S
+    loop.call_soon(time.sleep, 0.006)  # the rest of the loop's iteration takes 6 ms
+    await pacer.hand_back()
+    assert 0.006 <= pacer.budget <= pacing.MAX_STEP_S
+    assert not pacer.due()  # a step of ~6 ms has just begun
+    loop.call_soon(time.sleep, 0.030)
+    await pacer.hand_back()
+    assert pacer.budget == pacing.MAX_STEP_S
+    await pacer.hand_back()  # an idle loop: back to short steps
+    assert pacer.budget < 0.006
+    await asyncio.sleep(pacer.budget)
+    assert pacer.due()
 
 
 # ---- the HTTP endpoint ----------------------------------------------------------------------

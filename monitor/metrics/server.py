@@ -1,10 +1,10 @@
 """The monitor's HTTP side: /metrics (OpenMetrics and gzip negotiated), /healthz and /readyz.
 
 A scrape never holds the event loop for long: the snapshot is copied in slices
-(exporter.SNAPSHOT_SLICE trunks) and the text is written in steps of LOOP_STEP_S (a few
-exporter pieces), yielding to the loop after each; gzip runs on a thread of its own
-(`Packer`: zlib and ISA-L release the GIL while they compress) on batches of
-GZIP_BATCH_BYTES while the loop writes the next ones, and the result is streamed.
+(exporter.SNAPSHOT_SLICE trunks) and the text is written a few exporter pieces at a time,
+handing the loop back between steps of 2–10 ms (monitor.metrics.pacing); gzip runs on a
+thread of its own (`Packer`: zlib and ISA-L release the GIL while they compress) on
+batches of GZIP_BATCH_BYTES while the loop writes the next ones; the result is streamed.
 
 Why the writing stays in the loop and not on a worker thread: writing the text is pure
 Python and holds the GIL, so a render thread still competes with the probe loop, which
@@ -23,7 +23,6 @@ import asyncio
 import importlib
 import ssl
 import threading
-import time
 import zlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -40,6 +39,7 @@ from monitor.http_guard import (
 )
 from monitor.metrics.exporter import Exporter, Snapshot
 from monitor.metrics.exposition import ExpositionFormat, negotiate
+from monitor.metrics.pacing import Pacer
 from monitor.web_config import WebConfig, load_web_config
 
 if TYPE_CHECKING:
@@ -69,10 +69,6 @@ def _deflate() -> Any:
 DEFLATE = _deflate()
 # zlib window bits for a gzip container (16 + 15) rather than a raw zlib stream.
 GZIP_WBITS = 31
-# Loop time a scrape takes per step before handing the loop back (a few exporter pieces).
-# Under a saturated probe loop every hand-back costs a whole loop iteration, so steps are
-# as large as the probe loop's lateness goal (p99 ≤ 5 ms) comfortably allows.
-LOOP_STEP_S = 0.002
 # Uncompressed bytes handed to the gzip thread at once (~10 ms of zlib level 1 here).
 GZIP_BATCH_BYTES = 4 * 1024 * 1024
 # Longest the loop waits for the gzip thread to take the GIL and enter zlib.
@@ -100,7 +96,7 @@ async def metrics(request: web.Request) -> web.StreamResponse:
 async def exposition_chunks(
     exporter: Exporter, snap: Snapshot, fmt: ExpositionFormat, gzip: bool
 ) -> AsyncIterator[bytes]:
-    """The body's bytes: written in the loop a step (LOOP_STEP_S of pieces) at a time,
+    """The body's bytes: written in the loop a step (pacing.Pacer) at a time,
     yielding between steps; gzipped on a thread of its own while the next steps are written.
     """
     if not gzip:
@@ -125,17 +121,16 @@ async def exposition_chunks(
 
 
 async def _steps(exporter: Exporter, snap: Snapshot, fmt: ExpositionFormat) -> AsyncIterator[bytes]:
-    """The exposition's pieces, encoded and joined into one bytes per LOOP_STEP_S of work."""
+    """The exposition's pieces, encoded and joined into one bytes per step (pacing.Pacer)."""
     step: list[bytes] = []
-    began = time.perf_counter()
+    pacer = Pacer()
     for piece in exporter.render(snap, fmt):
         step.append(piece.encode())
-        if time.perf_counter() - began >= LOOP_STEP_S:
+        if pacer.due():
             yield b"".join(step)
             step.clear()
             # A write does not yield unless the socket is full: let the probe loop run.
-            await asyncio.sleep(0)
-            began = time.perf_counter()
+            await pacer.hand_back()
     if step:
         yield b"".join(step)
 
