@@ -72,7 +72,7 @@ GZIP_WBITS = 31
 # Uncompressed bytes handed to the gzip thread at once (~10 ms of zlib level 1 here).
 GZIP_BATCH_BYTES = 4 * 1024 * 1024
 # Longest the loop waits for the gzip thread to take the GIL and enter zlib.
-HANDOVER_TIMEOUT_S = 0.005
+HANDOVER_TIMEOUT_S = 0.002
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
