@@ -50,6 +50,7 @@ from datetime import UTC, datetime, timedelta
 
 from monitor.events import Outage, OutageKind
 from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics import server as metrics_server
 from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
@@ -83,6 +84,8 @@ BASELINE_S = 0.5
 SETTLE_S = 0.02
 # Between two modes: the schedule recovers from the previous mode's stalls.
 BETWEEN_MODES_S = 0.2
+# The server's deflate (zlib, or ISA-L with the speed extra); zlib for trees without one.
+DEFLATE = getattr(metrics_server, "DEFLATE", zlib)
 ACCEPT = {
     ExpositionFormat.TEXT: "text/plain; version=0.0.4",
     ExpositionFormat.OPENMETRICS: "application/openmetrics-text; version=1.0.0",
@@ -197,18 +200,27 @@ def sliced_snapshot_steps(exporter: Exporter) -> list[float]:
     return steps
 
 
-def piece_steps(exporter: Exporter, snap: Snapshot, fmt: ExpositionFormat) -> list[float]:
-    """Duration of each step exposition_chunks takes between two yields (gzip on)."""
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS)
+def server_steps(exporter: Exporter, fmt: ExpositionFormat) -> tuple[float, list[float]]:
+    """A whole server scrape (sliced snapshot, then exposition_chunks with gzip) in a loop
+    with nothing else to do: its wall time and each loop step it took (the loop holds)."""
     steps: list[float] = []
-    start = time.perf_counter()
-    for piece in exporter.render(snap, fmt):
-        packer.compress(piece.encode())
-        now = time.perf_counter()
-        steps.append(now - start)
-        start = now
-    packer.flush()
-    return steps
+
+    async def scrape() -> None:
+        snap = await exporter.snapshot_sliced()
+        async for _chunk in exposition_chunks(exporter, snap, fmt, True):
+            pass
+
+    async def run() -> float:
+        began = time.perf_counter()
+        task = asyncio.ensure_future(scrape())
+        while not task.done():
+            start = time.perf_counter()
+            await asyncio.sleep(0)
+            steps.append(time.perf_counter() - start)
+        await task
+        return time.perf_counter() - began
+
+    return asyncio.run(run()), steps
 
 
 def in_process(exporter: Exporter, repeat: int) -> None:
@@ -234,13 +246,19 @@ def in_process(exporter: Exporter, repeat: int) -> None:
         runtime = b"# HELP process_"
         assert gzip.decompress(packed).split(runtime)[0] == body.split(runtime)[0]
         lines = body.count(b"\n")
-        pieces = sorted(step for _ in range(repeat) for step in piece_steps(exporter, snap, fmt))
+        walls, steps = [], []
+        for _ in range(repeat):
+            wall, held = server_steps(exporter, fmt)
+            walls.append(wall)
+            steps += held
+        steps.sort()
         print(
             f"  {fmt.name.lower():<11} render {best_median(times)}  {len(body) / 1e6:5.2f} MB raw"
             f" ({lines:,} lines);  render+gzip -{GZIP_LEVEL} {best_median(gz_times)}"
-            f"  {len(packed) / 1e6:5.2f} MB;  loop hold per piece: median"
-            f" {ms(pieces[len(pieces) // 2])}, max {ms(pieces[-1])}"
-            f" ({len(pieces) // repeat} pieces)"
+            f"  {len(packed) / 1e6:5.2f} MB;  server scrape (sliced snapshot, steps, gzip"
+            f" thread) {best_median(walls)}, loop hold per step: median"
+            f" {ms(steps[len(steps) // 2])}, max {ms(steps[-1])}"
+            f" ({len(steps) // repeat} steps)"
         )
 
 
@@ -305,7 +323,7 @@ def encode_variant(
 ) -> bytes:
     """exposition_chunks's work without the yields (for a thread or one step), with an
     optional sleep after each piece to hand the GIL over to the loop."""
-    packer = zlib.compressobj(GZIP_LEVEL, zlib.DEFLATED, GZIP_WBITS) if gzip else None
+    packer = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, GZIP_WBITS) if gzip else None
     out = []
     for piece in exporter.render(snap, fmt):
         data = piece.encode()
@@ -343,7 +361,7 @@ def scrape_modes(pool: ThreadPoolExecutor) -> dict[str, Scrape]:
         encode_variant(exporter, exporter.snapshot(), fmt, True, 0.0)
 
     return {
-        "server: in the loop, gzip, yield per piece": server,
+        "server: steps in the loop, gzip thread": server,
         "worker thread, gzip": on_thread(True),
         "worker thread, gzip, switchinterval 1 ms": thread_1ms_switch,
         "worker thread, no gzip": on_thread(False),
@@ -351,14 +369,21 @@ def scrape_modes(pool: ThreadPoolExecutor) -> dict[str, Scrape]:
     }
 
 
-async def under_load(sources: ExportSources, repeat: int, *, http: bool) -> None:
+async def under_load(
+    sources: ExportSources,
+    repeat: int,
+    *,
+    http: bool,
+    interval: float = PROBE_INTERVAL_S,
+    server_only: bool = False,
+) -> None:
     loop = asyncio.get_running_loop()
     by_name = {st.trunk: st for st in sources.stats}
 
     def on_result(result: ProbeResult) -> None:
         by_name[result.trunk].record(result)
 
-    sched = Scheduler([(FakeProbe(t.trunk), PROBE_INTERVAL_S) for t in sources.trunks], on_result)
+    sched = Scheduler([(FakeProbe(t.trunk), interval) for t in sources.trunks], on_result)
     sources.scheduler = sched
     windows = LagWindows(sched)
     exporter = Exporter(sources, runtime=runtime_registry())
@@ -368,11 +393,14 @@ async def under_load(sources: ExportSources, repeat: int, *, http: bool) -> None
     pool = ThreadPoolExecutor(1, thread_name_prefix="metrics-render")
     runner, port = await serve(make_app(exporter, lambda: True), "127.0.0.1", 0)
     try:
-        await asyncio.sleep(WARMUP_S)
-        print(f" under load ({len(sources.trunks):,} probes/s, loop {type(loop).__module__}),")
+        await asyncio.sleep(max(WARMUP_S, interval))  # the first round spreads out
+        rate = len(sources.trunks) / interval
+        print(f" under load ({rate:,.0f} probes/s, loop {type(loop).__module__}),")
         print(f"  {repeat} rounds, each: {BASELINE_S} s without scrape, then every mode once per")
         print("  format (interleaved, so background load on the machine hits all modes alike):")
         modes = scrape_modes(pool)
+        if server_only:
+            modes = dict(list(modes.items())[:1])
         ranges: dict[str, list[tuple[int, int]]] = {name: [] for name in ["no scrape", *modes]}
         times: dict[str, list[float]] = {name: [] for name in modes}
         for _ in range(repeat):
@@ -460,11 +488,18 @@ def main() -> None:
     parser.add_argument("--trunks", type=int, nargs="+", default=[10_000])
     parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--loop", choices=("uvloop", "asyncio"), default="uvloop")
+    parser.add_argument(
+        "--interval", type=float, default=PROBE_INTERVAL_S, help="probe interval under load (s)"
+    )
+    parser.add_argument(
+        "--server-only", action="store_true", help="under load, only the server's way"
+    )
     parser.add_argument("--no-load", action="store_true", help="skip parts 2 and 3")
     parser.add_argument("--no-http", action="store_true", help="skip part 3")
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
     print(f"python {platform.python_version()} on {platform.machine()}, {platform.node()}")
+    print(f"gzip by {DEFLATE.__name__}")
     for n in args.trunks:
         start = time.perf_counter()
         sources = synthetic_sources(n)
@@ -476,7 +511,15 @@ def main() -> None:
         in_process(exporter, args.repeat)
         if not args.no_load:
             with asyncio.Runner(loop_factory=loop_factory(args.loop)) as runner:
-                runner.run(under_load(sources, args.repeat, http=not args.no_http))
+                runner.run(
+                    under_load(
+                        sources,
+                        args.repeat,
+                        http=not args.no_http,
+                        interval=args.interval,
+                        server_only=args.server_only,
+                    )
+                )
         if args.profile:
             profile(exporter)
     print(

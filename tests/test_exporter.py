@@ -12,6 +12,7 @@ import asyncio
 import gzip
 import math
 import re
+import time
 from collections.abc import Awaitable, Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 
@@ -40,6 +41,9 @@ from prometheus_client.utils import floatToGoString as _float_to_go_string
 from monitor import __version__
 from monitor.events import Outage, OutageKind, TrunkState
 from monitor.health import TrunkHealth
+from monitor.metrics import exporter as exporter_module
+from monitor.metrics import pacing
+from monitor.metrics.columns import count_texts, float_texts, rows_text
 from monitor.metrics.exporter import (
     SNAPSHOT_SLICE,
     Exporter,
@@ -472,6 +476,76 @@ def test_byte_identical_for_any_sources(src: ExportSources) -> None:
         assert exporter.expose(snap, fmt) == reference(src, fmt)
 
 
+def mixed_sources(n: int) -> ExportSources:
+    """n trunks cycling through every case the column writer treats apart: unanswered and
+    crashed-only probes, a non-OPTIONS probe, empty and full RTT buckets, counts past a
+    million, sums that are inf, nan or past 1e6, every state, outages and opened counts."""
+    src = make_sources([(f"t{i}", f"c{i % 3}", "udp") for i in range(n)])
+    src.stats[7 % n].probe = "register"  # gauges and outcomes, no RTT histogram
+    for i, stats in enumerate(src.stats):
+        case = i % 9
+        if case == 0:
+            continue  # no result yet: nothing but (no) outcome counts
+        if case == 1:
+            stats.record(result(stats.trunk, Outcome.PROBE_CRASHED, None, None))
+            continue
+        for k, rtt in enumerate((*RTT_BUCKETS[: 1 + i % len(RTT_BUCKETS)], 0.0042 * i)):
+            outcome = Outcome.OK if k % 4 else Outcome.TIMEOUT
+            stats.record(result(stats.trunk, outcome, rtt, 200 if k % 4 else None))
+        if case == 3:
+            stats.outcome_counts[Outcome.OK] = 1_000_000 + i  # Go's exponent form
+            stats.rtt.counts[-1] = 999_999
+        if case == 4:
+            stats.rtt.total = (math.inf, math.nan, 2.5e6, -math.inf)[i % 4]
+        if case == 5:
+            stats.last_duration_s = 1e-7 * i
+        if case == 6:  # never so in the monitor; a total below a million must not hide it
+            stats.rtt.counts[0] += 1_500_000  # 1.5e+06 while the total stays small
+            stats.rtt.counts[-1] -= 1_500_000
+    for i, health in enumerate(src.health.values()):
+        health.state = list(TrunkState)[i % len(TrunkState)]
+        if i % 4 == 1:
+            health.open_outage = outage(health.trunk)
+        if i % 3:
+            src.outages_opened[health.trunk] = (0, 2, 10**7)[i % 3]
+    return src
+
+
+@pytest.mark.parametrize("piece_lines", [1, 13, 100, 5_000])
+def test_byte_identical_across_pieces(monkeypatch: pytest.MonkeyPatch, piece_lines: int) -> None:
+    # Pieces of a few lines: the fast paths (all rows kept, every bucket empty, every
+    # count below a million, plain floats) hold in some pieces and not in their neighbours.
+    monkeypatch.setattr(exporter_module, "PIECE_LINES", piece_lines)
+    src = mixed_sources(60)
+    exporter = Exporter(src)
+    snap = exporter.snapshot()
+    for fmt in ExpositionFormat:
+        pieces = list(exporter.render(snap, fmt))
+        assert "".join(pieces).encode() == reference(src, fmt)
+    assert len(pieces) > 8 if piece_lines < 100 else len(pieces) > 1
+
+
+def test_column_texts_are_the_grammar_s_texts() -> None:
+    ints = [0, 7, -3, 999_999, -999_999]
+    assert count_texts(ints) == ([str(v) for v in ints], ".0")
+    big = [*ints, 1_000_000, -1_000_000, 123_456_789]
+    texts, tail = count_texts(big)
+    assert [t + tail for t in texts] == [count_text(v) for v in big]
+    plain = [0.0, -0.0, 1e-7, 0.1, 999_999.9, -5e20]
+    assert float_texts(plain) == ([repr(v) for v in plain], "")
+    for odd in (math.inf, -math.inf, math.nan, 1e6, 1.5e300, 1.5e308):
+        column = [*plain, odd, 1.5e308]  # the last two overflow the sum to inf
+        assert float_texts(column) == ([go_float(v) for v in column], "")
+    assert float_texts([0.5, 3]) == (["0.5", "3.0"], "")  # an int among floats
+
+
+def test_rows_text_interleaves_columns_and_checks_their_length() -> None:
+    assert rows_text(2, ("a", ["1", "2"], "", "b", iter("xy"), "\n")) == "a1bx\na2by\n"
+    assert rows_text(0, ("a", [])) == ""
+    with pytest.raises(ValueError):
+        rows_text(3, ("a", ["1", "2"]))
+
+
 def parse_openmetrics_typed(text: str) -> Iterable[Metric]:
     parsed: Iterable[Metric] = parse_openmetrics(text)  # type: ignore[no-untyped-call]
     return parsed
@@ -589,7 +663,12 @@ def many_sources(n: int) -> ExportSources:
     return src
 
 
-async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices() -> None:
+async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Steps of no time at all: the loop is handed back after every slice.
+    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
     n = SNAPSHOT_SLICE * 3 + 7
     exporter = Exporter(many_sources(n))
     ticks = 0
@@ -605,6 +684,23 @@ async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices() 
     during = ticks
     assert sliced == exporter.snapshot()
     assert during >= math.ceil(n / SNAPSHOT_SLICE)
+
+
+async def test_scrape_steps_grow_with_a_busy_loop_up_to_the_cap() -> None:
+    loop = asyncio.get_running_loop()
+    pacer = pacing.Pacer()
+    assert pacer.budget == pacing.LOOP_STEP_S
+    loop.call_soon(time.sleep, 0.006)  # the rest of the loop's iteration takes 6 ms
+    await pacer.hand_back()
+    assert 0.006 <= pacer.budget <= pacing.MAX_STEP_S
+    assert not pacer.due()  # a step of ~6 ms has just begun
+    loop.call_soon(time.sleep, 0.030)
+    await pacer.hand_back()
+    assert pacer.budget == pacing.MAX_STEP_S
+    await pacer.hand_back()  # an idle loop: back to short steps
+    assert pacer.budget < 0.006
+    await asyncio.sleep(pacer.budget)
+    assert pacer.due()
 
 
 # ---- the HTTP endpoint ----------------------------------------------------------------------

@@ -2,12 +2,15 @@
 
 The hot path updates plain slots objects (stats, health, scheduler counters); nothing is
 updated through prometheus_client per probe. At scrape time the event loop copies those
-plain values (`Exporter.snapshot_sliced`: a few hundred trunks per loop step), then the
+plain values (`Exporter.snapshot_sliced`: a thousand trunks per loop step), then the
 exposition is written from the copy a piece at a time (`Exporter.render`; the server
-yields to the loop between pieces), with every trunk's label texts prepared once and
-reused. prometheus_client's metric families cost ~10 µs per line (a Sample namedtuple and
-a label dict per line, each dict sorted again at render): with 10,000 trunks that was
-230,000 lines and 2–3 s with the event loop frozen; written directly it is ~0.1 s.
+yields to the loop between steps of a few pieces), with every trunk's label texts
+prepared once and reused. prometheus_client's metric families cost ~10 µs per line (a
+Sample namedtuple and a label dict per line, each dict sorted again at render): with
+10,000 trunks that was 230,000 lines and 2–3 s with the event loop frozen. Written
+directly with an f-string per line it was ~0.75 µs a line (100,000 trunks: 2.4 million
+lines, 1.4–1.8 s of loop time); written a column at a time (monitor.metrics.columns: C-level
+passes, no Python code per line) it is ~0.2 µs a line (0.5 s).
 
 Only the process_* and python_* families still come from prometheus_client's collectors
 (a handful of lines, rendered by prometheus_client and appended).
@@ -20,8 +23,8 @@ import platform
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from itertools import accumulate, chain
-from operator import attrgetter
+from itertools import accumulate, chain, compress, repeat
+from operator import add, and_, attrgetter, is_, is_not
 from typing import Any, TypeVar
 
 from prometheus_client import CollectorRegistry
@@ -35,6 +38,14 @@ from prometheus_client.registry import Collector
 from monitor import __version__
 from monitor.events import Outage
 from monitor.health import TrunkHealth, TrunkState
+from monitor.metrics.columns import (
+    BOOL_TEXTS,
+    PLAIN_INT_LIMIT,
+    Part,
+    count_texts,
+    float_texts,
+    rows_text,
+)
 from monitor.metrics.exposition import (
     EOF_LINE,
     ExpositionFormat,
@@ -45,28 +56,25 @@ from monitor.metrics.exposition import (
     count_text,
     escape_label_value,
     family,
-    go_float,
     histogram_text,
     label_text,
     le_labels,
 )
+from monitor.metrics.pacing import Pacer
 from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.result import Outcome
 
-_T = TypeVar("_T")
-
-# Trunks copied per event-loop step while snapshotting. Copying one trunk's figures costs
-# ~1 µs here (a dozen attributes read, two small containers flattened), so 10,000 trunks
-# in one step would hold the probe loop ~10 ms; 250 per step holds it ~0.3 ms, and each
-# trunk is still read whole within one step (its buckets, sum and count agree).
-SNAPSHOT_SLICE = 250
-# Lines per piece of output (~40 KB, ~0.4 ms to write and gzip here): the writer yields to
-# the probe loop after each piece (server.exposition_chunks). Measured with 10,000 probes/s
-# (bench/metrics_scrape.py): 500-line pieces left scheduler lateness as without a scrape;
-# 1,000-line pieces added ~1 ms to its p99; the scrape took as long either way.
-PIECE_LINES = 500
+# Trunks copied per slice while snapshotting; the loop is handed back between slices when
+# a step is over (monitor.metrics.pacing: 2–10 ms). Copying one trunk's figures costs
+# ~1.4 µs here (a dozen attributes read, two small containers flattened), so a slice is
+# ~0.7 ms. Each trunk is read whole within one slice (its buckets, sum and count agree).
+SNAPSHOT_SLICE = 500
+# Lines per piece of output (~0.5 MB; written column-wise in ~0.5 ms here). The server
+# hands the loop back after a few pieces (monitor.metrics.pacing), not after each:
+# under a saturated probe loop every hand-back costs a whole loop iteration.
+PIECE_LINES = 5_000
 # Lines a probe's outcome counter usually has (ok plus a failure kind or two): sizes pieces.
 TYPICAL_OUTCOMES = 3
 
@@ -146,6 +154,12 @@ _get_open_outage = attrgetter("open_outage")
 # Every per-trunk line starts with the agent's label (one text per exporter): several
 # agents scraped by one Prometheus keep their views apart and the rules aggregate them.
 _OUTCOME_LABEL = {o: f'outcome="{escape_label_value(o.value)}",' for o in Outcome}
+_T = TypeVar("_T")
+# Value texts of a column and the tail each is written with (columns.count_texts, …).
+_Texts = Callable[[list[Any]], tuple[list[str], str]]
+# Column tests for map passes: a probe has answered (last_success ≥ 0); it is OPTIONS.
+_is_answered = (-1).__lt__
+_is_options = "options".__eq__
 
 
 # ---- what the exporter reads --------------------------------------------------------------
@@ -274,10 +288,13 @@ class Exporter:
         return snap
 
     async def snapshot_sliced(self) -> Snapshot:
-        """The snapshot in steps of SNAPSHOT_SLICE trunks, yielding to the loop between them."""
+        """The snapshot in slices of SNAPSHOT_SLICE trunks, handing the loop back between
+        them when a step is over (monitor.metrics.pacing)."""
         snap = self._empty_snapshot()
+        pacer = Pacer()
         for _ in self._snapshot_steps(snap, step=SNAPSHOT_SLICE):
-            await asyncio.sleep(0)
+            if pacer.due():
+                await pacer.hand_back()
         return snap
 
     def _empty_snapshot(self) -> Snapshot:
@@ -348,14 +365,14 @@ class Exporter:
     def _trunk_label(self, trunk: str) -> str:
         label = self._trunk_labels.get(trunk)
         if label is None:
-            label = self._trunk_labels[trunk] = f'trunk="{escape_label_value(trunk)}"'
+            label = self._trunk_labels[trunk] = f'trunk="{escape_label_value(trunk)}"}} '
         return label
 
     def _stat_label(self, trunk: str, probe: str) -> str:
         key = (trunk, probe)
         label = self._stat_labels.get(key)
         if label is None:
-            label = self._stat_labels[key] = label_text(probe=probe, trunk=trunk)
+            label = self._stat_labels[key] = f"{label_text(probe=probe, trunk=trunk)}}} "
         return label
 
     def _info_line(self, info: TrunkInfo) -> str:
@@ -371,92 +388,123 @@ class Exporter:
     def _info(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         yield TRUNK_INFO.header(fmt)
         lines = self._info_texts.texts(snap.trunks)
-        for part in _slices(lines):
-            yield "".join(part)
+        for start, end in _spans(len(lines)):
+            yield "".join(lines[start:end])
 
     def _probe_families(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
+        # Row labels end with the label set's "} ", so a line is head + label + value + tail.
         labels = self._stat_texts.texts(snap.stat_trunk, snap.stat_probe)
-        # Before its first result a probe shows only its outcome counts (if any).
-        answered = [i for i, success in enumerate(snap.last_success) if success >= 0]
-
-        gauges: tuple[tuple[Family, Sequence[Any], Callable[[Any], str]], ...] = (
-            (PROBE_SUCCESS, snap.last_success, count_text),
-            (PROBE_DURATION, snap.last_duration_s, go_float),
-            (SIP_LAST_STATUS, snap.last_status, count_text),
-        )
+        n = len(labels)
         agent = self._agent
-        for fam, column, text in gauges:
-            yield fam.header(fmt)
-            name = fam.sample
-            for part in _slices(answered):
-                yield "".join(f"{name}{{{agent}{labels[i]}}} {text(column[i])}\n" for i in part)
+        # Before its first result a probe shows only its outcome counts (if any).
+        answered = list(map(_is_answered, snap.last_success))
+
+        gauges: tuple[tuple[Family, list[Any], _Texts], ...] = (
+            (PROBE_SUCCESS, snap.last_success, count_texts),
+            (PROBE_DURATION, snap.last_duration_s, float_texts),
+            (SIP_LAST_STATUS, snap.last_status, count_texts),
+        )
+        for fam, column, texts in gauges:
+            yield from self._gauge(fam, fmt, labels, answered, column, texts)
 
         yield PROBE_OUTCOME.header(fmt)
-        name = PROBE_OUTCOME.sample
-        outcome_label = _OUTCOME_LABEL
-        keys, counts = snap.outcome_keys, snap.outcome_counts
-        starts = list(accumulate(snap.outcome_n, initial=0))
-        for part in _slices(range(len(labels)), TYPICAL_OUTCOMES):
-            out: list[str] = []
-            for i in part:
-                label = labels[i]
-                for k in range(starts[i], starts[i + 1]):
-                    value = count_text(counts[k])
-                    out.append(f"{name}{{{agent}{outcome_label[keys[k]]}{label}}} {value}\n")
-            yield "".join(out)
+        head = f"{PROBE_OUTCOME.sample}{{{agent}"
+        outcome_n = snap.outcome_n
+        starts = list(accumulate(outcome_n, initial=0))
+        for start, end in _spans(n, TYPICAL_OUTCOMES):
+            first, last = starts[start], starts[end]
+            # One row per outcome seen: the probe's label repeated over its outcomes.
+            probes = chain.from_iterable(map(repeat, labels[start:end], outcome_n[start:end]))
+            values, tail = count_texts(snap.outcome_counts[first:last])
+            outcomes = map(_OUTCOME_LABEL.__getitem__, snap.outcome_keys[first:last])
+            yield rows_text(last - first, (head, outcomes, probes, values, tail + "\n"))
 
         yield OPTIONS_RTT.header(fmt)
-        bucket = f"{OPTIONS_RTT.name}_bucket"
-        count_name, sum_name = f"{OPTIONS_RTT.name}_count", f"{OPTIONS_RTT.name}_sum"
-        options = [i for i in answered if snap.stat_probe[i] == "options"]
-        rtt_counts = snap.rtt_counts
+        heads = [f"{OPTIONS_RTT.name}_bucket{{{agent}{le}," for le in _RTT_LE]
+        count_head = f"{OPTIONS_RTT.name}_count{{{agent}"
+        sum_head = f"{OPTIONS_RTT.name}_sum{{{agent}"
+        options = list(map(and_, answered, map(_is_options, snap.stat_probe)))
         trunk_labels = self._rtt_texts.texts(snap.stat_trunk)
-        for part in _slices(options, RTT_WIDTH + 2):
-            out = []
-            for i in part:
-                trunk = trunk_labels[i]
-                running = 0
-                first = i * RTT_WIDTH
-                for le, count in zip(_RTT_LE, rtt_counts[first : first + RTT_WIDTH], strict=True):
-                    running += count
-                    out.append(f"{bucket}{{{agent}{le},{trunk}}} {count_text(running)}\n")
-                out.append(f"{count_name}{{{agent}{trunk}}} {count_text(running)}\n")
-                out.append(f"{sum_name}{{{agent}{trunk}}} {go_float(snap.rtt_sum[i])}\n")
-            yield "".join(out)
+        width = RTT_WIDTH
+        for start, end in _spans(n, width + 2):
+            keep = options[start:end]
+            rows = _kept(trunk_labels[start:end], keep)
+            counts = snap.rtt_counts[start * width : end * width]
+            parts: list[Part] = []
+            # Cumulative counts per bucket; a bucket empty for every row leaves them (and
+            # their texts) as they were: the top buckets usually are.
+            cumulative: list[list[int]] = []
+            for k in range(width):
+                column = _kept(counts[k::width], keep)
+                if not k or any(column):
+                    column = list(map(add, cumulative[-1], column)) if k else column
+                else:
+                    column = cumulative[-1]
+                cumulative.append(column)
+            # Counts are never negative, so when the +Inf bucket's are small, all are.
+            total = cumulative[-1]
+            small = bool(total) and min(counts) >= 0 and max(total) < PLAIN_INT_LIMIT
+            values = []
+            tail = ""
+            for k, bucket_head in enumerate(heads):
+                if not k or cumulative[k] is not cumulative[k - 1]:
+                    values, tail = count_texts(cumulative[k], small=small)
+                parts += (bucket_head, rows, values, tail + "\n")
+            # _count is the +Inf bucket's cumulative count: the same texts again.
+            parts += (count_head, rows, values, tail + "\n")
+            sums, _ = float_texts(_kept(snap.rtt_sum[start:end], keep))
+            parts += (sum_head, rows, sums, "\n")
+            yield rows_text(len(rows), parts)
+
+    def _gauge(
+        self,
+        fam: Family,
+        fmt: ExpositionFormat,
+        labels: list[str],
+        keep: list[bool],
+        column: list[Any],
+        texts: _Texts,
+    ) -> Iterator[str]:
+        """A per-probe gauge's lines for the probes `keep` selects."""
+        yield fam.header(fmt)
+        head = f"{fam.sample}{{{self._agent}"
+        for start, end in _spans(len(labels)):
+            rows = _kept(labels[start:end], keep[start:end])
+            chosen = _kept(column[start:end], keep[start:end])
+            values, tail = texts(chosen)
+            yield rows_text(len(rows), (head, rows, values, tail + "\n"))
 
     def _health_families(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         agent = self._agent
         labels = self._health_texts.texts(snap.health_trunk)
-        states = [(state, f'state="{escape_label_value(state.value)}",') for state in TrunkState]
+        n = len(labels)
 
         yield TRUNK_STATE.header(fmt)
-        name = TRUNK_STATE.sample
-        current_states = snap.health_state
-        for part in _slices(range(len(labels)), len(states)):
-            out: list[str] = []
-            for i in part:
-                current, label = current_states[i], labels[i]
-                for state, state_label in states:
-                    value = "1.0" if state is current else "0.0"
-                    out.append(f"{name}{{{agent}{state_label}{label}}} {value}\n")
-            yield "".join(out)
+        heads = [
+            (state, f'{TRUNK_STATE.sample}{{{agent}state="{escape_label_value(state.value)}",')
+            for state in TrunkState
+        ]
+        for start, end in _spans(n, len(heads)):
+            rows = labels[start:end]
+            current = snap.health_state[start:end]
+            parts: list[Part] = []
+            for state, head in heads:
+                flags = map(is_, current, repeat(state))
+                parts += (head, rows, map(BOOL_TEXTS.__getitem__, flags), "\n")
+            yield rows_text(end - start, parts)
 
         yield OUTAGE_OPEN.header(fmt)
-        name = OUTAGE_OPEN.sample
-        outages = snap.health_outage
-        for part in _slices(range(len(labels))):
-            yield "".join(
-                f"{name}{{{agent}{labels[i]}}} {'0.0' if outages[i] is None else '1.0'}\n"
-                for i in part
-            )
+        head = f"{OUTAGE_OPEN.sample}{{{agent}"
+        for start, end in _spans(n):
+            flags = map(is_not, snap.health_outage[start:end], repeat(None))
+            values = map(BOOL_TEXTS.__getitem__, flags)
+            yield rows_text(end - start, (head, labels[start:end], values, "\n"))
 
         yield OUTAGES_OPENED.header(fmt)
-        name = OUTAGES_OPENED.sample
-        opened = snap.opened
-        for part in _slices(range(len(labels))):
-            yield "".join(
-                f"{name}{{{agent}{labels[i]}}} {count_text(opened[i] or 0)}\n" for i in part
-            )
+        head = f"{OUTAGES_OPENED.sample}{{{agent}"
+        for start, end in _spans(n):
+            counts, tail = count_texts([v or 0 for v in snap.opened[start:end]])
+            yield rows_text(end - start, (head, labels[start:end], counts, tail + "\n"))
 
     def _monitor_families(self, snap: Snapshot, fmt: ExpositionFormat) -> str:
         parse_errors, mismatches = snap.malformed
@@ -510,11 +558,16 @@ def _single(family: Family, fmt: ExpositionFormat, value: int) -> str:
     return f"{family.header(fmt)}{family.sample} {count_text(value)}\n"
 
 
-def _slices(items: Sequence[_T], lines_per_item: int = 1) -> Iterator[Sequence[_T]]:
-    """`items` in runs that write about PIECE_LINES lines each."""
-    step = max(1, PIECE_LINES // lines_per_item)
-    for start in range(0, len(items), step):
-        yield items[start : start + step]
+def _kept(column: list[_T], keep: list[bool]) -> list[_T]:
+    """The rows of `column` that `keep` marks (the column itself when it marks all)."""
+    return column if all(keep) else list(compress(column, keep))
+
+
+def _spans(rows: int, lines_per_row: int = 1) -> Iterator[tuple[int, int]]:
+    """(start, end) runs of `rows` that write about PIECE_LINES lines each."""
+    step = max(1, PIECE_LINES // lines_per_row)
+    for start in range(0, rows, step):
+        yield start, min(rows, start + step)
 
 
 def _scheduler_figures(sched: Scheduler | None) -> SchedulerFigures | None:
