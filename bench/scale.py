@@ -10,8 +10,9 @@ then measures, each as a separate process started from this tree (`python -m mon
 probes reach Kamailio (its CPU time starts moving); over --duration after --warmup (default
 one interval: every trunk probed once; the start-up's first-state journal writes may still
 be under way, pass e.g. 40 to measure after them): probes skipped by the scheduler,
-scheduler lateness p99 (histogram buckets), CPU % of one core and RSS; then one gzip `/metrics` scrape (time, size), the trunks still
-UNKNOWN, and SIGTERM to exit. Prints one table.
+scheduler lateness p99 (histogram buckets), CPU % of one core and RSS; then one gzip
+`/metrics` scrape (time, size), the trunks still UNKNOWN, and SIGTERM to exit. Prints one
+table.
 """
 
 from __future__ import annotations
