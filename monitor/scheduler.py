@@ -80,6 +80,7 @@ class Scheduler:
         *,
         max_in_flight: int = 2000,
         clock: Clock = SYSTEM_CLOCK,
+        before_tick: Callable[[], None] | None = None,
     ) -> None:
         # Bound once: the hot path calls them per probe. The monotonic reading must be in
         # the event loop's time base (CLOCK_MONOTONIC, as the system clock's is): the wheel
@@ -90,6 +91,11 @@ class Scheduler:
             Scheduled(self, probe, max(int(interval * 1e9), TICK_NS)) for probe, interval in probes
         ]
         self.on_result = on_result
+        # Reads the answers already waiting (SharedUdp.drain) before each slot's sends:
+        # libuv reads at most 32 datagrams per socket per loop turn, so when turns are long
+        # (a scrape's steps, a journal slice) answers queued up behind the sends, the
+        # in-flight cap filled, and probes were skipped with their answers already here.
+        self._before_tick = before_tick
         self.max_in_flight = max_in_flight
         self.in_flight = 0
         self.lag = Histogram(LAG_BUCKETS)
@@ -186,6 +192,8 @@ class Scheduler:
     def _on_tick(self) -> None:
         self._timer = None
         self._timer_tick = -1
+        if self._before_tick is not None:
+            self._before_tick()
         current = self._mono_ns() // TICK_NS
         ticks, slots = self._ticks, self._slots
         while ticks and ticks[0] <= current and self._running:

@@ -991,6 +991,12 @@ class SharedUdp:
             keep_messages=keep_messages,
         )
 
+    def drain(self) -> None:
+        """Hand on the answers already waiting in both sockets (see UdpSipTransport.drain)."""
+        self.v4.drain()
+        if self.v6 is not None:
+            self.v6.drain()
+
     def close(self) -> None:
         self.v4.close()
         if self.v6 is not None:

@@ -4,6 +4,7 @@ misbehaviours (garbage, truncation, wrong ids, oversized datagrams, another sour
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -238,7 +239,6 @@ def test_an_answer_waiting_unread_is_not_a_timeout(kamailio: Kamailio) -> None:
     turn meets the due timer before it reads the answer.
     """
     import socket
-    import time
 
     uvloop = pytest.importorskip("uvloop")
 
@@ -266,3 +266,45 @@ def test_an_answer_waiting_unread_is_not_a_timeout(kamailio: Kamailio) -> None:
     assert result.outcome is Outcome.OK, result
     assert result.status_code == 200
     assert drained == 1  # read by the drain, before the timeout acted
+
+
+async def test_long_loop_turns_do_not_starve_the_answers(kamailio: Kamailio) -> None:
+    """libuv reads at most 32 datagrams per socket per loop turn: with long turns (a scrape's
+    steps) answers queue up behind the sends and the in-flight cap skips probes whose
+    answers are already here. Draining the socket before each slot's sends (what the
+    monitor wires) keeps up; the same run without it skips."""
+    from monitor.scheduler import Scheduler
+
+    async def run(drain: bool) -> tuple[int, int]:
+        udp = await SharedUdp.open(MalformedCounter())
+        ok: list[ProbeResult] = []
+        probes = [
+            (udp.probe(OptionsSettings(trunk=f"t{i}", uri=kamailio.uri("udp"), timeout=0.8)), 1.0)
+            for i in range(3000)
+        ]
+        scheduler = Scheduler(
+            probes, ok.append, max_in_flight=300, before_tick=udp.drain if drain else None
+        )
+
+        async def long_turns() -> None:  # ~20 ms of every turn goes to something else
+            while True:
+                time.sleep(0.02)  # noqa: ASYNC251 (a long loop turn, on purpose)
+                await asyncio.sleep(0)
+
+        blocker = asyncio.create_task(long_turns())
+        scheduler.start()
+        try:
+            await asyncio.sleep(2.5)
+        finally:
+            scheduler.stop()
+            blocker.cancel()
+            for probe, _ in probes:
+                await probe.close()
+            udp.close()
+        return scheduler.skipped, sum(1 for r in ok if r.outcome is Outcome.OK)
+
+    skipped_with, ok_with = await run(drain=True)
+    skipped_without, _ = await run(drain=False)
+    assert skipped_without > 500  # the failure the drain prevents, shown on the same machine
+    assert skipped_with < skipped_without / 10
+    assert ok_with > 6000
