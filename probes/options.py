@@ -44,9 +44,9 @@ DEFAULT_ALIVE = frozenset(range(200, 300)) | (frozenset(range(400, 500)) - {408}
 DEFAULT_RCVBUF = 4 * 1024 * 1024
 # Datagrams read at most by one drain before a probe's timer acts (bounds the loop's turn).
 DRAIN_LIMIT = 4096
-# ... and by the scheduler's drain before each slot's sends: ~10 answers arrive per 1 ms
-# slot at 10,000 probes/s; a backlog is caught up over a few slots (~25 µs an answer),
-# so no single turn holds the sends for long.
+# ... and by the scheduler's drain before a slot's sends (when its in-flight cap fills):
+# a backlog is caught up over a few slots (~25 µs an answer), so no single turn holds the
+# sends for long.
 TICK_DRAIN_LIMIT = 256
 
 Address = tuple[str, int]
