@@ -28,7 +28,6 @@ __all__ = [
     "options_settings",
     "start_call_probes",
     "target_metrics",
-    "transport_of",
     "trunk_infos",
 ]
 
@@ -94,13 +93,9 @@ def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) ->
     )
 
 
-def transport_of(uri: str) -> str:
-    return uri_transport(uri)
-
-
 def trunk_infos(trunks: Iterable[TrunkConfig]) -> list[TrunkInfo]:
     """The exporter's config facts of each trunk (at start and after a reload)."""
-    return [TrunkInfo(t.name, t.carrier, transport_of(t.uri)) for t in trunks]
+    return [TrunkInfo(t.name, t.carrier, uri_transport(t.uri)) for t in trunks]
 
 
 @dataclass

@@ -8,6 +8,7 @@ source address. No task or coroutine is created per probe on the UDP path.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ipaddress
 import os
@@ -325,15 +326,7 @@ def _parse_uri(text: str) -> tuple[SipUri, str, str]:
     """The trunk's URI (immutable, so shared), its Request-URI (without URI headers, RFC 3261
     §19.1.5) and its transport (a property that parses the URI's parameters each time)."""
     uri = SipUri.parse(text)
-    request_uri = SipUri(
-        scheme=uri.scheme,
-        user=uri.user,
-        password=None,
-        host=uri.host,
-        port=uri.port,
-        params=uri.params,
-        headers=(),
-    )
+    request_uri = dataclasses.replace(uri, password=None, headers=())
     return uri, str(request_uri), uri.transport
 
 

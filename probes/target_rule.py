@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Literal
 
 from probes.dns.rfc3263 import Destination
@@ -60,30 +61,10 @@ def aggregate(
         pick = min if rule == "any" else max
         label, best = pick(up, key=lambda pair: pair[1].rtt_ns or 0)
         detail = None if len(up) == total else f"{len(up)} of {total} targets up"
-        return ProbeResult(
-            trunk=trunk,
-            probe=best.probe,
-            outcome=Outcome.OK,
-            sent_wall_ns=sent_wall_ns,
-            rtt_ns=best.rtt_ns,
-            duration_ns=duration_ns,
-            status_code=best.status_code,
-            reason=best.reason,
-            detail=detail,
-        )
+        return _as_trunks(best, trunk, sent_wall_ns, duration_ns, detail)
     label, failed = down[0]
     prefix = f"{len(down)} of {total} targets down; " if total > 1 else ""
-    return ProbeResult(
-        trunk=trunk,
-        probe=failed.probe,
-        outcome=failed.outcome,
-        sent_wall_ns=sent_wall_ns,
-        rtt_ns=failed.rtt_ns,
-        duration_ns=duration_ns,
-        status_code=failed.status_code,
-        reason=failed.reason,
-        detail=prefix + _named(label, failed),
-    )
+    return _as_trunks(failed, trunk, sent_wall_ns, duration_ns, prefix + _named(label, failed))
 
 
 def _named(label: str, result: ProbeResult) -> str:
@@ -93,6 +74,15 @@ def _named(label: str, result: ProbeResult) -> str:
         else result.outcome.value
     )
     return f"{label}: {cause}"
+
+
+def _as_trunks(
+    target: ProbeResult, trunk: str, sent_wall_ns: int, duration_ns: int, detail: str | None
+) -> ProbeResult:
+    """One target's verdict (outcome, RTT, status) as the trunk's result for the round."""
+    return replace(
+        target, trunk=trunk, sent_wall_ns=sent_wall_ns, duration_ns=duration_ns, detail=detail
+    )
 
 
 def _result(
