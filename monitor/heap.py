@@ -12,6 +12,7 @@ import contextlib
 import ctypes
 import ctypes.util
 import gc
+import threading
 from collections.abc import Iterator
 
 
@@ -32,7 +33,9 @@ def settle() -> None:
     lives for the whole run), and freed memory handed back to the system."""
     gc.collect()
     gc.freeze()
-    trim()
+    # On a thread, not awaited: malloc_trim walks the whole heap (ctypes releases the GIL),
+    # and start-up need not wait for the pages to go back.
+    threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
 
 
 def thaw() -> None:
