@@ -12,8 +12,10 @@ address its SDP named and neither latches onto anything else.
 
 Impairments apply per direction. RTP gets the fixed delay, a uniform random extra delay
 (jitter), random loss, scheduled loss bursts, reordering (a packet held back) and duplicates;
-RTCP gets only the fixed delay, so the round trip RTCP measures is exactly the sum of the two
-directions' delays. The relay's clock is time.monotonic_ns at receive and at actual send.
+RTCP gets only the fixed delay, so the round trip RTCP measures is the sum of the two
+directions' delays plus whatever lateness the relay and the ends add; `rtcp_round_trips_ns`
+times each exchange on the wire as RFC 3550 computes it. The relay's clock is
+time.monotonic_ns at receive and at actual send.
 """
 
 from __future__ import annotations
@@ -40,6 +42,11 @@ LOOPBACK = "127.0.0.1"
 RTP_VERSION = 2
 RTCP_TYPES = range(200, 205)
 RTP_HEADER = struct.Struct("!BBHII")
+# RFC 3550 §6.4: SR (200) and RR (201) carry report blocks; LSR and DLSR in 1/65536 s.
+RTCP_SR, RTCP_RR = 200, 201
+RTCP_HEADER = struct.Struct("!BBH")
+SR_NTP = struct.Struct("!II")
+REPORT_BLOCK = struct.Struct("!I4xIIII")  # SSRC, (loss), highest seq, jitter, LSR, DLSR
 # The relay thread wakes at least this often to notice stop().
 IDLE_WAIT_S = 0.05
 MAX_DATAGRAM = 65_535
@@ -78,6 +85,7 @@ class LogEntry:
     timestamp: int | None = None
     fate: Literal["delivered", "dropped", "burst", "pending"] = "pending"
     deliver_ns: list[int] = field(default_factory=list)  # actual send times (2 if duplicated)
+    rtcp: bytes = b""  # an RTCP packet's bytes, for the round trips its reports describe
 
 
 @dataclass(slots=True, frozen=True)
@@ -97,6 +105,38 @@ def _kind(data: bytes) -> Literal["rtp", "rtcp", "other"]:
     if len(data) < 2 or data[0] >> 6 != RTP_VERSION:
         return "other"
     return "rtcp" if data[1] in RTCP_TYPES else "rtp"
+
+
+def _rtcp_packets(data: bytes) -> list[tuple[int, bytes]]:
+    """The (packet type, packet) pairs of a compound RTCP datagram; stops at a bad length."""
+    out = []
+    offset = 0
+    while offset + RTCP_HEADER.size <= len(data):
+        _, pt, words = RTCP_HEADER.unpack_from(data, offset)
+        end = offset + 4 * (words + 1)
+        if end > len(data):
+            break
+        out.append((pt, data[offset:end]))
+        offset = end
+    return out
+
+
+def _report_blocks(data: bytes) -> list[tuple[int, int]]:
+    """(LSR, DLSR) of every report block in an RTCP datagram's SRs and RRs, LSR non-zero."""
+    out = []
+    for pt, body in _rtcp_packets(data):
+        if pt not in (RTCP_SR, RTCP_RR):
+            continue
+        offset = 8 + (SR_NTP.size + 12 if pt == RTCP_SR else 0)  # header+SSRC (+ sender info)
+        for _ in range(body[0] & 0x1F):  # RC: the number of report blocks
+            if offset + REPORT_BLOCK.size > len(body):
+                break
+            _, _, _, lsr, dlsr = REPORT_BLOCK.unpack_from(body, offset)
+            if lsr:
+                out.append((lsr, dlsr))
+            offset += REPORT_BLOCK.size
+
+    return out
 
 
 class Relay:
@@ -199,6 +239,8 @@ class Relay:
         kind = _kind(data)
         entry = LogEntry(direction=direction, kind=kind, arrival_ns=now)
         self.log.append(entry)
+        if kind == "rtcp":
+            entry.rtcp = data
         if out is None:
             entry.fate = "dropped"  # from a port outside the blocks: not part of the test
             return
@@ -252,6 +294,27 @@ class Relay:
                 there = out.pop((e.seq, e.timestamp), None)
                 if there is not None:
                     trips.append(there + e.deliver_ns[0] - e.arrival_ns)
+        return trips
+
+    def rtcp_round_trips_ns(self) -> list[int]:
+        """Per report block the caller received (b2a) about one of its SRs, the round trip RFC
+        3550 §6.4.1 computes, timed on the wire: the RR's delivery to the caller minus the SR's
+        arrival from it, minus the callee's DLSR. It holds the relay's delays and lateness and
+        the callee's (a late read of the SR shortens its DLSR); not the caller's own."""
+        sr_arrival: dict[int, int] = {}
+        for e in self.log:
+            if e.direction == "a2b" and e.rtcp:
+                for pt, body in _rtcp_packets(e.rtcp):
+                    if pt == RTCP_SR and len(body) >= 8 + SR_NTP.size:
+                        msw, lsw = SR_NTP.unpack_from(body, 8)  # after header and SSRC
+                        sr_arrival.setdefault(((msw & 0xFFFF) << 16) | (lsw >> 16), e.arrival_ns)
+        trips = []
+        for e in self.log:
+            if e.direction == "b2a" and e.rtcp and e.deliver_ns:
+                for lsr, dlsr in _report_blocks(e.rtcp):
+                    sent = sr_arrival.get(lsr)
+                    if sent is not None:
+                        trips.append(e.deliver_ns[0] - sent - dlsr * NS_PER_S // 65536)
         return trips
 
     def truth(self, direction: Direction, windows: WindowSpec | None = None) -> DirectionTruth:

@@ -69,23 +69,7 @@ class Run:
     incoming: CallReport
     rx_truth: DirectionTruth  # b2a, what the probe received
     tx_truth: DirectionTruth  # a2b, what the responder received
-    rtcp_round_trip_s: float  # RTCP's delay as the relay really applied it, a2b plus b2a
-
-
-def rtcp_round_trip_s(relay: Relay) -> float:
-    """The median delay the relay really applied to RTCP, each way, summed: the configured
-    delay plus the relay's own lateness (one thread per setting, all settings at once on a
-    2-core machine: up to ~5 ms late under load)."""
-
-    def median_ns(direction: str) -> int:
-        delays = sorted(
-            e.deliver_ns[0] - e.arrival_ns
-            for e in relay.log
-            if e.direction == direction and e.kind == "rtcp" and e.deliver_ns
-        )
-        return delays[len(delays) // 2]
-
-    return (median_ns("a2b") + median_ns("b2a")) / 1e9
+    rtcp_trips_ns: list[int]  # per report block the caller received, its round trip on the wire
 
 
 async def run_setting(index: int, setting: Setting) -> Run:
@@ -123,7 +107,7 @@ async def run_setting(index: int, setting: Setting) -> Run:
             incoming,
             relay.truth("b2a", CLIENT_TO_EDGE.windows),
             relay.truth("a2b"),
-            rtcp_round_trip_s(relay),
+            relay.rtcp_round_trips_ns(),
         )
 
 
@@ -190,11 +174,15 @@ def test_rtcp_rtt_is_twice_the_injected_delay(runs: dict[str, Run], name: str) -
     m = run.result.call
     assert m is not None and m.rtt_s is not None and m.rtt_samples >= 1
     injected = run.setting.a2b.delay_s + run.setting.b2a.delay_s
-    applied = run.rtcp_round_trip_s
-    assert injected <= applied, (applied, injected)  # the relay never delivers early
-    # Against what the relay really applied, not what it was asked for: a relay thread that
-    # was late (a loaded machine) made the configured delay miss by up to ~5 ms.
-    assert abs(m.rtt_s - applied) <= RTT_TOLERANCE_S, (m.rtt_s, applied, injected)
+    # pjmedia's RTT is the mean over the reports it processed, the first rtt_samples the relay
+    # delivered (later ones came with the hang-up). Against those exchanges as timed on the
+    # wire, not the configured delay: a late relay thread (~5 ms) or a late callee (~18 ms
+    # once, on the loaded 2-core machine) are in both; only the caller's own lateness is not.
+    trips = run.rtcp_trips_ns[: m.rtt_samples]
+    assert len(trips) == m.rtt_samples, (run.rtcp_trips_ns, m.rtt_samples)
+    assert min(trips) / 1e9 >= injected, (trips, injected)  # the relay never delivers early
+    on_the_wire = sum(trips) / len(trips) / 1e9
+    assert abs(m.rtt_s - on_the_wire) <= RTT_TOLERANCE_S, (m.rtt_s, trips, injected)
     assert m.one_way_latency_s == pytest.approx(m.rtt_s / 2)
 
 

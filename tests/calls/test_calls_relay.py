@@ -91,6 +91,33 @@ def test_fixed_delay_is_applied_to_rtp_and_rtcp(ends: Ends) -> None:
         assert 29_000_000 <= delivered - entry.arrival_ns < 31_000_000  # the relay's own clock
 
 
+def sender_report(ntp_msw: int, ntp_lsw: int) -> bytes:
+    """An SR with no report block (RFC 3550 §6.4.1): header, SSRC, sender info."""
+    return bytes([0x80, 200, 0, 6]) + struct.pack("!IIIIII", 0xA, ntp_msw, ntp_lsw, 0, 0, 0)
+
+
+def receiver_report(lsr: int, dlsr: int) -> bytes:
+    """An RR with one report block about SSRC 0xA carrying LSR and DLSR."""
+    return bytes([0x81, 201, 0, 7]) + struct.pack("!II4xIIII", 0xB, 0xA, 0, 0, lsr, dlsr)
+
+
+@pytest.mark.parametrize("ends", [Impairment(delay_s=0.02)], indirect=True)
+def test_an_rtcp_exchange_is_timed_on_the_wire_less_the_callees_hold(ends: Ends) -> None:
+    relay = ends.relay
+    relay.impairment["b2a"] = Impairment(delay_s=0.01)
+    ends.send_to_callee(sender_report(0x1234_5678, 0x9ABC_DEF0))
+    ends.callee.recv(2048)
+    time.sleep(0.05)  # the callee holds the SR 50 ms and says so in DLSR (1/65536 s units)
+    rr = receiver_report(0x5678_9ABC, round(0.05 * 65536))
+    ends.callee.sendto(rr, (relay.caller_alias, relay.caller_ports.start))
+    assert ends.caller.recv(2048) == rr
+    time.sleep(0.01)
+    [trip] = relay.rtcp_round_trips_ns()
+    # 30 ms of relay delay, plus the callee's reply coming later than the DLSR it declared
+    # (the sleep overshoots), never less.
+    assert 30_000_000 <= trip < 36_000_000, trip
+
+
 BURST = Impairment(bursts=(Burst(start_s=0.2, duration_s=0.2, loss=0.3),))
 
 
