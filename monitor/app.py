@@ -117,7 +117,7 @@ class Monitor:
         scheduled += calls.scheduled
         self.call_metrics = CallMetrics(calls.profiles, agent=cfg.agent)
         self.pipeline.add_calls(calls.profiles, calls.quality_policies, self.call_metrics)
-        limit, drain = cfg.scheduler.max_in_flight, self.udp.drain  # answers first as it fills
+        limit, drain = cfg.in_flight_limit(len(scheduled)), self.udp.drain  # answers first
         self.scheduler = Scheduler(
             scheduled, self._on_result, max_in_flight=limit, before_tick=drain
         )

@@ -234,6 +234,7 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
         for probe, interval in options_probes(udp, trunks, resolver):
             scheduler.add(probe, interval)
     if changes.any:
+        scheduler.set_limit(mine.in_flight_limit(len(scheduler.items)))
         carriers = {t.name: t.carrier for t in mine.trunks}
         pipeline.set_vantage(mine.vantage.guard(mine.agent, carriers))
     if monitor.exporter is not None:

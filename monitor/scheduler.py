@@ -27,6 +27,8 @@ log = get_logger("trunkwatch.scheduler")
 # the wheel's contribution to lateness (a probe is never sent before its planned time).
 TICK_NS = 1_000_000
 # Lateness buckets (seconds): the goal is p99 < 5 ms at 10k targets per second.
+# The cap the drain's threshold was measured against (see before_tick).
+DRAIN_CAP = 2000
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -98,8 +100,8 @@ class Scheduler:
         # their answers already here. Below that the loop's own reads keep up, and cost
         # less: draining on every slot kept a busy loop behind (measured at 10,000/s).
         self._before_tick = before_tick
-        self._drain_above = max_in_flight * 3 // 4
-        self.max_in_flight = max_in_flight
+        self.max_in_flight = self._drain_above = 0
+        self.set_limit(max_in_flight)
         self.in_flight = 0
         self.lag = Histogram(LAG_BUCKETS)
         self.skipped = 0  # probes not started because the previous one or the cap was busy
@@ -112,6 +114,13 @@ class Scheduler:
         self._ticks: list[int] = []  # heap of the tick numbers in _slots
         self._timer: asyncio.TimerHandle | None = None
         self._timer_tick = -1  # the tick _timer is armed for
+
+    def set_limit(self, max_in_flight: int) -> None:
+        """The in-flight cap (a reload changes it with the trunks): probes beyond it wait."""
+        self.max_in_flight = max_in_flight
+        # The drain threshold stays where it was measured (3/4 of 2,000) under a larger cap:
+        # the socket's buffer, not the cap, bounds how many answers may queue unread.
+        self._drain_above = min(max_in_flight, DRAIN_CAP) * 3 // 4
 
     def start(self) -> None:
         """Arm every target; first sends are spread over each target's interval."""

@@ -703,7 +703,8 @@ def test_empty_file_gives_defaults(tmp_path: Path) -> None:
     assert (cfg.defaults.interval, cfg.defaults.timeout) == (5.0, 4.0)
     assert (cfg.defaults.down_after, cfg.defaults.up_after) == (3, 2)
     assert cfg.http.listen == "127.0.0.1" and cfg.http.port == 9465
-    assert cfg.scheduler.max_in_flight == 2000 and cfg.scheduler.udp_rcvbuf == 4 * 1024 * 1024
+    assert cfg.scheduler.max_in_flight is None and cfg.scheduler.udp_rcvbuf == 4 * 1024 * 1024
+    assert cfg.in_flight_limit(0) == 2000  # no trunks: the headroom alone
     assert cfg.store.url == f"sqlite:///{tmp_path}/trunkwatch.db"
     assert config_module.LABEL_PATTERN.match(cfg.agent)
 

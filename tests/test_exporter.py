@@ -222,6 +222,12 @@ class ReferenceCollector(Collector):
         )
         in_flight.add_metric([], float(sched.in_flight))
         yield in_flight
+        cap = GaugeMetricFamily(
+            "trunkwatch_scheduler_max_in_flight",
+            "The in-flight cap: a probe due while this many are in flight is skipped.",
+        )
+        cap.add_metric([], float(sched.max_in_flight))
+        yield cap
         skipped = CounterMetricFamily(
             "trunkwatch_scheduler_skipped_probes",
             "Probes not started because the previous one was still running or the cap was hit.",

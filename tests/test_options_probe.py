@@ -308,3 +308,48 @@ async def test_long_loop_turns_do_not_starve_the_answers(kamailio: Kamailio) -> 
     assert skipped_without > 500  # the failure the drain prevents, shown on the same machine
     assert skipped_with < skipped_without / 10
     assert ok_with > 6000
+
+
+async def test_an_outage_of_every_trunk_is_not_skipped_by_the_default_cap() -> None:
+    """4,000 trunks at 1 s, all silent: ~3,200 probes wait on their 0.8 s timeout at once.
+    The old fixed cap of 2,000 skipped over a third of exactly those probes (the failing
+    trunks' outages came late); the default cap counts them in and skips none."""
+    import socket
+
+    from monitor.probe_settings import options_probes
+    from monitor.scheduler import Scheduler
+
+    async def run(scheduler_yaml: str) -> tuple[int, int, list[Outcome]]:
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as silent:  # never answers
+            silent.bind(("127.0.0.1", 0))
+            port = silent.getsockname()[1]
+            trunks = "".join(
+                f"  - {{name: t{i}, carrier: c, uri: 'sip:127.0.0.1:{port}'}}\n"
+                for i in range(4000)
+            )
+            cfg = config_from_text(
+                f"{scheduler_yaml}defaults: {{interval: 1s, timeout: 0.8s}}\ntrunks:\n{trunks}"
+            )
+            udp = await SharedUdp.open(MalformedCounter())
+            probes = options_probes(udp, cfg.trunks, cfg.dns.resolver())
+            results: list[ProbeResult] = []
+            limit = cfg.in_flight_limit(len(probes))
+            scheduler = Scheduler(probes, results.append, max_in_flight=limit)
+            scheduler.start()
+            try:
+                await asyncio.sleep(2.5)
+                outcomes = [r.outcome for r in results]  # not those of the probes stop() ends
+            finally:
+                scheduler.stop()
+                for probe, _ in probes:
+                    await probe.close()
+                udp.close()
+            return limit, scheduler.skipped, outcomes
+
+    limit, skipped, outcomes = await run("")
+    assert limit == 2000 + 3200  # headroom plus 4,000 × 0.8 s / 1 s
+    assert skipped == 0
+    assert len(outcomes) > 4000 and set(outcomes) == {Outcome.TIMEOUT}
+    fixed, skipped_fixed, _ = await run("scheduler: {max_in_flight: 2000}\n")
+    assert fixed == 2000
+    assert skipped_fixed > 1000  # the failure the default prevents, on the same machine

@@ -211,6 +211,8 @@ async def test_reload_adds_and_removes_1000_of_10000_while_an_outage_stays_open(
         assert monitor.scheduler is not None
         untouched = [item.probe for item in monitor.scheduler.items if item.probe.trunk == "t09000"]
         skipped = monitor.scheduler.skipped
+        # The default cap: 2,000 plus Σ timeout/interval, 9,998 × 2/60 + 2 × 0.5 = 334.3.
+        assert monitor.scheduler.max_in_flight == 2_335
 
         added = [f"n{i:05d}" for i in range(1_000)]
         kept = names[1_000:]
@@ -226,6 +228,7 @@ async def test_reload_adds_and_removes_1000_of_10000_while_an_outage_stays_open(
         assert set(monitor.health) == {"dead", *kept, *added}
         items = monitor.scheduler.items
         assert len(items) == 9_999  # 10,000 - 1,001 + 1,000
+        assert monitor.scheduler.max_in_flight == 2_334  # one dead trunk fewer: 333.8
         # Untouched trunks keep their very probe (and its place on the schedule).
         assert [i.probe for i in items if i.probe.trunk == "t09000"] == untouched
         await asyncio.sleep(1.5)

@@ -126,6 +126,11 @@ SCHEDULER_LAG = family(
 SCHEDULER_IN_FLIGHT = family(
     "scheduler_in_flight", Kind.GAUGE, "Probes started and not yet finished."
 )
+SCHEDULER_MAX_IN_FLIGHT = family(
+    "scheduler_max_in_flight",
+    Kind.GAUGE,
+    "The in-flight cap: a probe due while this many are in flight is skipped.",
+)
 SCHEDULER_SKIPPED = family(
     "scheduler_skipped_probes",
     Kind.COUNTER,
@@ -204,6 +209,7 @@ class SchedulerFigures:
     lag_counts: list[int]
     lag_total: float
     in_flight: int
+    max_in_flight: int
     skipped: int
     errors: int
     targets: int
@@ -526,6 +532,7 @@ class Exporter:
                 )
             )
             out.append(_single(SCHEDULER_IN_FLIGHT, fmt, sched.in_flight))
+            out.append(_single(SCHEDULER_MAX_IN_FLIGHT, fmt, sched.max_in_flight))
             out.append(_single(SCHEDULER_SKIPPED, fmt, sched.skipped))
             out.append(_single(SCHEDULER_ERRORS, fmt, sched.errors))
             out.append(_single(SCHEDULER_TARGETS, fmt, sched.targets))
@@ -579,6 +586,7 @@ def _scheduler_figures(sched: Scheduler | None) -> SchedulerFigures | None:
         lag_counts=list(lag.counts),
         lag_total=lag.total,
         in_flight=sched.in_flight,
+        max_in_flight=sched.max_in_flight,
         skipped=sched.skipped,
         errors=sched.errors,
         targets=len(sched.items),
