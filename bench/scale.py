@@ -1,7 +1,7 @@
 """100,000 trunks in one agent (issue #13): the whole `trunkwatch` process, measured from outside.
 
 Usage: .venv/bin/python bench/scale.py [--trunks 100000] [--interval 10] [--duration 90]
-                                      [--warmup SECONDS]
+                                      [--warmup SECONDS] [--max-in-flight N]
 
 Writes an N-trunk config into a temp dir (every trunk points at one local Kamailio,
 `children=1`, started here as bench/options_loop.py does; SQLite store in the temp dir),
@@ -42,13 +42,15 @@ FIRST_PROBES_TICKS = 2
 POLL_S = 0.05
 
 
-def config_text(n: int, port: int, interval: float, db: Path, http_port: int) -> str:
+def config_text(
+    n: int, port: int, interval: float, db: Path, http_port: int, max_in_flight: int | None
+) -> str:
     timeout = min(0.8 * interval, 4.0)
     lines = [
         "agent: scale",
         f'store: {{url: "sqlite:///{db}"}}',
         f"http: {{listen: 127.0.0.1, port: {http_port}}}",
-        "scheduler: {max_in_flight: 2000}",
+        *([f"scheduler: {{max_in_flight: {max_in_flight}}}"] if max_in_flight else []),
         f"defaults: {{interval: {interval}, timeout: {timeout}}}",
         "trunks:",
     ]
@@ -158,6 +160,9 @@ def main() -> None:
     parser.add_argument("--interval", type=float, default=10.0)
     parser.add_argument("--duration", type=float, default=90.0, help="measured window (s)")
     parser.add_argument("--warmup", type=float, help="after the first probes (s; one interval)")
+    parser.add_argument(
+        "--max-in-flight", type=int, help="the scheduler's cap (default: the monitor's)"
+    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, tree {ROOT}")
@@ -166,13 +171,21 @@ def main() -> None:
         "interval_s": args.interval,
         "duration_s": args.duration,
         "warmup_s": args.interval + 1.0 if args.warmup is None else args.warmup,
+        "max_in_flight": args.max_in_flight or "default",
     }
     with tempfile.TemporaryDirectory(prefix="tw-scale-") as tmp:
         workdir = Path(tmp)
         kam_port, http_port = free_port(), free_port()
         cfg = workdir / "trunkwatch.yaml"
         cfg.write_text(
-            config_text(args.trunks, kam_port, args.interval, workdir / "tw.db", http_port)
+            config_text(
+                args.trunks,
+                kam_port,
+                args.interval,
+                workdir / "tw.db",
+                http_port,
+                args.max_in_flight,
+            )
         )
         wall, peak, _ = check_config(cfg)
         figures |= {"check_config_s": wall, "check_config_peak_rss_mb": peak}
