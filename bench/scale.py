@@ -43,7 +43,7 @@ POLL_S = 0.05
 
 
 def config_text(
-    n: int, port: int, interval: float, db: Path, http_port: int, max_in_flight: int | None
+    n: int, port: int, interval: float, db: Path, http_port: int, max_in_flight: int | None = None
 ) -> str:
     timeout = min(0.8 * interval, 4.0)
     lines = [
