@@ -33,8 +33,12 @@ def settle() -> None:
     lives for the whole run), and freed memory handed back to the system."""
     gc.collect()
     gc.freeze()
-    # On a thread, not awaited: malloc_trim walks the whole heap (ctypes releases the GIL),
-    # and start-up need not wait for the pages to go back.
+    trim_soon()
+
+
+def trim_soon() -> None:
+    """`trim` on a thread, not awaited: malloc_trim walks the whole heap (ctypes releases
+    the GIL), and the loop need not wait for the pages to go back."""
     threading.Thread(target=trim, name="malloc-trim", daemon=True).start()
 
 

@@ -9,6 +9,7 @@ import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
+from monitor import heap
 from monitor.events import Event
 from monitor.log import RateLimitedLog, get_logger
 from monitor.store.samples import CallSample, ProbeSample
@@ -27,6 +28,10 @@ MAX_PENDING_SAMPLES: Final = 20_000
 # events within one interval; written as one transaction the insert built hundreds of MB
 # of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
 MAX_BATCH_EVENTS: Final = 2_000
+
+# A backlog this large (100,000 trunks' first states) leaves tens of MB of freed pages with
+# the allocator once written: they go back to the system (monitor/heap.py).
+TRIM_AFTER_EVENTS: Final = 10_000
 
 AppendEvents = Callable[[Sequence[Event]], Awaitable[None]]
 InsertSamples = Callable[[Sequence[ProbeSample], Sequence[CallSample]], Awaitable[None]]
@@ -74,6 +79,7 @@ class JournalWriter:
     async def flush(self, *, final: bool = False) -> None:
         """Write what is pending; on failure keep it and retry with backoff (loses nothing)."""
         delay = WRITE_RETRY_MIN_S
+        backlog = len(self.pending)
         while self.pending:
             batch = self.pending[:MAX_BATCH_EVENTS]
             try:
@@ -89,6 +95,8 @@ class JournalWriter:
             del self.pending[: len(batch)]
             if self.pending:
                 await asyncio.sleep(0)  # the probe loop's turn between batches
+            elif backlog >= TRIM_AFTER_EVENTS:
+                heap.trim_soon()
 
     async def flush_samples(self) -> None:
         """One batch; on failure the rows stay queued for the next wake-up."""
