@@ -353,3 +353,19 @@ async def test_an_outage_of_every_trunk_is_not_skipped_by_the_default_cap() -> N
     fixed, skipped_fixed, _ = await run("scheduler: {max_in_flight: 2000}\n")
     assert fixed == 2000
     assert skipped_fixed > 1000  # the failure the default prevents, on the same machine
+
+
+def test_reason_phrases_are_escaped_once_and_shared_within_a_bound(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from probes import options
+
+    monkeypatch.setattr(options, "_REASONS", {})
+    first = options._reason("".join(["Service ", "Unavailable"]))  # a fresh str each reply
+    assert options._reason("Service Unavailable") is first
+    assert options._reason("Bad\x1bGateway") == "Bad\\x1bGateway"  # escaped as before
+    long = "x" * (options._MAX_SHARED_REASON_CHARS + 1)
+    assert options._reason(long) == long and long not in options._REASONS
+    for i in range(2 * options._MAX_REASONS):  # a peer sending a new phrase every time
+        options._reason(f"phrase {i}")
+    assert len(options._REASONS) == options._MAX_REASONS
