@@ -54,6 +54,7 @@ lint: test-deps
 	$(BIN)/ruff check probes monitor tests bench
 	$(BIN)/ruff format --check probes monitor tests bench
 	$(BIN)/mypy
+	$(BIN)/mypy bench
 
 test: test-deps lint
 	$(BIN)/pytest -q

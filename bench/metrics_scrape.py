@@ -124,12 +124,13 @@ def synthetic_sources(n: int) -> ExportSources:
         st = ProbeStats(name, "options")
         timeouts = rng.choice((0, 0, 1, 3, 12, 40))
         refused = rng.choice((0, 0, 0, 2))
-        counts = {Outcome.OK: PROBES_PER_TRUNK - timeouts - refused, Outcome.TIMEOUT: timeouts}
+        ok = PROBES_PER_TRUNK - timeouts - refused
+        counts = {Outcome.OK.value: ok, Outcome.TIMEOUT.value: timeouts}
         if refused:
-            counts[Outcome.REFUSED] = refused
+            counts[Outcome.REFUSED.value] = refused
         st.outcome_counts = counts
         median = rng.uniform(*RTT_MEDIAN_RANGE)
-        answered = counts[Outcome.OK]
+        answered = ok
         rtt_counts = [0] * (len(RTT_BUCKETS) + 1)
         for _ in range(50):  # 50 sampled RTTs, scaled to the answered count
             rtt = rng.lognormvariate(0, 0.35) * median

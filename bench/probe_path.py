@@ -30,6 +30,7 @@ from monitor.health import HealthPolicy, TrunkHealth
 from monitor.pipeline import Pipeline
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
+from probes.result import ProbeResult
 
 REPLY = (
     "SIP/2.0 200 Keepalive\r\n"
@@ -75,7 +76,7 @@ async def run(trunks: int, rounds: int) -> None:
     policies = {name: HealthPolicy(3, 3) for name in names}
     pipeline = Pipeline("bench", health, policies)
 
-    def on_result(result):  # what Monitor._on_result does
+    def on_result(result: ProbeResult) -> None:  # what Monitor._on_result does
         out = pipeline.on_result(result, datetime.now(UTC))
         if out is not None:
             out.events.clear()
