@@ -27,13 +27,20 @@ class Expiring(Protocol):
 class Deadlines:
     """One-shot deadlines in the perf_counter_ns time base (CLOCK_MONOTONIC, as the loop's)."""
 
-    __slots__ = ("_loop", "_mono", "_slots", "_ticks", "_timer", "_timer_tick")
+    __slots__ = ("_before", "_loop", "_mono", "_slots", "_ticks", "_timer", "_timer_tick")
 
     def __init__(
-        self, loop: asyncio.AbstractEventLoop, mono: Callable[[], int] = time.perf_counter_ns
+        self,
+        loop: asyncio.AbstractEventLoop,
+        mono: Callable[[], int] = time.perf_counter_ns,
+        *,
+        before: Callable[[], None] | None = None,
     ) -> None:
         self._loop = loop
         self._mono = mono
+        # Called once before a batch of due deadlines (the socket's drain: answers waiting
+        # unread are handed on first, so their probes' timers go stale and never act).
+        self._before = before
         self._slots: dict[int, list[tuple[Expiring, int]]] = {}  # tick -> due in it
         self._ticks: list[int] = []  # heap of the ticks in _slots
         self._timer: asyncio.TimerHandle | None = None
@@ -76,6 +83,8 @@ class Deadlines:
         # time has come are fired, so no deadline fires before its instant.
         current = self._mono() // SLOT_NS
         ticks, slots = self._ticks, self._slots
+        if self._before is not None and ticks and ticks[0] <= current:
+            self._before()
         while ticks and ticks[0] <= current:
             for target, token in slots.pop(heapq.heappop(ticks)):
                 target.on_deadline(token)

@@ -178,7 +178,10 @@ class UdpSipTransport(asyncio.DatagramProtocol):
         self.transport = cast(asyncio.DatagramTransport, transport)
         sockname = transport.get_extra_info("sockname")
         self.local = (sockname[0], sockname[1])
-        self.deadlines = Deadlines(asyncio.get_running_loop())
+        # Drained once per batch of due timers, not once per timer: in an outage of many
+        # trunks every probe retransmits three times, and a drain per retransmission was
+        # a failed recvfrom (and its exception) each.
+        self.deadlines = Deadlines(asyncio.get_running_loop(), before=self.drain)
         sock = transport.get_extra_info("socket")
         if sock is not None:
             reader = socket.socket(fileno=os.dup(sock.fileno()))
@@ -732,11 +735,11 @@ class OptionsProbe:
     def on_deadline(self, token: int) -> None:
         """The shared deadline armed with `token` passed; a stale one (answered) is ignored."""
         if token == self._timer_token:
-            self._on_timer()
+            self._on_timer(drained=True)  # Deadlines drained the socket before the batch
 
-    def _on_timer(self) -> None:
+    def _on_timer(self, drained: bool = False) -> None:
         try:
-            self._timer_fired()
+            self._timer_fired(drained)
         except Exception as exc:
             self.crashed(exc)
 
@@ -746,13 +749,13 @@ class OptionsProbe:
         # The type only: an exception's message can quote peer bytes or a credential.
         self._finish(Outcome.PROBE_CRASHED, detail=f"bug: {type(exc).__name__}")
 
-    def _timer_fired(self) -> None:
+    def _timer_fired(self, drained: bool) -> None:
         self._timer = None
         txn = self._txn
         if txn is None:
             return
         udp = self._udp_of_family()
-        if udp is not None:
+        if udp is not None and not drained:
             udp.drain()  # our answer may be waiting unread (a loop that is behind)
             if self._txn is not txn:
                 return  # it was: the probe ended (or went on to its auth retry)

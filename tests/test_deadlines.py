@@ -75,3 +75,27 @@ async def test_a_deadline_added_while_firing_and_an_earlier_one_rearm_the_timer(
     deadlines.close()
     await asyncio.sleep(0.2)
     assert not late.fired  # closed: nothing fires any more
+
+
+async def test_before_runs_once_per_batch_of_due_deadlines_and_can_make_them_stale() -> None:
+    """The socket's drain: once before the deadlines due together (not once per deadline),
+    and what it reads (an answer) makes that probe's deadline stale before it fires."""
+    answered = Target(live=1)
+    waiting = [Target(live=1) for _ in range(50)]
+    calls: list[int] = []
+
+    def before() -> None:
+        calls.append(len(deadlines))
+        answered.live = 2  # the drain handed on its answer
+
+    deadlines = Deadlines(asyncio.get_running_loop(), before=before)
+    due = time.perf_counter_ns() + 10 * MS
+    for target in (answered, *waiting):
+        deadlines.add(due, target, 1)
+    time.sleep(0.03)  # noqa: ASYNC251 - the loop is behind: all are due at its next turn
+    await asyncio.sleep(0.02)
+    assert calls == [51]  # once, before any of the 51 fired
+    assert answered.fired == []
+    assert all(len(t.fired) == 1 for t in waiting)
+    await asyncio.sleep(0.02)
+    assert calls == [51]  # nothing due since: no drain
