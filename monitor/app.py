@@ -18,6 +18,7 @@ from monitor.endpoints import EndpointWatch
 from monitor.events import Event
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.log import MalformedPacketLog, get_logger
+from monitor.mass_lines import MassLines
 from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exporter import Exporter, ExportSources, loop_name, runtime_registry
 from monitor.metrics.server import serve_config
@@ -80,6 +81,7 @@ class Monitor:
         self._tasks: list[asyncio.Task[None]] = []
         self._ready = False
         self.reload_lock = asyncio.Lock()
+        self.mass_lines = MassLines()
 
     # ---- lifecycle ----------------------------------------------------------------------
 
@@ -190,7 +192,7 @@ class Monitor:
 
     def emit(self, out: Produced) -> None:
         """Log, journal and ticket what the pipeline produced."""
-        for line in out.logs:
+        for line in filter(self.mass_lines.admit, out.logs):  # a mass event: counted instead
             getattr(log, line.level)(line.event, **line.fields)
         self.writer.queue_samples(out.probe_samples, out.call_samples)
         if out.events:
@@ -200,8 +202,6 @@ class Monitor:
     async def reload(self) -> ReloadReport:
         """SIGHUP, `trunkwatch reload`, POST /api/v1/reload: the config file applied again."""
         return await reload_monitor(self)
-
-    # ---- background tasks ------------------------------------------------------------------
 
     async def _append(self, batch: Sequence[Event]) -> None:
         assert self.store is not None
@@ -214,7 +214,7 @@ class Monitor:
         await insert_samples(self.store.engine, probes, calls)
 
     async def _heartbeat_loop(self) -> None:
-        while not self.writer.stopping.is_set():
+        while True:  # at least one beat: a stop right after start still logs its summaries
             assert self.store is not None
             try:
                 await self.store.heartbeat(datetime.now(UTC))
@@ -222,10 +222,10 @@ class Monitor:
                 log.error("heartbeat_failed", error=repr(exc)[:200])
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self.writer.stopping.wait(), HEARTBEAT_S)
-            if (line := self.pipeline.learned_summary()) is not None:  # one per beat, and at stop
-                getattr(log, line.level)(line.event, **line.fields)
-
-    # ---- metrics and logs -------------------------------------------------------------------
+            for line in filter(None, (self.pipeline.learned_summary(), self.mass_lines.summary())):
+                getattr(log, line.level)(line.event, **line.fields)  # one per beat, and at stop
+            if self.writer.stopping.is_set():
+                return
 
     def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
         cfg = self.config
