@@ -473,3 +473,42 @@ async def test_every_agent_is_listed_with_its_site(db_url: str) -> None:
     finally:
         await a.close()
         await b.close()
+
+
+async def test_this_processs_writers_queue_for_sqlites_write_lock(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A write transaction held across awaits (the journal writer on a busy loop) made the
+    lease renewal and the heartbeat fail on SQLite's busy timeout ("database is locked"):
+    they now queue behind it in this process and succeed once it commits."""
+    from sqlalchemy.exc import OperationalError
+
+    from monitor.store import lease as leases
+
+    monkeypatch.setattr(store_engine, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    store = await Store.open(f"sqlite:///{tmp_path / 'tw.db'}", agent="a1")
+    engine = store.engine
+    held = asyncio.Event()
+
+    async def long_writer() -> None:
+        async with store_engine.writing(engine) as conn:
+            await conn.execute(text("UPDATE leases SET holder = holder"))
+            held.set()
+            await asyncio.sleep(0.6)  # three busy timeouts
+
+    try:
+        writer = asyncio.create_task(long_writer())
+        await held.wait()
+        # Without the queue: SQLite's busy handler gives up after 200 ms.
+        with pytest.raises(OperationalError, match="locked"):
+            async with store_engine._transaction(engine) as conn:
+                await conn.execute(text("UPDATE leases SET holder = holder"))
+        # Through it: the lease and the heartbeat wait their turn.
+        now = datetime.now(UTC)
+        lease = await leases.acquire(engine, "ticket-outbox", "a1", now, timedelta(seconds=10))
+        assert lease is not None and lease.token == 1
+        await store.heartbeat(now)
+        assert writer.done()  # they ran after the long transaction committed
+        assert (await store.heartbeats())["a1"] == now
+    finally:
+        await store.close()

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Final
@@ -21,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from monitor.events import as_utc
 from monitor.sla import Exclusion, ExclusionKind, OutageKind
 from monitor.sla.maintenance import IcsEvent, MaintenanceError, MaintenanceWindow, Origin
-from monitor.store.engine import WRITE
+from monitor.store.engine import writing
 from monitor.store.schema import (
     audit_log,
     exclusions,
@@ -234,13 +233,6 @@ class SlaStore:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
-    @asynccontextmanager
-    async def _writing(self) -> AsyncIterator[AsyncConnection]:
-        async with self._engine.connect() as conn:
-            conn = await conn.execution_options(**{WRITE: True})
-            async with conn.begin():
-                yield conn
-
     async def _audit(
         self,
         conn: AsyncConnection,
@@ -297,7 +289,7 @@ class SlaStore:
             created_at=at,
             created_by=by,
         )
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             active = await conn.execute(
                 select(exclusions.c.id).where(
                     exclusions.c.outage_id == outage_id,
@@ -330,7 +322,7 @@ class SlaStore:
     ) -> ExclusionRecord:
         by, at = self._who(by, at)
         reason = _text(reason, "reason")
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             before = await self._exclusion(conn, exclusion_id)
             if before.revoked_at is not None:
                 raise LedgerConflict(f"exclusion {exclusion_id} was already revoked")
@@ -421,7 +413,7 @@ class SlaStore:
             created_by=by,
             trunk=None if trunk is None else _text(trunk, "trunk", limit=MAX_ACTOR),
         )
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(
                 insert(manual_outages).values(
                     id=record.id,
@@ -454,7 +446,7 @@ class SlaStore:
     ) -> ManualOutage:
         by, at = self._who(by, at)
         reason = _text(reason, "reason")
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             before = await self._manual(conn, outage_id)
             if before.withdrawn_at is not None:
                 raise LedgerConflict(f"manual outage {outage_id} was already withdrawn")
@@ -526,7 +518,7 @@ class SlaStore:
         reference = _text(reference, "reference", required=False)
         outage_id = _text(outage_id, "outage_id", limit=MAX_ACTOR)
         previous = None if previous is None else as_utc(previous, "previous")
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             result = await conn.execute(
                 insert(ticket_corrections)
                 .values(
@@ -588,7 +580,7 @@ class SlaStore:
     ) -> MaintenanceWindow:
         by, at = self._who(by, at)
         stored = window.with_changes(created_at=at, created_by=by)
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(insert(maintenance_windows).values(**_window_row(stored)))
             await self._audit(
                 conn,
@@ -621,7 +613,7 @@ class SlaStore:
         unknown = set(changes) - allowed
         if unknown:
             raise LedgerError(f"cannot change {', '.join(sorted(unknown))}")
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             before = await self._window(conn, window_id)
             if before.cancelled:
                 raise LedgerConflict(f"maintenance window {window_id} is cancelled")
@@ -651,7 +643,7 @@ class SlaStore:
     ) -> MaintenanceWindow:
         by, at = self._who(by, at)
         reason = _text(reason, "reason")
-        async with self._writing() as conn:
+        async with writing(self._engine) as conn:
             before = await self._window(conn, window_id)
             if before.cancelled:
                 raise LedgerConflict(f"maintenance window {window_id} was already cancelled")

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import importlib.util
 import sqlite3
 import time
+import weakref
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
 # Plain scheme → the async driver trunkwatch uses for it.
 ASYNC_DRIVERS = {
@@ -138,6 +142,43 @@ def _switch_to_wal(cursor: Any) -> None:
 def _sqlite_begin(conn: Connection) -> None:
     write = conn.get_execution_options().get(WRITE, False)
     conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+
+
+# One queue of writers per SQLite engine and event loop (an asyncio.Lock belongs to a loop).
+_WRITE_QUEUES: weakref.WeakKeyDictionary[Engine, tuple[asyncio.AbstractEventLoop, asyncio.Lock]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _write_queue(engine: AsyncEngine) -> asyncio.Lock:
+    loop = asyncio.get_running_loop()
+    held = _WRITE_QUEUES.get(engine.sync_engine)
+    if held is None or held[0] is not loop:
+        held = _WRITE_QUEUES[engine.sync_engine] = (loop, asyncio.Lock())
+    return held[1]
+
+
+@asynccontextmanager
+async def writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    """A write transaction, committed on success (SQLite: BEGIN IMMEDIATE takes the file's
+    write lock). On SQLite this process's writers first queue for it in order: racing for
+    the lock through SQLite's busy handler, the lease renewal and the heartbeat lost to the
+    journal writer for over the 5 s busy timeout in an outage of 100,000 trunks, and the
+    ticket outbox's lease lapsed. Other processes (the CLI) still wait on busy_timeout."""
+    if engine.dialect.name == "sqlite":
+        async with _write_queue(engine), _transaction(engine) as conn:
+            yield conn
+    else:
+        async with _transaction(engine) as conn:
+            yield conn
+
+
+@asynccontextmanager
+async def _transaction(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
+    async with engine.connect() as conn:
+        conn = await conn.execution_options(**{WRITE: True})
+        async with conn.begin():
+            yield conn
 
 
 def create_engine(url: str) -> AsyncEngine:

@@ -19,7 +19,7 @@ from sqlalchemy import and_, exists, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from monitor.store.engine import WRITE
+from monitor.store.engine import writing
 from monitor.store.schema import leases
 
 
@@ -41,33 +41,27 @@ async def acquire(
     the next token: its previous process's fenced writes then fail. `renew` keeps a token.
     """
     until = now + ttl
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            row = (await conn.execute(select(leases).where(leases.c.name == name))).first()
-            if row is None:
-                try:
-                    async with conn.begin_nested():
-                        await conn.execute(
-                            insert(leases).values(
-                                name=name, holder=holder, token=1, expires_at=until
-                            )
-                        )
-                except IntegrityError:
-                    return None  # another agent inserted it first
-                return Lease(name, holder, 1, until)
-            if row.holder != holder and row.expires_at > now:
-                return None
-            return await _set(conn, row, holder, until)
+    async with writing(engine) as conn:
+        row = (await conn.execute(select(leases).where(leases.c.name == name))).first()
+        if row is None:
+            try:
+                async with conn.begin_nested():
+                    await conn.execute(
+                        insert(leases).values(name=name, holder=holder, token=1, expires_at=until)
+                    )
+            except IntegrityError:
+                return None  # another agent inserted it first
+            return Lease(name, holder, 1, until)
+        if row.holder != holder and row.expires_at > now:
+            return None
+        return await _set(conn, row, holder, until)
 
 
 async def renew(engine: AsyncEngine, lease: Lease, now: datetime, ttl: timedelta) -> Lease | None:
     """Extend a lease still held with the same token; None if it was lost meanwhile."""
     until = now + ttl
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            result = await conn.execute(update(leases).where(fence(lease)).values(expires_at=until))
+    async with writing(engine) as conn:
+        result = await conn.execute(update(leases).where(fence(lease)).values(expires_at=until))
     if result.rowcount != 1:
         return None
     return Lease(lease.name, lease.holder, lease.token, until)
@@ -75,10 +69,8 @@ async def renew(engine: AsyncEngine, lease: Lease, now: datetime, ttl: timedelta
 
 async def release(engine: AsyncEngine, lease: Lease, now: datetime) -> None:
     """Give the lease up at once (an orderly stop): the next agent need not wait for expiry."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            await conn.execute(update(leases).where(fence(lease)).values(expires_at=now))
+    async with writing(engine) as conn:
+        await conn.execute(update(leases).where(fence(lease)).values(expires_at=now))
 
 
 async def current(engine: AsyncEngine, name: str) -> Lease | None:

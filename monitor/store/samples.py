@@ -12,7 +12,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from monitor.events import as_utc
-from monitor.store.engine import WRITE
+from monitor.store.engine import writing
 from monitor.store.schema import call_samples, probe_samples
 
 __all__ = [
@@ -91,13 +91,11 @@ async def insert_samples(
     """Both kinds in one transaction (all or nothing), one executemany each."""
     if not probes and not calls:
         return
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            if probes:
-                await conn.execute(insert(probe_samples), [asdict(p) for p in probes])
-            if calls:
-                await conn.execute(insert(call_samples), [_call_row(c) for c in calls])
+    async with writing(engine) as conn:
+        if probes:
+            await conn.execute(insert(probe_samples), [asdict(p) for p in probes])
+        if calls:
+            await conn.execute(insert(call_samples), [_call_row(c) for c in calls])
 
 
 def _range(table: Any, trunks: Sequence[str] | None, since: datetime, until: datetime) -> Any:

@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -23,7 +22,7 @@ from monitor.events import (
     from_json,
 )
 from monitor.journal_chain import GENESIS, ChainLink, chain_rows
-from monitor.store.engine import WRITE, create_engine
+from monitor.store.engine import create_engine, writing
 from monitor.store.migrations import upgrade_to_head
 from monitor.store.schema import agent_outages, heartbeats, journal, monitor_gaps, outages
 
@@ -60,7 +59,7 @@ class Store:
             raise ValueError("agent name must not be empty")
         engine = create_engine(url)
         try:
-            async with _writing(engine) as conn:
+            async with writing(engine) as conn:
                 await conn.run_sync(upgrade_to_head)
         except BaseException:
             await engine.dispose()
@@ -89,7 +88,7 @@ class Store:
         if not events:
             return
         # One appender at a time per agent, so two batches never chain to the same head.
-        async with self._chain_lock, _writing(self._engine) as conn:
+        async with self._chain_lock, writing(self._engine) as conn:
             head = await self._chain_head(conn)
             # Rows are built, hashed and inserted a slice at a time inside the transaction:
             # each await lets the probe loop run. Building 2,000 at once (the start-up of
@@ -277,7 +276,7 @@ class Store:
     async def heartbeat(self, now: datetime) -> None:
         """Record that this agent is alive at ``now`` (every ~10 s, never per probe)."""
         now = as_utc(now, "heartbeat")
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             # Update-then-insert is portable; one agent name is one process, so no race.
             result = await conn.execute(
                 update(heartbeats)
@@ -337,15 +336,6 @@ class Store:
         return [
             MonitorGap(agent=r.agent, start=r.start_at, end=r.end_at, reason=r.reason) for r in rows
         ]
-
-
-@asynccontextmanager
-async def _writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction (takes SQLite's write lock at BEGIN); commits on success."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            yield conn
 
 
 def _outage_from_row(row: Row[Any]) -> Outage:

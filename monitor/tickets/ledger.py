@@ -15,8 +15,7 @@ Tables (created by migration 0003):
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -33,7 +32,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from monitor.events import Event, Outage, OutageClosed, OutageKind, OutageOpened, as_utc
-from monitor.store.engine import WRITE
+from monitor.store.engine import writing
 from monitor.store.lease import Lease, require
 from monitor.store.schema import OutboxStatus, TicketState, outages, ticket_outbox, tickets
 from monitor.tickets.base import Action, TicketContext, TicketRef, ticket_ref
@@ -299,7 +298,7 @@ class TicketStore:
 
     async def claim(self, row: OutboxRow, now: datetime) -> bool:
         """Count an attempt before sending it; False if the row changed meanwhile (merged)."""
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             result = await conn.execute(
                 update(ticket_outbox)
                 .where(
@@ -328,7 +327,7 @@ class TicketStore:
         return None if found is None else _ticket_row(found)
 
     async def opened(self, row: OutboxRow, ref: TicketRef, now: datetime) -> None:
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await self._finish(conn, row, OutboxStatus.DONE, now, None)
             await conn.execute(
                 update(tickets)
@@ -346,7 +345,7 @@ class TicketStore:
             )
 
     async def delivered(self, row: OutboxRow, now: datetime) -> None:
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await self._finish(conn, row, OutboxStatus.DONE, now, None)
             if row.action is Action.RESOLVE:
                 await conn.execute(
@@ -356,7 +355,7 @@ class TicketStore:
                 )
 
     async def retry(self, row: OutboxRow, due: datetime, error: str) -> None:
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(
                 update(ticket_outbox)
                 .where(ticket_outbox.c.id == row.id)
@@ -366,7 +365,7 @@ class TicketStore:
 
     async def failed(self, row: OutboxRow, now: datetime, error: str) -> None:
         """The sink refused for good; a refused open cancels the requests queued after it."""
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await self._finish(conn, row, OutboxStatus.FAILED, now, error)
             values: dict[str, Any] = {"last_error": error}
             if row.action is Action.OPEN:
@@ -375,11 +374,11 @@ class TicketStore:
             await conn.execute(update(tickets).where(_ticket_of(row)).values(**values))
 
     async def cancel(self, row: OutboxRow, now: datetime, why: str) -> None:
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await self._finish(conn, row, OutboxStatus.CANCELLED, now, why)
 
     async def hold(self, row: OutboxRow, due: datetime) -> None:
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(
                 update(ticket_outbox)
                 .where(ticket_outbox.c.id == row.id, ticket_outbox.c.status == row.status)
@@ -391,7 +390,7 @@ class TicketStore:
 
     async def release(self, row: OutboxRow, now: datetime) -> None:
         """The maintenance window ended with the outage still open: the ticket is due now."""
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(
                 update(ticket_outbox)
                 .where(ticket_outbox.c.id == row.id, ticket_outbox.c.status == OutboxStatus.HELD)
@@ -403,7 +402,7 @@ class TicketStore:
 
     async def suppress(self, row: OutboxRow, now: datetime) -> None:
         """The outage ended inside the maintenance window: no ticket, ever."""
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await self._finish(conn, row, OutboxStatus.CANCELLED, now, "suppressed: maintenance")
             await _cancel_later(conn, row, now, "suppressed: maintenance")
             await conn.execute(
@@ -414,7 +413,7 @@ class TicketStore:
         self, ticket_key: str, sink: str, number: str, at: datetime, data: str
     ) -> None:
         """The carrier's own ticket number, captured from its reply (e-mail sinks)."""
-        async with _writing(self._engine) as conn:
+        async with writing(self._engine) as conn:
             await conn.execute(
                 update(tickets)
                 .where(tickets.c.ticket_key == ticket_key, tickets.c.sink == sink)
@@ -520,12 +519,3 @@ def _ticket_row(row: Row[Any]) -> TicketRow:
         last_error=row.last_error,
         data=data,
     )
-
-
-@asynccontextmanager
-async def _writing(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
-    """A write transaction (SQLite: BEGIN IMMEDIATE, like Store's writers)."""
-    async with engine.connect() as conn:
-        conn = await conn.execution_options(**{WRITE: True})
-        async with conn.begin():
-            yield conn
