@@ -864,8 +864,9 @@ class SchedulerSettings(BaseModel):
     model_config = _MODEL_CONFIG
 
     # None: DEFAULT_MAX_IN_FLIGHT plus what an outage of every trunk keeps waiting
-    # (Config.in_flight_limit). A fixed 2,000 skipped most probes of exactly the failing
-    # trunks once ~12,000 of 100,000 timed out together, delaying their outages.
+    # (Config.in_flight_limit). A fixed 2,000 counted probes waiting on a timeout: with
+    # 100,000 silent trunks at 10 s it sent 467 probes/s and skipped the rest, so their
+    # outages would have opened ~10 minutes late (docs/benchmarks.md).
     max_in_flight: int | None = Field(default=None, ge=1)
     uvloop: bool = True
     # setsockopt takes a C int: anything larger raised a TypeError traceback at `run`.

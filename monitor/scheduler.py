@@ -26,9 +26,9 @@ log = get_logger("trunkwatch.scheduler")
 # Width of one timer-wheel slot: probes due within it share one loop wake-up; it is also
 # the wheel's contribution to lateness (a probe is never sent before its planned time).
 TICK_NS = 1_000_000
-# Lateness buckets (seconds): the goal is p99 < 5 ms at 10k targets per second.
 # The cap the drain's threshold was measured against (see before_tick).
 DRAIN_CAP = 2000
+# Lateness buckets (seconds): the goal is p99 < 5 ms at 10k targets per second.
 LAG_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0)
 
 
@@ -116,7 +116,8 @@ class Scheduler:
         self._timer_tick = -1  # the tick _timer is armed for
 
     def set_limit(self, max_in_flight: int) -> None:
-        """The in-flight cap (a reload changes it with the trunks): probes beyond it wait."""
+        """The in-flight cap (a reload changes it with the trunks): a probe due while this
+        many are in flight is skipped."""
         self.max_in_flight = max_in_flight
         # The drain threshold stays where it was measured (3/4 of 2,000) under a larger cap:
         # the socket's buffer, not the cap, bounds how many answers may queue unread.

@@ -29,7 +29,7 @@ MAX_PENDING_SAMPLES: Final = 20_000
 # of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
 MAX_BATCH_EVENTS: Final = 2_000
 
-# A backlog this large (100,000 trunks' first states) leaves tens of MB of freed pages with
+# A backlog this large (100,000 trunks' first states) leaves ~20 MB of freed pages with
 # the allocator once written: they go back to the system (monitor/heap.py).
 TRIM_AFTER_EVENTS: Final = 10_000
 
