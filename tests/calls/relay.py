@@ -135,7 +135,6 @@ def _report_blocks(data: bytes) -> list[tuple[int, int]]:
             if lsr:
                 out.append((lsr, dlsr))
             offset += REPORT_BLOCK.size
-
     return out
 
 
