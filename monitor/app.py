@@ -132,6 +132,7 @@ class Monitor:
         self.scheduler.start()  # first probes before the exporter and HTTP are built
         self._register_metrics(self.sla_metrics)
         assert self.exporter is not None
+        await self.exporter.prepare_sliced()  # while the first probes go out
         live = lambda: self.endpoints.live_states(self.health)  # noqa: E731
         deps = ApiDeps.from_config(self.sla, cfg.http, cfg.sla, live_state=live, reload=self.reload)
         api = make_api_app(deps)
@@ -245,4 +246,4 @@ class Monitor:
             gaps_recorded=lambda: self.gaps_recorded,
             sections=[*sections, self.certificates.render, self.registrations.render],
         )
-        self.exporter = Exporter(sources, runtime=runtime_registry())
+        self.exporter = Exporter(sources, runtime=runtime_registry(), prepare=False)

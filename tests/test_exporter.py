@@ -692,6 +692,42 @@ async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
     assert during >= math.ceil(n / SNAPSHOT_SLICE)
 
 
+async def test_label_texts_prepared_in_slices_while_the_loop_runs(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The monitor builds its exporter after the scheduler has started: the texts of
+    # 100,000 trunks (~0.7 s) are made a slice at a time, the probes running between.
+    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
+    n = SNAPSHOT_SLICE * 3 + 7
+    src = many_sources(n)
+    made: list[TrunkInfo] = []
+    late = Exporter(src, prepare=False)
+    make = late._info_texts._make
+
+    def counted(info: TrunkInfo) -> str:
+        made.append(info)
+        return make(info)
+
+    monkeypatch.setattr(late._info_texts, "_make", counted)
+    ticks = 0
+    loop = asyncio.get_running_loop()
+
+    def tick() -> None:
+        nonlocal ticks
+        ticks += 1
+        loop.call_soon(tick)
+
+    loop.call_soon(tick)
+    await late.prepare_sliced()
+    during = ticks
+    assert len(made) == n  # every trunk's text made once, while the loop went on
+    assert during >= 4 * math.ceil(n / SNAPSHOT_SLICE)  # the snapshot's slices and the texts'
+    snap = late.snapshot()
+    assert late.expose(snap, TEXT) == Exporter(src).expose(snap, TEXT)
+    assert len(made) == n  # a scrape reuses the prepared texts
+
+
 async def test_scrape_steps_grow_with_a_busy_loop_up_to_the_cap() -> None:
     loop = asyncio.get_running_loop()
     pacer = pacing.Pacer()

@@ -264,7 +264,9 @@ class Exporter:
     trunkwatch's (normally `runtime_registry()`); None appends nothing.
     """
 
-    def __init__(self, sources: ExportSources, *, runtime: Collector | None = None) -> None:
+    def __init__(
+        self, sources: ExportSources, *, runtime: Collector | None = None, prepare: bool = True
+    ) -> None:
         self.src = sources
         self.runtime = runtime
         self._build_labels = label_text(
@@ -282,7 +284,18 @@ class Exporter:
         self._stat_texts = _TextColumn(self._stat_label)
         self._rtt_texts = _TextColumn(self._trunk_label)
         self._health_texts = _TextColumn(self._trunk_label)
-        self._prepare(self.snapshot())
+        if prepare:  # else the owner awaits prepare_sliced() before the first scrape
+            for _ in self._prepare_steps(self.snapshot(), step=sys.maxsize):
+                pass
+
+    async def prepare_sliced(self) -> None:
+        """Make the label texts a slice at a time, handing the loop back to the probes
+        (~0.7 s of texts at 100,000 trunks, made while the first probes go out)."""
+        snap = await self.snapshot_sliced()
+        pacer = Pacer()
+        for _ in self._prepare_steps(snap, step=SNAPSHOT_SLICE):
+            if pacer.due():
+                await pacer.hand_back()
 
     # ---- the snapshot (event loop) ------------------------------------------------------
 
@@ -385,11 +398,11 @@ class Exporter:
         labels = label_text(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
         return f"{TRUNK_INFO.sample}{{{self._agent}{labels}}} 1.0\n"
 
-    def _prepare(self, snap: Snapshot) -> None:
-        self._info_texts.texts(snap.trunks)
-        self._stat_texts.texts(snap.stat_trunk, snap.stat_probe)
-        self._rtt_texts.texts(snap.stat_trunk)
-        self._health_texts.texts(snap.health_trunk)
+    def _prepare_steps(self, snap: Snapshot, *, step: int) -> Iterator[None]:
+        yield from self._info_texts.fill(snap.trunks, step=step)
+        yield from self._stat_texts.fill(snap.stat_trunk, snap.stat_probe, step=step)
+        yield from self._rtt_texts.fill(snap.stat_trunk, step=step)
+        yield from self._health_texts.fill(snap.health_trunk, step=step)
 
     def _info(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         yield TRUNK_INFO.header(fmt)
@@ -554,11 +567,21 @@ class _TextColumn:
         self._texts: list[str] = []
 
     def texts(self, *columns: list[Any]) -> list[str]:
-        if columns != self._key:
-            self._texts = list(map(self._make, *columns))
-            # Copies: a column may be a live list (the config's trunks) that could grow.
-            self._key = tuple(list(column) for column in columns)
+        for _ in self.fill(*columns, step=sys.maxsize):
+            pass
         return self._texts
+
+    def fill(self, *columns: list[Any], step: int) -> Iterator[None]:
+        """Make the texts `step` rows at a time; the caller runs the loop between yields."""
+        if columns == self._key:
+            return
+        # Copies: a column may be a live list (the config's trunks) that could grow.
+        key = tuple(list(column) for column in columns)
+        texts: list[str] = []
+        for start in range(0, len(key[0]) if key else 0, step):
+            texts += map(self._make, *(column[start : start + step] for column in key))
+            yield
+        self._texts, self._key = texts, key
 
 
 def _single(family: Family, fmt: ExpositionFormat, value: int) -> str:
