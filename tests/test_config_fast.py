@@ -252,3 +252,109 @@ def test_load_is_fast_enough_for_many_trunks(tmp_path: Path) -> None:
     assert len(cfg.trunks) == 20_000
     assert cfg.trunks[1].alive_codes is cfg.trunks[0].alive_codes  # one shared set
     assert textwrap.shorten(cfg.trunks[-1].name, 10) == "t19999"
+
+
+# Trunks written alike (the same fields but name, uri and carrier) are validated on those
+# three alone after the first of their shape (monitor.config._like).
+SHAPES = _yaml(
+    """
+    agent: noc-1
+    defaults: {interval: 10s, alive_codes: "2xx,404"}
+    trunks:
+      - {name: a1, uri: "sip:a1@sbc.example"}
+      - {name: a2, uri: "sip:a2@sbc.example:5070;transport=tcp"}
+      - {name: 12345, uri: "sips:[2001:db8::1]:5061"}
+      - {name: c1, uri: "sip:10.0.0.1", carrier: tel-1}
+      - {name: c2, uri: "sip:10.0.0.2", carrier: tel-2}
+      - {name: i1, uri: "sip:x.example", interval: 30s}
+      - {name: i2, uri: "sip:y.example", interval: 30s}
+      - {name: i3, uri: "sip:z.example", interval: 30s, timeout: 5s}
+      - {name: d1, uri: "sip:d1.example", down_after: 2}
+      - {name: d2, uri: "sip:d2.example", down_after: 2.0}
+      - {name: d3, uri: "sip:d3.example", down_after: 2}
+      - {name: g1, uri: "sip:g1.example", agents: [noc-1]}
+      - {name: g2, uri: "sip:g2.example", agents: [noc-1]}
+      - {name: p1, uri: "sip:p1.example", auth: {username: u, password_env: TW_PASSWORD}}
+      - {name: p2, uri: "sip:p2.example", auth: {username: u, password_env: TW_PASSWORD}}
+    """
+)
+
+
+def _shaped_and_whole(
+    text: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> tuple[Config | list[ConfigProblem], Config | list[ConfigProblem], int]:
+    path = tmp_path / "trunkwatch.yaml"
+    path.write_text(text)
+    alike = 0
+    like = config_module._like
+
+    def counted(*args: Any) -> Any:
+        nonlocal alike
+        alike += 1
+        return like(*args)
+
+    results: list[Config | list[ConfigProblem]] = []
+    for shapes in (config_module.MAX_SHAPES, 0):  # 0: every trunk validated whole
+        monkeypatch.setattr(config_module, "MAX_SHAPES", shapes)
+        monkeypatch.setattr(config_module, "_like", counted)
+        try:
+            results.append(load_config(path, env=ENV))
+        except ConfigError as exc:
+            results.append(exc.problems)
+    return results[0], results[1], alike
+
+
+def test_trunks_written_alike_are_what_whole_validation_gives(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    shaped, whole, alike = _shaped_and_whole(SHAPES, tmp_path, monkeypatch)
+    assert isinstance(shaped, Config) and isinstance(whole, Config), (shaped, whole)
+    assert alike == 6  # a2 and 12345, c2, i2, d3, p2: not the lists (g2), nor 2.0 after 2
+    assert shaped.trunks == whole.trunks
+    for got, expected in zip(shaped.trunks, whole.trunks, strict=True):
+        assert got.model_fields_set == expected.model_fields_set, got.name
+        assert got.model_dump() == expected.model_dump()
+    assert [t.name for t in shaped.trunks][2] == "12345"  # coerced to text as before
+    assert shaped.trunks[4].carrier == "tel-2" and shaped.trunks[1].carrier == ""
+    assert "carrier" not in shaped.trunks[1].model_fields_set
+
+
+def test_a_bad_identity_in_a_known_shape_is_reported_as_before(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    text = _yaml(
+        f"""
+        trunks:
+          - {{name: a1, uri: "sip:a1@sbc.example"}}
+          - {{name: "a 2", uri: "sip:a2@sbc.example"}}
+          - {{name: a3, uri: "http://a3.example"}}
+          - {{name: a4, uri: "sip:a4:secret@sbc.example"}}
+          - {{name: a5, uri: "sip:a5@sbc.example", carrier: c1}}
+          - {{name: a6, uri: "sip:a6@sbc.example", carrier: {"x" * 200}}}
+        """
+    )
+    shaped, whole, alike = _shaped_and_whole(text, tmp_path, monkeypatch)
+    assert isinstance(shaped, list)
+    assert shaped == whole
+    # a2 in the fast attempt (it stops at the first problem), then a2, a3, a4 and a6 in
+    # the positioned one; each failed there, then was validated whole.
+    assert alike == 5
+    assert [(p.line, p.field) for p in shaped] == [
+        (3, "trunks[1].name"),
+        (4, "trunks[2].uri"),
+        (5, "trunks[3].uri"),
+        (7, "trunks[5].carrier"),
+    ]
+    assert "password" in shaped[2].problem and "secret" not in shaped[2].problem
+
+
+def test_trunk_checks_never_relate_the_identity_to_other_fields() -> None:
+    # What _like relies on: name, uri and carrier are checked each on its own. A new
+    # check across fields must be looked at with the shape cache in mind.
+    decorators = config_module.TrunkConfig.__pydantic_decorators__
+    fields = {f for d in decorators.field_validators.values() for f in d.info.fields}
+    assert not fields & set(config_module.TRUNK_IDENTITY)
+    assert set(decorators.model_validators) == {
+        "_register_needs_credentials",
+        "_timeout_below_interval",
+    }

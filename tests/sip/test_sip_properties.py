@@ -5,9 +5,11 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
+from monitor.config import check_sip_uri as config_check_sip_uri
 from probes.sip import grammar
 from probes.sip.errors import SipParseError
 from probes.sip.framing import StreamFramer
@@ -204,3 +206,15 @@ def test_plain_sip_uri_is_a_subset_of_the_grammar(value: str) -> None:
     uri = SipUri.parse(value)
     assert uri.headers == ()
     assert SipUri.parse(str(uri)) == uri
+
+
+@SUBSET
+@given(_language_of(PLAIN_SIP_URI_RE.pattern))
+def test_the_configs_plain_uri_check_finds_a_password_as_the_parser_does(value: str) -> None:
+    # monitor.config.check_sip_uri looks for a password in the plain shape without parsing.
+    has_password = SipUri.parse(value).password is not None
+    if has_password:
+        with pytest.raises(ValueError, match="must not carry a password"):
+            config_check_sip_uri(value)
+    else:
+        assert config_check_sip_uri(value) == value
