@@ -112,11 +112,16 @@ def run(config: ConfigOpt) -> None:
     """Monitor the trunks in a config file until SIGINT/SIGTERM."""
     from sqlalchemy.exc import SQLAlchemyError
 
+    from monitor import heap
     from monitor.app import Monitor
     from monitor.log import get_logger
     from monitor.store.engine import describe_store_error
 
     cfg = _load(config)
+    # The config lives as long as the monitor: out of the cyclic GC's passes from here, as
+    # start-up's objects are after it (heap.settle). A pass over its objects in between
+    # took ~0.1 s at 100,000 trunks. What a reload replaces is freed by reference counts.
+    heap.freeze()
     if not cfg.trunks:
         get_logger("trunkwatch").warning("no_trunks", config=str(config))
 

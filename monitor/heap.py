@@ -32,8 +32,13 @@ def settle() -> None:
     """After start-up: one collection, everything left kept out of later GC scans (it
     lives for the whole run), and freed memory handed back to the system."""
     gc.collect()
-    gc.freeze()
+    freeze()
     trim_soon()
+
+
+def freeze() -> None:
+    """Keep what exists now out of later cyclic GC passes (it lives for the whole run)."""
+    gc.freeze()
 
 
 def trim_soon() -> None:

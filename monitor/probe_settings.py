@@ -73,7 +73,7 @@ def _options_probe(udp: SharedUdp, trunk: TrunkConfig, dns: ResolverSettings | N
 
 
 def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) -> OptionsSettings:
-    auth = trunk.auth
+    auth, tls = trunk.auth, trunk.tls
     return OptionsSettings(
         trunk=trunk.name,
         uri=trunk.uri,
@@ -84,11 +84,11 @@ def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) ->
         max_forwards=trunk.max_forwards,
         username=auth.username if auth else None,
         password=auth.password.get_secret_value() if auth else None,
-        tls_verify=trunk.tls.verify,
-        tls_ca_file=trunk.tls.ca_file,
-        tls_server_name=trunk.tls.server_name,
-        tls_cert_file=trunk.tls.cert_file,
-        tls_key_file=trunk.tls.key_file,
+        tls_verify=tls.verify,
+        tls_ca_file=tls.ca_file,
+        tls_server_name=tls.server_name,
+        tls_cert_file=tls.cert_file,
+        tls_key_file=tls.key_file,
         dns=dns,
     )
 
