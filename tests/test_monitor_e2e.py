@@ -16,6 +16,9 @@ from structlog.testing import capture_logs
 from monitor.app import Monitor
 from monitor.config import Config, config_from_text
 from monitor.health import TrunkState
+from monitor.metrics import exporter as exporter_module
+from monitor.metrics import pacing
+from monitor.metrics.exporter import Exporter
 from monitor.store import Store
 
 INTERVAL = 0.2
@@ -301,3 +304,36 @@ async def test_first_states_are_one_summary_line_not_one_per_trunk(
     assert "trunk_up" not in events
     (summary,) = [e for e in logs if e["event"] == "trunk_states_learned"]
     assert summary["up"] == 3
+
+
+async def test_first_probes_go_out_while_the_exporter_is_prepared(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The exporter's label texts (~0.7 s at 100,000 trunks) are made after the scheduler
+    # started, a slice at a time: probes are sent between the slices, not after them all.
+    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
+    monkeypatch.setattr(exporter_module, "SNAPSHOT_SLICE", 1)  # ~5,000 slices, ≥ 0.1 s
+    trunks = "".join(f'  - {{name: t{i:04d}, uri: "sip:127.0.0.1:9"}}\n' for i in range(1000))
+    cfg = config_from_text(
+        f'store: {{url: "sqlite:///{tmp_path / "tw.db"}"}}\n'
+        "http: {listen: 127.0.0.1, port: 0}\n"
+        f"defaults: {{interval: 1, timeout: 0.5}}\ntrunks:\n{trunks}",
+        source="<first-probes>",
+    )
+    monitor = Monitor(cfg)
+    make = Exporter._trunk_label  # the last columns' texts (RTT, health) are made with it
+    started: list[int] = []
+
+    def watched(self: Exporter, trunk: str) -> str:
+        assert monitor.scheduler is not None
+        started.append(monitor.scheduler.started)
+        return make(self, trunk)
+
+    monkeypatch.setattr(Exporter, "_trunk_label", watched)
+    await monitor.start()
+    try:
+        assert len(started) >= 1000
+        assert started[-1] > 0  # probes were sent before the last text was made
+    finally:
+        await monitor.stop()
