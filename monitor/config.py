@@ -713,7 +713,7 @@ class TrunkConfig(BaseModel):
 # What tells trunks written alike apart. A trunk shaped like one validated before (the same
 # other fields and values) is checked on these alone (_Loader._trunk): ~2× faster at
 # 100,000 trunks. So no check of TrunkConfig may relate them to another field
-# (tests/test_config.py holds its validators to that).
+# (tests/test_config_fast.py holds its validators to that).
 TRUNK_IDENTITY: Final = ("name", "uri", "carrier")
 _TrunkIdentity = create_model(  # type: ignore[call-overload]
     "_TrunkIdentity",
