@@ -45,11 +45,16 @@ def _load_both(
     spy = Spy()
     for reader in (spy, _positioned_only):
         monkeypatch.setattr(config_module, "fast_yaml", reader)
-        try:
-            results.append(load_config(path, env=env))
-        except ConfigError as exc:
-            results.append(exc.problems)
+        results.append(_outcome(path, env))
     return results[0], results[1], spy
+
+
+def _outcome(path: Path, env: dict[str, str]) -> Config | list[ConfigProblem]:
+    """The Config the file gives, or its problems."""
+    try:
+        return load_config(path, env=env)
+    except ConfigError as exc:
+        return exc.problems
 
 
 GOOD = [
@@ -297,10 +302,7 @@ def _shaped_and_whole(
     for shapes in (config_module.MAX_SHAPES, 0):  # 0: every trunk validated whole
         monkeypatch.setattr(config_module, "MAX_SHAPES", shapes)
         monkeypatch.setattr(config_module, "_like", counted)
-        try:
-            results.append(load_config(path, env=ENV))
-        except ConfigError as exc:
-            results.append(exc.problems)
+        results.append(_outcome(path, ENV))
     return results[0], results[1], alike
 
 

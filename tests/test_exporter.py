@@ -677,19 +677,24 @@ async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
     monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
     n = SNAPSHOT_SLICE * 3 + 7
     exporter = Exporter(many_sources(n))
-    ticks = 0
-    loop = asyncio.get_running_loop()
-
-    def tick() -> None:
-        nonlocal ticks
-        ticks += 1
-        loop.call_soon(tick)
-
-    loop.call_soon(tick)
+    turns = LoopTurns()
     sliced = await exporter.snapshot_sliced()
-    during = ticks
+    during = turns.count
     assert sliced == exporter.snapshot()
     assert during >= math.ceil(n / SNAPSHOT_SLICE)
+
+
+class LoopTurns:
+    """Counts the event loop's turns from now on (a callback that schedules itself)."""
+
+    def __init__(self) -> None:
+        self.count = 0
+        self._loop = asyncio.get_running_loop()
+        self._loop.call_soon(self._tick)
+
+    def _tick(self) -> None:
+        self.count += 1
+        self._loop.call_soon(self._tick)
 
 
 async def test_label_texts_prepared_in_slices_while_the_loop_runs(
@@ -710,17 +715,9 @@ async def test_label_texts_prepared_in_slices_while_the_loop_runs(
         return make(info)
 
     monkeypatch.setattr(late._info_texts, "_make", counted)
-    ticks = 0
-    loop = asyncio.get_running_loop()
-
-    def tick() -> None:
-        nonlocal ticks
-        ticks += 1
-        loop.call_soon(tick)
-
-    loop.call_soon(tick)
+    turns = LoopTurns()
     await late.prepare_sliced()
-    during = ticks
+    during = turns.count
     assert len(made) == n  # every trunk's text made once, while the loop went on
     assert during >= 4 * math.ceil(n / SNAPSHOT_SLICE)  # the snapshot's slices and the texts'
     snap = late.snapshot()
