@@ -669,13 +669,19 @@ def many_sources(n: int) -> ExportSources:
     return src
 
 
-async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # Steps of no time at all: the loop is handed back after every slice.
+@pytest.fixture
+def every_slice(monkeypatch: pytest.MonkeyPatch) -> int:
+    """Steps of no time at all: the loop is handed back after every slice. Returns a
+    trunk count that fills three slices and part of a fourth."""
     monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
     monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
-    n = SNAPSHOT_SLICE * 3 + 7
+    return SNAPSHOT_SLICE * 3 + 7
+
+
+async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
+    every_slice: int,
+) -> None:
+    n = every_slice
     exporter = Exporter(many_sources(n))
     turns = LoopTurns()
     sliced = await exporter.snapshot_sliced()
@@ -698,13 +704,11 @@ class LoopTurns:
 
 
 async def test_label_texts_prepared_in_slices_while_the_loop_runs(
-    monkeypatch: pytest.MonkeyPatch,
+    every_slice: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # The monitor builds its exporter after the scheduler has started: the texts of
     # 100,000 trunks (~0.7 s) are made a slice at a time, the probes running between.
-    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
-    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
-    n = SNAPSHOT_SLICE * 3 + 7
+    n = every_slice
     src = many_sources(n)
     made: list[TrunkInfo] = []
     late = Exporter(src, prepare=False)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Iterable
 
 # Loop time a scrape takes per step when the loop is idle (the probe loop's lateness goal
 # is p99 ≤ 5 ms).
@@ -42,3 +43,12 @@ class Pacer:
         back = time.perf_counter()
         self._budget = min(MAX_STEP_S, max(LOOP_STEP_S, back - left))
         self._began = back
+
+
+async def paced(slices: Iterable[object]) -> None:
+    """Run `slices` (each item: a slice of work done), handing the loop back whenever a
+    step is over."""
+    pacer = Pacer()
+    for _ in slices:
+        if pacer.due():
+            await pacer.hand_back()
