@@ -170,6 +170,7 @@ def synthetic_sources(n: int) -> ExportSources:
         store_pending=lambda: 0,
         store_errors=lambda: 0,
         gaps_recorded=lambda: 0,
+        samples_dropped=lambda: 0,
     )
 
 

@@ -131,6 +131,15 @@ def p99_bound(before: dict[float, float], after: dict[float, float]) -> float:
     return float("nan")
 
 
+def lag_shares(before: dict[float, float], after: dict[float, float]) -> str:
+    """The window's share of probes at or under each bucket's bound, e.g. "≤5ms 97.1%"."""
+    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+    total = delta.get(float("inf"), 0.0)
+    if not total:
+        return ""
+    return " ".join(f"≤{1e3 * le:g}ms {100 * n / total:.1f}%" for le, n in delta.items() if le < 1)
+
+
 def unknown_trunks(text: str) -> int:
     return len(re.findall(r'^trunkwatch_trunk_state\{[^}]*state="unknown"[^}]*\} 1$', text, re.M))
 
@@ -249,6 +258,7 @@ def main() -> None:
                 "skipped_pct_in_window": 100 * skipped / fired if fired else float("nan"),
                 "skipped_since_start": skipped_total,
                 "lag_p99_bound_s": p99_bound(lag_buckets(before.text), lag_buckets(after.text)),
+                "lag_shares": lag_shares(lag_buckets(before.text), lag_buckets(after.text)),
                 "unknown_trunks": unknown_trunks(after.text),
                 "unknown_pct": 100 * unknown_trunks(after.text) / args.trunks,
                 "scrape_s": after.seconds,
@@ -296,6 +306,7 @@ def print_table(f: dict[str, float | int | str]) -> None:
             f"{f['unknown_pct']:.1f} % ({f['unknown_trunks']})",
         ),
         ("scheduler lateness p99", f"≤ {1e3 * float(f['lag_p99_bound_s']):g} ms (bucket)"),
+        ("scheduler lateness, share within", str(f["lag_shares"])),
         ("CPU", f"{f['cpu_pct_one_core']:.1f} % of one core"),
         ("one /metrics scrape", f"{f['scrape_s']:.2f} s, {f['scrape_gzip_mb']:.2f} MB gzip"),
         ("SIGTERM to exit", f"{f['sigterm_exit_s']:.1f} s"),

@@ -229,13 +229,12 @@ class Monitor:
                 return
 
     def _register_metrics(self, sla_metrics: SlaMetrics) -> None:
-        cfg = self.config
         sections = [self.pipeline.render, self.tickets.metrics_section(), sla_metrics.render]
-        sections.append(target_metrics(self.scheduler, cfg.agent))  # RFC 3263 trunks' targets
+        sections.append(target_metrics(self.scheduler, self.config.agent))  # RFC 3263 targets
         sources = ExportSources(
-            agent=cfg.agent,
+            agent=self.config.agent,
             loop_name=loop_name(),
-            trunks=trunk_infos(cfg.trunks),
+            trunks=trunk_infos(self.config.trunks),
             stats=list(self.pipeline.stats.values()),
             health=self.health,
             scheduler=self.scheduler,
@@ -244,6 +243,7 @@ class Monitor:
             store_pending=lambda: len(self.writer.pending),
             store_errors=lambda: self.writer.errors,
             gaps_recorded=lambda: self.gaps_recorded,
+            samples_dropped=lambda: self.writer.samples_dropped,
             sections=[*sections, self.certificates.render, self.registrations.render],
         )
         self.exporter = Exporter(sources, runtime=runtime_registry(), prepare=False)

@@ -300,6 +300,7 @@ def exported_names() -> set[str]:
         store_pending=lambda: 0,
         store_errors=lambda: 0,
         gaps_recorded=lambda: 0,
+        samples_dropped=lambda: 0,
     )
     core = {s.name for family in TrunkwatchCollector(sources).collect() for s in family.samples}
     return core | section_names()

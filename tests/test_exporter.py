@@ -208,6 +208,13 @@ class ReferenceCollector(Collector):
         )
         gaps.add_metric([], float(src.gaps_recorded()))
         yield gaps
+        dropped = CounterMetricFamily(
+            "trunkwatch_store_samples_dropped",
+            "Sample rows (evidence around transitions) dropped unwritten: the store fell too"
+            " far behind.",
+        )
+        dropped.add_metric([], float(src.samples_dropped()))
+        yield dropped
         sched = src.scheduler
         if sched is None:
             return
@@ -291,6 +298,7 @@ def make_sources(
         store_pending=lambda: 3,
         store_errors=lambda: 1,
         gaps_recorded=lambda: 0,
+        samples_dropped=lambda: 7,  # not 0: the reference must write the value too
     )
 
 

@@ -115,6 +115,11 @@ SIP_MALFORMED = family(
 )
 STORE_PENDING = family("store_pending_events", Kind.GAUGE, "Journal events waiting to be written.")
 STORE_ERRORS = family("store_write_errors", Kind.COUNTER, "Failed journal writes (retried).")
+STORE_SAMPLES_DROPPED = family(
+    "store_samples_dropped",
+    Kind.COUNTER,
+    "Sample rows (evidence around transitions) dropped unwritten: the store fell too far behind.",
+)
 MONITOR_GAPS = family(
     "monitor_gaps", Kind.COUNTER, "Monitoring gaps (unknown time) recorded at start-up."
 )
@@ -194,6 +199,7 @@ class ExportSources:
     store_pending: Callable[[], int]
     store_errors: Callable[[], int]
     gaps_recorded: Callable[[], int]
+    samples_dropped: Callable[[], int]
     # Whole families written by their owners at scrape time (test calls, tickets, SLA:
     # few lines, kept as plain values, written with the same grammar).
     sections: Sequence[Section] = ()
@@ -245,6 +251,7 @@ class Snapshot:
     store_pending: int = 0
     store_errors: int = 0
     gaps_recorded: int = 0
+    samples_dropped: int = 0
     scheduler: SchedulerFigures | None = None
 
 
@@ -320,6 +327,7 @@ class Exporter:
             store_pending=src.store_pending(),
             store_errors=src.store_errors(),
             gaps_recorded=src.gaps_recorded(),
+            samples_dropped=src.samples_dropped(),
             scheduler=_scheduler_figures(src.scheduler),
         )
 
@@ -529,6 +537,7 @@ class Exporter:
             _single(STORE_PENDING, fmt, snap.store_pending),
             _single(STORE_ERRORS, fmt, snap.store_errors),
             _single(MONITOR_GAPS, fmt, snap.gaps_recorded),
+            _single(STORE_SAMPLES_DROPPED, fmt, snap.samples_dropped),
         ]
         sched = snap.scheduler
         if sched is not None:

@@ -14,16 +14,21 @@ from monitor.events import Event
 from monitor.log import RateLimitedLog, get_logger
 from monitor.store.samples import CallSample, ProbeSample
 
-__all__ = ["MAX_PENDING_SAMPLES", "JournalWriter"]
+__all__ = ["MAX_BATCH_SAMPLES", "MAX_PENDING_SAMPLES", "JournalWriter"]
 
 log = get_logger("trunkwatch.store")
 
 # Journal write retry backoff (seconds).
 WRITE_RETRY_MIN_S: Final = 0.5
 WRITE_RETRY_MAX_S: Final = 30.0
-# Sample rows held while the database is unreachable; past this the oldest are dropped
-# (logged): samples are evidence detail, the journal is what must never be lost.
-MAX_PENDING_SAMPLES: Final = 20_000
+# Sample rows held while the database is behind or unreachable; past this the oldest are
+# dropped (logged): samples are evidence detail, the journal is what must never be lost.
+# A carrier-wide outage queues up to RING_SIZE rows per trunk at once: 20,000 lost most of
+# them from 5,000 trunks; 250,000 (~185 bytes a row, ~46 MB) holds ~7,000 trunks' rings.
+MAX_PENDING_SAMPLES: Final = 250_000
+# Sample rows per transaction: a backlog written as one insert would build its parameters
+# at once and hold the loop (SQLAlchemy runs on it) for seconds.
+MAX_BATCH_SAMPLES: Final = 5_000
 # Events per journal transaction. 100,000 trunks learning their first state queue 100,000
 # events within one interval; written as one transaction the insert built hundreds of MB
 # of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
@@ -47,6 +52,7 @@ class JournalWriter:
         self.probe_samples: list[ProbeSample] = []
         self.call_samples: list[CallSample] = []
         self.errors = 0
+        self.samples_dropped = 0  # rows lost past MAX_PENDING_SAMPLES (a counter metric)
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self._samples_log = RateLimitedLog(log)
@@ -62,6 +68,7 @@ class JournalWriter:
         self.call_samples.extend(calls)
         excess = len(self.probe_samples) + len(self.call_samples) - MAX_PENDING_SAMPLES
         if excess > 0:
+            self.samples_dropped += excess
             self._samples_log.error("samples_dropped", now_ns=time.monotonic_ns(), count=excess)
             dropped = min(excess, len(self.probe_samples))
             del self.probe_samples[:dropped]
@@ -99,15 +106,25 @@ class JournalWriter:
                 heap.trim_soon()
 
     async def flush_samples(self) -> None:
-        """One batch; on failure the rows stay queued for the next wake-up."""
-        probes, calls = list(self.probe_samples), list(self.call_samples)
-        if not (probes or calls):
-            return
-        try:
-            await self._insert_samples(probes, calls)
-        except Exception as exc:
-            self.errors += 1
-            log.error("samples_write_failed", error=repr(exc)[:200], pending=len(probes + calls))
-            return
-        del self.probe_samples[: len(probes)]
-        del self.call_samples[: len(calls)]
+        """Write what is queued, MAX_BATCH_SAMPLES rows a transaction; on failure the rows
+        stay queued for the next wake-up. Events queued meanwhile are written first (an
+        outage's ticket waits for no evidence)."""
+        backlog = len(self.probe_samples) + len(self.call_samples)
+        while self.probe_samples or self.call_samples:
+            probes = self.probe_samples[:MAX_BATCH_SAMPLES]
+            calls = self.call_samples[: MAX_BATCH_SAMPLES - len(probes)]
+            try:
+                await self._insert_samples(probes, calls)
+            except Exception as exc:
+                self.errors += 1
+                pending = len(self.probe_samples) + len(self.call_samples)
+                log.error("samples_write_failed", error=repr(exc)[:200], pending=pending)
+                return
+            del self.probe_samples[: len(probes)]
+            del self.call_samples[: len(calls)]
+            if self.pending:
+                await self.flush()
+            elif self.probe_samples or self.call_samples:
+                await asyncio.sleep(0)  # the probe loop's turn between batches
+        if backlog >= TRIM_AFTER_EVENTS:
+            heap.trim_soon()
