@@ -8,7 +8,8 @@ responder in a process of its own, silences the responder after four intervals, 
 answer again after --down seconds, stops the monitor --after seconds later, and prints what
 the store kept as evidence: transitions and sample rows per kind, trunks with samples,
 rows per trunk (min/max) and the sample rows the writer dropped (its `samples_dropped` log
-lines). Every trunk should have samples around both of its transitions and none dropped.
+lines); and the probe loop's lateness from the outage's start to the end (what writing the
+evidence costs it). Every trunk should have samples around both transitions, none dropped.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port
-from scale import cli, config_text
+from scale import cli, config_text, lag_buckets, lag_shares, p99_bound, scrape
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONDER = """
@@ -73,7 +74,8 @@ def main() -> None:
         port = next(int(line) for line in responder.stdout if line.strip().isdigit())
         db = workdir / "tw.db"
         cfg = workdir / "trunkwatch.yaml"
-        cfg.write_text(config_text(args.trunks, port, args.interval, db, free_port()))
+        http_port = free_port()
+        cfg.write_text(config_text(args.trunks, port, args.interval, db, http_port))
         log = workdir / "run.log"
         run = subprocess.Popen(
             cli("run", "-c", str(cfg)),
@@ -84,16 +86,20 @@ def main() -> None:
         )
         try:
             time.sleep(4 * args.interval + 10)
+            before = lag_buckets(scrape(http_port).text)
             os.kill(responder.pid, signal.SIGUSR1)  # silent: the outage
             time.sleep(down)
             os.kill(responder.pid, signal.SIGUSR1)  # answering again
             time.sleep(after)
+            lag = lag_buckets(scrape(http_port).text)
         finally:
             os.killpg(run.pid, signal.SIGTERM)
             run.wait(300)
             responder.kill()
             responder.wait()
         report(sqlite3.connect(db), log, args.trunks)
+        print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(before, lag):g} ms (bucket)")
+        print(f"  share within: {lag_shares(before, lag)}")
 
 
 def report(db: sqlite3.Connection, log: Path, trunks: int) -> None:
