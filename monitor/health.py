@@ -14,6 +14,7 @@ Rules (DESIGN §4):
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,6 +44,7 @@ __all__ = [
     "reduce",
     "reduce_quality",
     "replay",
+    "shared_policy",
 ]
 
 # Returned when nothing changed (the common case): shared, immutable, no allocation.
@@ -53,7 +55,7 @@ class ReplayError(ValueError):
     """The journal contradicts itself (a close without its open, two open outages...)."""
 
 
-@dataclass(slots=True)
+@dataclass(frozen=True, slots=True)
 class HealthPolicy:
     down_after: int = 3  # failures in a row that confirm an outage
     up_after: int = 2  # successes in a row that close it
@@ -64,6 +66,13 @@ class HealthPolicy:
                 f"health policy needs down_after >= 1 and up_after >= 1, got "
                 f"down_after={self.down_after}, up_after={self.up_after}"
             )
+
+
+@functools.lru_cache(maxsize=1024)
+def shared_policy(down_after: int, up_after: int) -> HealthPolicy:
+    """One immutable policy per (down_after, up_after): 100,000 trunks share a few
+    (one object each was ~7 MB)."""
+    return HealthPolicy(down_after, up_after)
 
 
 @dataclass(slots=True)

@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from monitor.certificates import targets as certificate_targets
 from monitor.config import Config, ConfigError, TrunkConfig, load_config
 from monitor.events import OutageClosed
-from monitor.health import HealthPolicy, TrunkHealth
+from monitor.health import TrunkHealth, shared_policy
 from monitor.log import get_logger
 from monitor.pipeline import Produced
 from monitor.probe_settings import options_probes, trunk_infos
@@ -226,10 +226,10 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
         for probe, interval in options_probes(udp, trunks, resolver):
             scheduler.add(probe, interval, after=before[probe.trunk])
     for trunk in (*changes.reprobed, *changes.retuned):
-        pipeline.policies[trunk.name] = HealthPolicy(trunk.down_after, trunk.up_after)
+        pipeline.policies[trunk.name] = shared_policy(trunk.down_after, trunk.up_after)
     async for trunks in _slices(changes.added):
         for trunk in trunks:
-            policy = HealthPolicy(trunk.down_after, trunk.up_after)
+            policy = shared_policy(trunk.down_after, trunk.up_after)
             pipeline.add_trunk(TrunkHealth(trunk.name), policy)
         for probe, interval in options_probes(udp, trunks, resolver):
             scheduler.add(probe, interval)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import uuid
@@ -33,6 +34,7 @@ from monitor.health import (
     mark_unknown,
     reduce,
     replay,
+    shared_policy,
 )
 from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
@@ -481,3 +483,15 @@ def test_a_wall_clock_step_back_still_opens_and_closes_in_order() -> None:
     assert opened.confirmed_at == opened.first_failure_at == sent_at(0)
     assert closed.restored_at == sent_at(3)
     assert closed.closed_at == sent_at(3)
+
+
+def test_trunks_with_the_same_thresholds_share_one_immutable_policy() -> None:
+    """100,000 trunks hold a few policy objects, not one each (issue #13); sharing is safe
+    because a policy cannot be changed in place (a reload gives a trunk another one)."""
+    first, second = shared_policy(3, 2), shared_policy(3, 2)
+    assert first is second
+    assert shared_policy(4, 2) is not first and shared_policy(4, 2) == HealthPolicy(4, 2)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        first.down_after = 5  # type: ignore[misc]
+    with pytest.raises(ValueError, match="down_after >= 1"):
+        shared_policy(0, 2)
