@@ -113,7 +113,7 @@ def report(db: sqlite3.Connection, log: Path, trunks: int) -> None:
     print("|---|---|---|")
     rows = {
         kind: db.execute(
-            "SELECT count(*), count(DISTINCT trunk), min(n), max(n) FROM ("
+            "SELECT sum(n), count(*), min(n), max(n) FROM ("
             " SELECT trunk, count(*) AS n FROM probe_samples WHERE transition_kind = ?"
             " GROUP BY trunk)",
             (kind,),
