@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, cast
@@ -146,3 +147,29 @@ async def test_past_the_cap_the_oldest_samples_are_dropped_and_counted_in_the_lo
     assert writer.probe_samples[-1] == _sample(MAX_PENDING_SAMPLES + 9)
     out = capsys.readouterr()
     assert "samples_dropped" in out.out + out.err
+
+
+async def test_a_sample_backlog_gives_the_probes_as_long_as_each_batch_took(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Each insert builds its parameters on the loop; between batches the writer waits as
+    long as the batch held it, so a backlog takes at most half the probe loop."""
+    waits: list[float] = []
+    real_sleep = asyncio.sleep
+
+    async def recording_sleep(delay: float) -> None:
+        waits.append(delay)
+        await real_sleep(0)
+
+    async def append(batch: Sequence[Event]) -> None:
+        return None
+
+    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+        time.sleep(0.01)  # noqa: ASYNC251 - the loop held, as SQLAlchemy holds it
+
+    writer = JournalWriter(append, insert)
+    writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
+    monkeypatch.setattr(asyncio, "sleep", recording_sleep)
+    await writer.flush_samples()
+    assert len(waits) == 2  # between the three batches, none after the last
+    assert all(wait >= 0.01 for wait in waits)
