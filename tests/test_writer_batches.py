@@ -173,3 +173,8 @@ async def test_a_sample_backlog_gives_the_probes_as_long_as_each_batch_took(
     await writer.flush_samples()
     assert len(waits) == 2  # between the three batches, none after the last
     assert all(wait >= 0.01 for wait in waits)
+    writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
+    writer.stopping.set()  # at a stop, written without waits: no probe is left to protect
+    await writer.flush_samples()
+    assert len(waits) == 2
+    assert writer.probe_samples == []

@@ -125,8 +125,9 @@ class JournalWriter:
             del self.call_samples[: len(calls)]
             if self.pending:
                 await self.flush()
-            elif self.probe_samples or self.call_samples:
-                # A backlog takes at most half the loop: the probes get as long as it took.
+            elif (self.probe_samples or self.call_samples) and not self.stopping.is_set():
+                # A backlog takes at most half the loop: the probes get as long as it took
+                # (at a stop no probe is left to wait for).
                 await asyncio.sleep(time.monotonic() - started)
         if backlog >= TRIM_AFTER_EVENTS:
             heap.trim_soon()
