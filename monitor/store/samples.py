@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -78,8 +78,22 @@ class CallSample:
         return d
 
 
+_FIELDS: dict[type, tuple[str, ...]] = {
+    kind: tuple(f.name for f in fields(kind)) for kind in (ProbeSample, CallSample)
+}
+
+
+def _row(sample: ProbeSample | CallSample) -> dict[str, Any]:
+    """A sample's fields as an insert's parameters, values shared, not copied.
+
+    `dataclasses.asdict` deep-copies every value (the datetimes too): ~37 µs a probe row,
+    80 % of an insert's time on the loop; this takes ~2 µs.
+    """
+    return {name: getattr(sample, name) for name in _FIELDS[type(sample)]}
+
+
 def _call_row(s: CallSample) -> dict[str, Any]:
-    row = asdict(s)
+    row = _row(s)
     row["violations"] = json.dumps(list(s.violations))
     row["limits"] = json.dumps(s.limits, sort_keys=True)
     return row
@@ -93,7 +107,7 @@ async def insert_samples(
         return
     async with writing(engine) as conn:
         if probes:
-            await conn.execute(insert(probe_samples), [asdict(p) for p in probes])
+            await conn.execute(insert(probe_samples), [_row(p) for p in probes])
         if calls:
             await conn.execute(insert(call_samples), [_call_row(c) for c in calls])
 

@@ -26,8 +26,8 @@ WRITE_RETRY_MAX_S: Final = 30.0
 # A carrier-wide outage queues up to RING_SIZE rows per trunk at once: 20,000 lost most of
 # them from 5,000 trunks; 250,000 (~185 bytes a row, ~46 MB) holds ~7,000 trunks' rings.
 MAX_PENDING_SAMPLES: Final = 250_000
-# Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop, ~45 µs
-# a row into SQLite here: 5,000 rows held it 240 ms, 500 rows ~22 ms (issue #13).
+# Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop: into
+# SQLite here 5,000 rows held it 47–75 ms, 500 rows ~5 ms (26 ms an insert in all; issue #13).
 MAX_BATCH_SAMPLES: Final = 500
 # Events per journal transaction. 100,000 trunks learning their first state queue 100,000
 # events within one interval; written as one transaction the insert built hundreds of MB

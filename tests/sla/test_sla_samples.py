@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import csv
+import dataclasses
 import io
 import json
 import time
@@ -26,6 +27,7 @@ from monitor.sla.reports.i18n import t
 from monitor.sla.reports.quality import PERCENTILES, percentile, quality_of
 from monitor.sla.service import SlaContext
 from monitor.store import Store
+from monitor.store import samples as samples_module
 from monitor.store.samples import CallSample, ProbeSample, insert_samples, query_probe_samples
 from monitor.store.schema import probe_samples
 from monitor.transition_samples import TransitionSampler
@@ -315,3 +317,18 @@ async def test_bundle_carries_samples_and_names_a_flipped_byte(tmp_path: Path) -
     problems = verify_bundle(bundle).problems
     assert any(p.startswith("records/call_samples.csv") for p in problems), problems
     assert not any("probe_samples" in p for p in problems)
+
+
+def test_insert_parameters_are_every_field_of_a_sample_uncopied() -> None:
+    """The insert's rows carry what `dataclasses.asdict` gave (every field, same values)
+    without its deep copies (80 % of a mass outage's insert time on the loop)."""
+    at = datetime(2026, 12, 4, 12, tzinfo=UTC)
+    probe = ProbeSample("a", "t1", "outage_opened", at, at, "timeout", None, 503)
+    call = CallSample(
+        "a", "t1", at, "ok", 4.2, 0.01, 0.02, 0.0, 0.0, 0.05, 0.025,
+        ("jitter",), "lan", {"jitter": 0.03}, "rtcp",
+    )  # fmt: skip
+    for sample in (probe, call):
+        row = samples_module._row(sample)
+        assert row == dataclasses.asdict(sample)
+        assert all(row[name] is getattr(sample, name) for name in row)
