@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -38,7 +38,7 @@ class ProbeSample:
     status: int | None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = _row(self)
         d["transition_at"] = self.transition_at.isoformat()
         d["at"] = self.at.isoformat()
         return d
@@ -72,9 +72,10 @@ class CallSample:
         return max(known) if known else None
 
     def to_dict(self) -> dict[str, Any]:
-        d = asdict(self)
+        d = _row(self)
         d["at"] = self.at.isoformat()
         d["violations"] = list(self.violations)
+        d["limits"] = dict(self.limits)
         return d
 
 
