@@ -332,3 +332,8 @@ def test_insert_parameters_are_every_field_of_a_sample_uncopied() -> None:
         row = samples_module._row(sample)
         assert row == dataclasses.asdict(sample)
         assert all(row[name] is getattr(sample, name) for name in row)
+    iso = at.isoformat()
+    assert probe.to_dict() == {**dataclasses.asdict(probe), "transition_at": iso, "at": iso}
+    exported = call.to_dict()
+    assert exported == {**dataclasses.asdict(call), "at": iso, "violations": ["jitter"]}
+    assert exported["limits"] is not call.limits  # the caller may change its copy
