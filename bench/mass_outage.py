@@ -27,7 +27,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port
-from scale import cli, config_text, lag_buckets, lag_shares, p99_bound, scrape
+from scale import config_text, lag_buckets, lag_shares, p99_bound, scrape, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONDER = """
@@ -77,13 +77,7 @@ def main() -> None:
         http_port = free_port()
         cfg.write_text(config_text(args.trunks, port, args.interval, db, http_port))
         log = workdir / "run.log"
-        run = subprocess.Popen(
-            cli("run", "-c", str(cfg)),
-            cwd=ROOT,
-            stdout=log.open("wb"),
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
+        run = start_run(cfg, log)
         try:
             time.sleep(4 * args.interval + 10)
             before = lag_buckets(scrape(http_port).text)

@@ -62,6 +62,17 @@ def cli(*args: str) -> list[str]:
     return [sys.executable, "-m", "monitor.cli", "--log-format", "json", *args]
 
 
+def start_run(cfg: Path, log: Path) -> subprocess.Popen[bytes]:
+    """`trunkwatch run` from this tree, its output in `log`, in a session of its own."""
+    return subprocess.Popen(
+        cli("run", "-c", str(cfg)),
+        cwd=ROOT,
+        stdout=log.open("wb"),
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+
+
 def proc_cpu_s(pid: int) -> float:
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime
@@ -205,13 +216,7 @@ def main() -> None:
         try:
             kam_idle = group_ticks(kam.pid)
             t0 = time.perf_counter()
-            run = subprocess.Popen(
-                cli("run", "-c", str(cfg)),
-                cwd=ROOT,
-                stdout=log.open("wb"),
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
+            run = start_run(cfg, log)
             started = first = None
             while started is None or first is None:
                 if run.poll() is not None:
