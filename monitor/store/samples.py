@@ -87,8 +87,8 @@ _FIELDS: dict[type, tuple[str, ...]] = {
 def _row(sample: ProbeSample | CallSample) -> dict[str, Any]:
     """A sample's fields as an insert's parameters, values shared, not copied.
 
-    `dataclasses.asdict` deep-copies every value (the datetimes too): ~37 µs a probe row,
-    80 % of an insert's time on the loop; this takes ~2 µs.
+    `dataclasses.asdict` deep-copies every value (the datetimes too): ~35 µs a probe row
+    of loop time (500 rows held the loop 22.5 ms with it, 4.8 ms without).
     """
     return {name: getattr(sample, name) for name in _FIELDS[type(sample)]}
 

@@ -34,8 +34,9 @@ MAX_BATCH_SAMPLES: Final = 500
 # of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
 MAX_BATCH_EVENTS: Final = 2_000
 
-# A backlog this large (100,000 trunks' first states) leaves ~20 MB of freed pages with
-# the allocator once written: they go back to the system (monitor/heap.py).
+# A backlog this large (100,000 trunks' first states, or a mass outage's sample rows)
+# leaves ~20 MB of freed pages with the allocator once written: they go back to the
+# system (monitor/heap.py).
 TRIM_AFTER_EVENTS: Final = 10_000
 
 AppendEvents = Callable[[Sequence[Event]], Awaitable[None]]
