@@ -24,6 +24,14 @@ from monitor.store.writer import (
 )
 
 
+async def _ignore_events(batch: Sequence[Event]) -> None:
+    return None
+
+
+async def _ignore_samples(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+    return None
+
+
 async def test_mass_of_events_written_in_bounded_batches_in_order() -> None:
     batches: list[list[int]] = []
     loop_turns = 0
@@ -31,16 +39,13 @@ async def test_mass_of_events_written_in_bounded_batches_in_order() -> None:
     async def append(batch: Sequence[Event]) -> None:
         batches.append([cast(Any, e) for e in batch])
 
-    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
-        return None
-
     async def other_task() -> None:
         nonlocal loop_turns
         while True:
             loop_turns += 1
             await asyncio.sleep(0)
 
-    writer = JournalWriter(append, insert)
+    writer = JournalWriter(append, _ignore_samples)
     events = cast(list[Event], list(range(2 * MAX_BATCH_EVENTS + 500)))
     writer.queue(events)
     ticker = asyncio.create_task(other_task())
@@ -63,13 +68,7 @@ async def test_a_large_backlog_once_written_gives_its_pages_back(
     trims: list[bool] = []
     monkeypatch.setattr(heap, "trim", lambda: trims.append(True) or True)
 
-    async def append(batch: Sequence[Event]) -> None:
-        return None
-
-    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
-        return None
-
-    writer = JournalWriter(append, insert)
+    writer = JournalWriter(_ignore_events, _ignore_samples)
     writer.queue(cast(list[Event], list(range(TRIM_AFTER_EVENTS - 1))))
     await writer.flush()
     writer.queue(cast(list[Event], list(range(TRIM_AFTER_EVENTS))))
@@ -92,13 +91,10 @@ async def test_a_carrier_wide_outage_keeps_every_sample_in_bounded_batches() -> 
     130,000 of them (measured: 127,022 of a 5,000-trunk outage's rows dropped)."""
     batches: list[list[ProbeSample]] = []
 
-    async def append(batch: Sequence[Event]) -> None:
-        return None
-
     async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
         batches.append(list(probes))
 
-    writer = JournalWriter(append, insert)
+    writer = JournalWriter(_ignore_events, insert)
     rows = [_sample(i) for i in range(5_000 * 30)]
     for trunk in range(5_000):  # one transition's ring at a time, as the pipeline queues them
         writer.queue_samples(rows[trunk * 30 : (trunk + 1) * 30], ())
@@ -131,13 +127,10 @@ async def test_events_queued_during_a_sample_backlog_are_written_before_the_rest
 async def test_past_the_cap_the_oldest_samples_are_dropped_and_counted_in_the_log(
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    async def append(batch: Sequence[Event]) -> None:
-        return None
-
     async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
         raise OSError("database unreachable")
 
-    writer = JournalWriter(append, insert)
+    writer = JournalWriter(_ignore_events, insert)
     writer.queue_samples([_sample(i) for i in range(MAX_PENDING_SAMPLES)], ())
     await writer.flush_samples()  # fails: everything stays queued
     assert len(writer.probe_samples) == MAX_PENDING_SAMPLES
@@ -161,13 +154,10 @@ async def test_a_sample_backlog_gives_the_probes_as_long_as_each_batch_took(
         waits.append(delay)
         await real_sleep(0)
 
-    async def append(batch: Sequence[Event]) -> None:
-        return None
-
     async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
         time.sleep(0.01)  # noqa: ASYNC251 - the loop held, as SQLAlchemy holds it
 
-    writer = JournalWriter(append, insert)
+    writer = JournalWriter(_ignore_events, insert)
     writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
     monkeypatch.setattr(asyncio, "sleep", recording_sleep)
     await writer.flush_samples()

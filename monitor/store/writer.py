@@ -62,12 +62,17 @@ class JournalWriter:
         self.pending.extend(events)
         self.wake.set()
 
+    @property
+    def samples_waiting(self) -> int:
+        """Sample rows (probe and call) queued and not yet written."""
+        return len(self.probe_samples) + len(self.call_samples)
+
     def queue_samples(self, probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
         if not (probes or calls):
             return
         self.probe_samples.extend(probes)
         self.call_samples.extend(calls)
-        excess = len(self.probe_samples) + len(self.call_samples) - MAX_PENDING_SAMPLES
+        excess = self.samples_waiting - MAX_PENDING_SAMPLES
         if excess > 0:
             self.samples_dropped += excess
             self._samples_log.error("samples_dropped", now_ns=time.monotonic_ns(), count=excess)
@@ -110,8 +115,8 @@ class JournalWriter:
         """Write what is queued, MAX_BATCH_SAMPLES rows a transaction; on failure the rows
         stay queued for the next wake-up. Events queued meanwhile are written first (an
         outage's ticket waits for no evidence)."""
-        backlog = len(self.probe_samples) + len(self.call_samples)
-        while self.probe_samples or self.call_samples:
+        backlog = self.samples_waiting
+        while self.samples_waiting:
             probes = self.probe_samples[:MAX_BATCH_SAMPLES]
             calls = self.call_samples[: MAX_BATCH_SAMPLES - len(probes)]
             started = time.monotonic()
@@ -119,14 +124,15 @@ class JournalWriter:
                 await self._insert_samples(probes, calls)
             except Exception as exc:
                 self.errors += 1
-                pending = len(self.probe_samples) + len(self.call_samples)
-                log.error("samples_write_failed", error=repr(exc)[:200], pending=pending)
+                log.error(
+                    "samples_write_failed", error=repr(exc)[:200], pending=self.samples_waiting
+                )
                 return
             del self.probe_samples[: len(probes)]
             del self.call_samples[: len(calls)]
             if self.pending:
                 await self.flush()
-            elif (self.probe_samples or self.call_samples) and not self.stopping.is_set():
+            elif self.samples_waiting and not self.stopping.is_set():
                 # A backlog takes at most half the loop: the probes get as long as it took
                 # (at a stop no probe is left to wait for).
                 await asyncio.sleep(time.monotonic() - started)
