@@ -26,8 +26,8 @@ from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.stats import ProbeStats
 from monitor.probable_cause import mark_customer_certificate, probable_cause
-from monitor.store.samples import CallSample, ProbeSample
-from monitor.transition_samples import TransitionSampler
+from monitor.store.samples import CallSample
+from monitor.transition_samples import ProbeSampleRun, TransitionSampler
 from monitor.vantage import Side, VantageGuard
 from probes.instants import utc_from_ns
 from probes.media.thresholds import Metric, ThresholdProfile
@@ -56,7 +56,7 @@ class Produced:
     """What one result produced: events to journal (and ticket), sample rows, log lines."""
 
     events: list[Event] = field(default_factory=list)
-    probe_samples: list[ProbeSample] = field(default_factory=list)
+    probe_samples: list[ProbeSampleRun] = field(default_factory=list)
     call_samples: list[CallSample] = field(default_factory=list)
     logs: list[LogLine] = field(default_factory=list)
 
@@ -232,7 +232,7 @@ class Pipeline:
         return out
 
     def _vantage(
-        self, result: ProbeResult, now: datetime, done: list[ProbeSample] | None
+        self, result: ProbeResult, now: datetime, done: list[ProbeSampleRun] | None
     ) -> Produced | None:
         """The OPTIONS verdict when the agent may be cut off itself (monitor/vantage.py)."""
         guard = self.vantage

@@ -7,7 +7,8 @@ writes the rows this returns in batches. Per-probe rows are not persisted otherw
 from __future__ import annotations
 
 from array import array
-from dataclasses import dataclass, field
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
@@ -15,7 +16,14 @@ from monitor.store.samples import ProbeSample
 from probes.instants import utc_from_ns
 from probes.result import Outcome
 
-__all__ = ["AFTER_SIZE", "RING_SIZE", "RawResult", "TransitionSampler"]
+__all__ = [
+    "AFTER_SIZE",
+    "RING_SIZE",
+    "ProbeSampleRun",
+    "RawResult",
+    "TransitionSampler",
+    "sample_rows",
+]
 
 # Results kept before and after a transition: at the default 30 s interval, 15 minutes each
 # side — enough to show the run-up (down_after failures) and the recovery.
@@ -25,6 +33,9 @@ _NS_PER_S: Final = 1_000_000_000
 
 # (sent_wall_ns, outcome, rtt_ns, status): what the hot path appends, nothing more.
 RawResult = tuple[int, str, int | None, int | None]
+# A run of results as the ring keeps them: sent_wall_ns, rtt_ns (-1: none), outcome (index
+# into _OUTCOMES), SIP status (0: none).
+Columns = tuple["array[int]", "array[int]", "array[int]", "array[int]"]
 
 
 _OUTCOMES: Final = tuple(o.value for o in Outcome)
@@ -88,26 +99,29 @@ class _Rings:
         if self.count[slot] < self.size:
             self.count[slot] += 1
 
-    def items(self, trunk: str) -> list[RawResult]:
-        """Oldest first; none for a trunk that never reported."""
+    def held(self, trunk: str) -> int:
+        """Results the trunk's ring holds (0 for a trunk that never reported)."""
         slot = self.slots.get(trunk)
-        if slot is None:
-            return []
-        size, count = self.size, self.count[slot]
-        base, start = slot * size, (self.pos[slot] - count) % size
-        out: list[RawResult] = []
-        for k in range(count):
-            i = base + (start + k) % size
-            rtt_ns, status = self.rtt[i], self.status[i]
-            out.append(
-                (
-                    self.sent[i],
-                    _OUTCOMES[self.outcome[i]],
-                    None if rtt_ns < 0 else rtt_ns,
-                    status or None,
-                )
-            )
-        return out
+        return 0 if slot is None else self.count[slot]
+
+    def newest(self, trunk: str, n: int) -> Columns:
+        """The trunk's newest `n` results (n <= held), oldest first, as columns."""
+        slot = self.slots.get(trunk)
+        columns: Columns = (array("q"), array("q"), array("B"), array("H"))
+        if slot is None or n <= 0:
+            return columns
+        size = self.size
+        base, start = slot * size, (self.pos[slot] - n) % size
+        # The ring wraps at most once: one or two slices of each array.
+        spans = [(start, min(start + n, size))]
+        if start + n > size:
+            spans.append((0, start + n - size))
+        for out, column in zip(
+            columns, (self.sent, self.rtt, self.outcome, self.status), strict=True
+        ):
+            for lo, hi in spans:
+                out.extend(column[base + lo : base + hi])
+        return columns
 
     def forget(self, trunk: str) -> None:
         slot = self.slots.pop(trunk, None)
@@ -116,72 +130,134 @@ class _Rings:
             self.vacant.append(slot)
 
 
+class ProbeSampleRun:
+    """Sample rows of one trunk and transition, compact (the ring's columns): what waits
+    for the store. ~20 bytes a row against ~185 for `ProbeSample` objects, so a
+    carrier-wide outage's evidence fits in memory while the store catches up."""
+
+    __slots__ = (
+        "agent",
+        "outcome",
+        "rtt",
+        "sent",
+        "status",
+        "transition_at",
+        "transition_kind",
+        "trunk",
+    )
+
+    def __init__(
+        self,
+        agent: str,
+        trunk: str,
+        transition_kind: str,
+        transition_at: datetime,
+        columns: Columns,
+    ) -> None:
+        self.agent = agent
+        self.trunk = trunk
+        self.transition_kind = transition_kind
+        self.transition_at = transition_at
+        self.sent, self.rtt, self.outcome, self.status = columns
+
+    def __len__(self) -> int:
+        return len(self.sent)
+
+    def split(self, n: int) -> tuple[ProbeSampleRun, ProbeSampleRun]:
+        """The first `n` rows and the rest, as two runs."""
+        tag = (self.agent, self.trunk, self.transition_kind, self.transition_at)
+        columns = (self.sent, self.rtt, self.outcome, self.status)
+        head: Columns = tuple(c[:n] for c in columns)  # type: ignore[assignment]
+        rest: Columns = tuple(c[n:] for c in columns)  # type: ignore[assignment]
+        return ProbeSampleRun(*tag, head), ProbeSampleRun(*tag, rest)
+
+    def rows(self) -> list[ProbeSample]:
+        """The rows to insert, oldest first."""
+        return [
+            ProbeSample(
+                agent=self.agent,
+                trunk=self.trunk,
+                transition_kind=self.transition_kind,
+                transition_at=self.transition_at,
+                at=utc_from_ns(sent_ns),
+                outcome=_OUTCOMES[outcome],
+                rtt_s=None if rtt_ns < 0 else rtt_ns / _NS_PER_S,
+                status=status or None,
+            )
+            for sent_ns, rtt_ns, outcome, status in zip(
+                self.sent, self.rtt, self.outcome, self.status, strict=True
+            )
+        ]
+
+
+def sample_rows(runs: Iterable[ProbeSampleRun]) -> list[ProbeSample]:
+    """Every row of `runs`, in order."""
+    return [row for run in runs for row in run.rows()]
+
+
 @dataclass(slots=True)
 class _Capture:
     kind: str
     at: datetime
-    after: list[RawResult] = field(default_factory=list)
+    seen: int = 0  # results since the transition: the ring's newest `seen` are its "after"
 
 
 class TransitionSampler:
     """Feed `record` every result, `transition` every state change; write what they return."""
 
     def __init__(self, agent: str, *, ring: int = RING_SIZE, after: int = AFTER_SIZE) -> None:
+        # The results after a transition are read from the ring when complete, so it must
+        # hold them all (copies per open capture cost ~120 bytes a result in an outage).
+        if not 0 < after <= ring:
+            raise ValueError("after must be 1..ring")
         self.agent = agent
         self._after_size = after
         self._rings = _Rings(ring)
         self._open: dict[str, list[_Capture]] = {}
 
-    def record(self, trunk: str, raw: RawResult) -> list[ProbeSample] | None:
+    def record(self, trunk: str, raw: RawResult) -> list[ProbeSampleRun] | None:
         """Append to the ring; the rows of captures this result completes, if any."""
         self._rings.append(trunk, raw)
         captures = self._open.get(trunk)
         if not captures:
             return None
-        done: list[ProbeSample] = []
+        done: list[ProbeSampleRun] = []
         for capture in captures:
-            capture.after.append(raw)
-            if len(capture.after) >= self._after_size:
-                done += self._rows(trunk, capture, capture.after)
-        still = [c for c in captures if len(c.after) < self._after_size]
-        if still:
-            self._open[trunk] = still
-        else:
-            del self._open[trunk]
+            capture.seen += 1
+            if capture.seen >= self._after_size:
+                done.append(self._run(trunk, capture, capture.seen))
+        if done:
+            still = [c for c in captures if c.seen < self._after_size]
+            if still:
+                self._open[trunk] = still
+            else:
+                del self._open[trunk]
         return done or None
 
-    def transition(self, trunk: str, kind: str, at: datetime) -> list[ProbeSample]:
+    def transition(self, trunk: str, kind: str, at: datetime) -> list[ProbeSampleRun]:
         """The ring's results (those up to the transition), now; the next ones follow later."""
-        self._open.setdefault(trunk, []).append(_Capture(kind, at))
-        return self._rows(trunk, _Capture(kind, at), self._rings.items(trunk))
+        capture = _Capture(kind, at)
+        self._open.setdefault(trunk, []).append(capture)
+        run = self._run(trunk, capture, self._rings.held(trunk))
+        return [run] if len(run) else []
 
-    def forget(self, trunk: str) -> list[ProbeSample]:
+    def forget(self, trunk: str) -> list[ProbeSampleRun]:
         """A trunk no longer watched (a reload): the results gathered after its open
         transitions, and nothing kept for it any more."""
+        runs = self._gathered(trunk, self._open.pop(trunk, []))
         self._rings.forget(trunk)
-        captures = self._open.pop(trunk, [])
-        return [row for c in captures for row in self._rows(trunk, c, c.after)]
+        return runs
 
-    def drain(self) -> list[ProbeSample]:
+    def drain(self) -> list[ProbeSampleRun]:
         """At shutdown: the results after each open transition gathered so far."""
-        rows: list[ProbeSample] = []
-        for trunk, captures in self._open.items():
-            for capture in captures:
-                rows += self._rows(trunk, capture, capture.after)
+        runs = [run for trunk, cs in self._open.items() for run in self._gathered(trunk, cs)]
         self._open.clear()
-        return rows
+        return runs
 
-    def _rows(self, trunk: str, capture: _Capture, raws: list[RawResult]) -> list[ProbeSample]:
-        return [
-            ProbeSample(
-                agent=self.agent,
-                trunk=trunk,
-                transition_kind=capture.kind,
-                transition_at=capture.at,
-                at=utc_from_ns(sent_ns),
-                outcome=outcome,
-                rtt_s=None if rtt_ns is None else rtt_ns / _NS_PER_S,
-                status=status,
-            )
-            for sent_ns, outcome, rtt_ns, status in raws
-        ]
+    def _gathered(self, trunk: str, captures: list[_Capture]) -> list[ProbeSampleRun]:
+        return [self._run(trunk, c, c.seen) for c in captures if c.seen]
+
+    def _run(self, trunk: str, capture: _Capture, newest: int) -> ProbeSampleRun:
+        return ProbeSampleRun(
+            self.agent, trunk, capture.kind, capture.at, self._rings.newest(trunk, newest)
+        )

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 from monitor.events import OutageClosed, OutageOpened, TrunkState, TrunkStateChanged
 from monitor.health import HealthPolicy, TrunkHealth
 from monitor.pipeline import Pipeline
-from monitor.transition_samples import AFTER_SIZE
+from monitor.transition_samples import AFTER_SIZE, sample_rows
 from probes.instants import ns_from_utc
 from probes.result import Outcome, ProbeResult
 
@@ -81,6 +81,6 @@ def test_a_transition_keeps_the_results_before_it_as_sample_rows() -> None:
     for second in (1, 2, 3):
         out = p.on_result(result(second, Outcome.REFUSED), T0 + timedelta(seconds=second))
     assert out is not None and any(isinstance(e, OutageOpened) for e in out.events)
-    rows = out.probe_samples
+    rows = sample_rows(out.probe_samples)
     assert rows and {r.agent for r in rows} == {"agent-a"}
     assert [r.outcome for r in rows if r.transition_kind == "outage_opened"][-3:] == ["refused"] * 3

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import threading
 import time
+import tracemalloc
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 import pytest
 
 from monitor import heap
 from monitor.events import Event
+from monitor.store import writer as writer_module
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.store.writer import (
     MAX_BATCH_EVENTS,
@@ -22,6 +23,8 @@ from monitor.store.writer import (
     TRIM_AFTER_EVENTS,
     JournalWriter,
 )
+from monitor.transition_samples import ProbeSampleRun, TransitionSampler, sample_rows
+from probes.instants import utc_from_ns
 
 
 async def _ignore_events(batch: Sequence[Event]) -> None:
@@ -80,9 +83,29 @@ async def test_a_large_backlog_once_written_gives_its_pages_back(
     assert writer.pending == []
 
 
-def _sample(i: int) -> ProbeSample:
-    at = datetime(2026, 12, 4, tzinfo=UTC) + timedelta(seconds=i)
-    return ProbeSample("a", f"t{i // 30}", "outage_opened", at, at, "timeout", None, None)
+T0_NS = 1_796_342_400 * 10**9  # 2026-12-04 00:00 UTC
+
+
+def _runs(trunks: int, rows: int = 30, *, first: int = 0) -> list[ProbeSampleRun]:
+    """One transition's ring per trunk, as the pipeline queues them: `rows` results each,
+    one second apart, numbered from `first` (the second of each row's send instant)."""
+    sampler = TransitionSampler("a", ring=rows, after=rows)
+    runs: list[ProbeSampleRun] = []
+    n = first
+    for t in range(trunks):
+        for _ in range(rows):
+            sampler.record(f"t{t}", (T0_NS + n * 10**9, "timeout", None, None))
+            n += 1
+        runs += sampler.transition(f"t{t}", "outage_opened", utc_from_ns(T0_NS + n * 10**9))
+    return runs
+
+
+def _first_seconds(writer: JournalWriter) -> tuple[int, int]:
+    """The send second of the oldest and the newest probe row queued."""
+    return (
+        (writer.probe_runs[0].sent[0] - T0_NS) // 10**9,
+        (writer.probe_runs[-1].sent[-1] - T0_NS) // 10**9,
+    )
 
 
 async def test_a_carrier_wide_outage_keeps_every_sample_in_bounded_batches() -> None:
@@ -95,13 +118,58 @@ async def test_a_carrier_wide_outage_keeps_every_sample_in_bounded_batches() -> 
         batches.append(list(probes))
 
     writer = JournalWriter(_ignore_events, insert)
-    rows = [_sample(i) for i in range(5_000 * 30)]
-    for trunk in range(5_000):  # one transition's ring at a time, as the pipeline queues them
-        writer.queue_samples(rows[trunk * 30 : (trunk + 1) * 30], ())
+    runs = _runs(5_000)
+    for run in runs:
+        writer.queue_samples([run], ())
+    assert writer.samples_waiting == 150_000
     await writer.flush_samples()
     assert max(len(b) for b in batches) == MAX_BATCH_SAMPLES
-    assert [s for b in batches for s in b] == rows
-    assert writer.probe_samples == []
+    written = [s for b in batches for s in b]
+    assert written == sample_rows(runs)
+    assert len({(s.trunk, s.at) for s in written}) == 150_000
+    assert not writer.probe_runs and writer.samples_waiting == 0
+
+
+def test_a_queued_probe_row_takes_a_fraction_of_a_row_object() -> None:
+    """Rows wait as the ring's columns (measured: 39 bytes a row, a run's own objects
+    included): MAX_PENDING_SAMPLES of them fit in ~60 MB. As ProbeSample objects (~150
+    bytes each, ~185 with their list and instants) 250,000 had taken ~46 MB."""
+    tracemalloc.start()
+    try:
+        runs = _runs(2_000)
+        held = tracemalloc.get_traced_memory()[0]
+    finally:
+        tracemalloc.stop()
+    per_row = held / 60_000
+    assert per_row < 45, per_row
+    assert MAX_PENDING_SAMPLES * per_row < 64e6
+    assert sum(map(len, runs)) == 60_000
+
+
+async def test_a_failed_write_puts_the_batch_back_in_front() -> None:
+    """The batch is off the queue while written (so a drop meanwhile cannot take it) and
+    back in front, in order and with its split run whole, when the write fails."""
+    fail = True
+
+    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+        if fail:
+            raise OSError("database unreachable")
+
+    writer = JournalWriter(_ignore_events, insert)
+    runs = _runs(40)  # 1,200 rows: the first batch splits the 17th run
+    writer.queue_samples(runs, [_call(1)])
+    await writer.flush_samples()
+    assert writer.samples_waiting == 1_201
+    assert sample_rows(writer.probe_runs) == sample_rows(runs)
+    assert writer.call_samples == [_call(1)]
+    fail = False
+    await writer.flush_samples()
+    assert writer.samples_waiting == 0
+
+
+def _call(i: int) -> CallSample:
+    at = utc_from_ns(T0_NS + i * 10**9)
+    return CallSample("a", "t", at, "ok", 4.3, 0.001, 0.001, 0.0, 0.0, 0.02, 0.01, (), None, {})
 
 
 async def test_events_queued_during_a_sample_backlog_are_written_before_the_rest() -> None:
@@ -118,26 +186,31 @@ async def test_events_queued_during_a_sample_backlog_are_written_before_the_rest
             writer.queue(cast(list[Event], [1, 2]))  # an outage opens meanwhile
 
     writer = JournalWriter(append, insert)
-    writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
+    writer.queue_samples(_runs(1, 3 * MAX_BATCH_SAMPLES), ())
     await writer.flush_samples()
     assert written == ["samples", "events 2", "samples", "samples"]
     assert writer.pending == []
 
 
 async def test_past_the_cap_the_oldest_samples_are_dropped_and_counted_in_the_log(
-    capsys: pytest.CaptureFixture[str],
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
         raise OSError("database unreachable")
 
+    monkeypatch.setattr(writer_module, "MAX_PENDING_SAMPLES", 3_000)
     writer = JournalWriter(_ignore_events, insert)
-    writer.queue_samples([_sample(i) for i in range(MAX_PENDING_SAMPLES)], ())
+    writer.queue_samples(_runs(100), ())
     await writer.flush_samples()  # fails: everything stays queued
-    assert len(writer.probe_samples) == MAX_PENDING_SAMPLES
-    writer.queue_samples([_sample(MAX_PENDING_SAMPLES + i) for i in range(10)], ())
-    assert len(writer.probe_samples) == MAX_PENDING_SAMPLES
-    assert writer.probe_samples[0] == _sample(10)  # the oldest ten went
-    assert writer.probe_samples[-1] == _sample(MAX_PENDING_SAMPLES + 9)
+    assert writer.samples_waiting == 3_000 and writer.samples_dropped == 0
+    writer.queue_samples(_runs(1, 10, first=3_000), ())
+    assert writer.samples_waiting == 3_000
+    assert _first_seconds(writer) == (10, 3_009)  # the oldest ten went (a run split)
+    assert writer.samples_dropped == 10
+    writer.queue_samples(_runs(2, first=3_010), [_call(1)])  # whole runs go too
+    assert writer.samples_waiting == 3_000
+    assert _first_seconds(writer) == (71, 3_069)
+    assert writer.samples_dropped == 71
     out = capsys.readouterr()
     assert "samples_dropped" in out.out + out.err
 
@@ -158,13 +231,13 @@ async def test_a_sample_backlog_gives_the_probes_as_long_as_each_batch_took(
         time.sleep(0.01)  # noqa: ASYNC251 - the loop held, as SQLAlchemy holds it
 
     writer = JournalWriter(_ignore_events, insert)
-    writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
+    writer.queue_samples(_runs(50), ())
     monkeypatch.setattr(asyncio, "sleep", recording_sleep)
     await writer.flush_samples()
     assert len(waits) == 2  # between the three batches, none after the last
     assert all(wait >= 0.01 for wait in waits)
-    writer.queue_samples([_sample(i) for i in range(3 * MAX_BATCH_SAMPLES)], ())
+    writer.queue_samples(_runs(50), ())
     writer.stopping.set()  # at a stop, written without waits: no probe is left to protect
     await writer.flush_samples()
     assert len(waits) == 2
-    assert writer.probe_samples == []
+    assert writer.samples_waiting == 0

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Final
 
@@ -13,6 +14,7 @@ from monitor import heap
 from monitor.events import Event
 from monitor.log import RateLimitedLog, get_logger
 from monitor.store.samples import CallSample, ProbeSample
+from monitor.transition_samples import ProbeSampleRun, sample_rows
 
 __all__ = ["MAX_BATCH_SAMPLES", "MAX_PENDING_SAMPLES", "JournalWriter"]
 
@@ -23,9 +25,11 @@ WRITE_RETRY_MIN_S: Final = 0.5
 WRITE_RETRY_MAX_S: Final = 30.0
 # Sample rows held while the database is behind or unreachable; past this the oldest are
 # dropped (logged): samples are evidence detail, the journal is what must never be lost.
-# A carrier-wide outage queues up to RING_SIZE rows per trunk at once: 20,000 lost most of
-# them from 5,000 trunks; 250,000 (~185 bytes a row, ~46 MB) holds ~7,000 trunks' rings.
-MAX_PENDING_SAMPLES: Final = 250_000
+# A carrier-wide outage queues up to RING_SIZE rows per trunk at once, and as many again
+# after: 20,000 lost most of them from 5,000 trunks; 250,000 `ProbeSample` objects (~185
+# bytes a row) 7.6 % of 10,000 trunks'. Probe rows now wait as the ring's columns
+# (ProbeSampleRun, ~39 bytes a row): 1,500,000 rows in ~60 MB.
+MAX_PENDING_SAMPLES: Final = 1_500_000
 # Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop: into
 # SQLite here 5,000 rows held it 47–75 ms, 500 rows ~5 ms (26 ms an insert in all; issue #13).
 MAX_BATCH_SAMPLES: Final = 500
@@ -50,7 +54,8 @@ class JournalWriter:
         self._append = append  # the journal and the tickets its events owe: one transaction
         self._insert_samples = insert_samples
         self.pending: list[Event] = []
-        self.probe_samples: list[ProbeSample] = []
+        self.probe_runs: deque[ProbeSampleRun] = deque()
+        self._probe_rows = 0  # rows in probe_runs
         self.call_samples: list[CallSample] = []
         self.errors = 0
         self.samples_dropped = 0  # rows lost past MAX_PENDING_SAMPLES (a counter metric)
@@ -65,21 +70,35 @@ class JournalWriter:
     @property
     def samples_waiting(self) -> int:
         """Sample rows (probe and call) queued and not yet written."""
-        return len(self.probe_samples) + len(self.call_samples)
+        return self._probe_rows + len(self.call_samples)
 
-    def queue_samples(self, probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+    def queue_samples(self, probes: Sequence[ProbeSampleRun], calls: Sequence[CallSample]) -> None:
         if not (probes or calls):
             return
-        self.probe_samples.extend(probes)
+        self.probe_runs.extend(probes)
+        self._probe_rows += sum(map(len, probes))
         self.call_samples.extend(calls)
         excess = self.samples_waiting - MAX_PENDING_SAMPLES
         if excess > 0:
             self.samples_dropped += excess
             self._samples_log.error("samples_dropped", now_ns=time.monotonic_ns(), count=excess)
-            dropped = min(excess, len(self.probe_samples))
-            del self.probe_samples[:dropped]
+            dropped = sum(map(len, self._take_probe_runs(excess)))
             del self.call_samples[: excess - dropped]
         self.wake.set()
+
+    def _take_probe_runs(self, rows: int) -> list[ProbeSampleRun]:
+        """Up to `rows` of the oldest probe rows, off the queue (a run split if need be)."""
+        taken: list[ProbeSampleRun] = []
+        while rows > 0 and self.probe_runs:
+            run = self.probe_runs[0]
+            if len(run) > rows:
+                run, self.probe_runs[0] = run.split(rows)
+            else:
+                self.probe_runs.popleft()
+            taken.append(run)
+            rows -= len(run)
+            self._probe_rows -= len(run)
+        return taken
 
     async def run(self) -> None:
         """Write whenever woken, until ``stopping`` is set (then ``flush(final=True)``)."""
@@ -117,19 +136,23 @@ class JournalWriter:
         outage's ticket waits for no evidence)."""
         backlog = self.samples_waiting
         while self.samples_waiting:
-            probes = self.probe_samples[:MAX_BATCH_SAMPLES]
-            calls = self.call_samples[: MAX_BATCH_SAMPLES - len(probes)]
+            # Off the queue while written (rows queued meanwhile past the cap then drop
+            # newer ones, not these); put back in front if the write fails.
+            runs = self._take_probe_runs(MAX_BATCH_SAMPLES)
+            calls = self.call_samples[: MAX_BATCH_SAMPLES - sum(map(len, runs))]
+            del self.call_samples[: len(calls)]
             started = time.monotonic()
             try:
-                await self._insert_samples(probes, calls)
+                await self._insert_samples(sample_rows(runs), calls)
             except Exception as exc:
+                self.probe_runs.extendleft(reversed(runs))
+                self._probe_rows += sum(map(len, runs))
+                self.call_samples[:0] = calls
                 self.errors += 1
                 log.error(
                     "samples_write_failed", error=repr(exc)[:200], pending=self.samples_waiting
                 )
                 return
-            del self.probe_samples[: len(probes)]
-            del self.call_samples[: len(calls)]
             if self.pending:
                 await self.flush()
             elif self.samples_waiting and not self.stopping.is_set():

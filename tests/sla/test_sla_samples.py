@@ -30,7 +30,7 @@ from monitor.store import Store
 from monitor.store import samples as samples_module
 from monitor.store.samples import CallSample, ProbeSample, insert_samples, query_probe_samples
 from monitor.store.schema import probe_samples
-from monitor.transition_samples import TransitionSampler
+from monitor.transition_samples import TransitionSampler, sample_rows
 from probes.instants import utc_from_ns
 from probes.responder import ResponderMode, SipResponder
 
@@ -62,7 +62,7 @@ def test_sampler_keeps_ring_before_and_results_after() -> None:
     for i in range(5):
         assert sampler.record("t", (base + i * 10**9, "ok", 1_000_000 * (i + 1), 200)) is None
     at = datetime.fromtimestamp(1_700_000_004, UTC)
-    before = sampler.transition("t", "trunk_state", at)
+    before = sample_rows(sampler.transition("t", "trunk_state", at))
     # Only the last 3 (the ring), oldest first, each tagged with the transition.
     assert [s.at for s in before] == [
         datetime.fromtimestamp(1_700_000_000 + i, UTC) for i in (2, 3, 4)
@@ -70,12 +70,56 @@ def test_sampler_keeps_ring_before_and_results_after() -> None:
     assert {(s.transition_kind, s.transition_at) for s in before} == {("trunk_state", at)}
     assert before[-1].rtt_s == pytest.approx(0.005)
     assert sampler.record("t", (base + 5 * 10**9, "timeout", None, None)) is None
-    after = sampler.record("t", (base + 6 * 10**9, "ok", 2_000_000, 200))
-    assert after is not None
+    done = sampler.record("t", (base + 6 * 10**9, "ok", 2_000_000, 200))
+    assert done is not None
+    after = sample_rows(done)
     assert [(s.outcome, s.rtt_s) for s in after] == [("timeout", None), ("ok", 0.002)]
+    assert {(s.transition_kind, s.transition_at) for s in after} == {("trunk_state", at)}
     # The capture is complete: further results are not kept, nothing is left to drain.
     assert sampler.record("t", (base + 7 * 10**9, "ok", 1, 200)) is None
     assert sampler.drain() == []
+
+
+def test_overlapping_captures_each_get_the_results_after_their_own_transition() -> None:
+    """The results after a transition are read from the ring when the capture completes
+    (no copy per capture): two transitions close together each get their own, a removed
+    trunk and a shutdown give what was gathered, and a split run keeps its rows."""
+    sampler = TransitionSampler("a", ring=5, after=3)
+    at_a, at_b = (datetime.fromtimestamp(1_700_000_000 + s, UTC) for s in (4, 5))
+
+    def rec(trunk: str, n: int) -> list[tuple[str, datetime, float]] | None:
+        """Record result n (sent at second n); the (kind, transition, second) rows done."""
+        done = sampler.record(trunk, (n * 10**9, "ok", n, 200))
+        if done is None:
+            return None
+        return [(r.transition_kind, r.transition_at, r.at.timestamp()) for r in sample_rows(done)]
+
+    for n in range(5):
+        assert rec("t", n) is None
+    sampler.transition("t", "outage_opened", at_a)
+    assert rec("t", 5) is None
+    sampler.transition("t", "outage_closed", at_b)
+    assert rec("t", 6) is None
+    assert rec("t", 7) == [("outage_opened", at_a, n) for n in (5, 6, 7)]
+    assert rec("t", 8) == [("outage_closed", at_b, n) for n in (6, 7, 8)]
+    # Removed or stopped part-way: the results gathered so far.
+    sampler.record("u", (1, "ok", 1, 200))
+    sampler.transition("u", "outage_opened", at_a)
+    sampler.transition("v", "outage_opened", at_a)  # never reported: nothing to keep
+    sampler.record("u", (2, "timeout", None, None))
+    (gone,) = sampler.forget("u")
+    assert [(r.outcome, r.rtt_s, r.status) for r in gone.rows()] == [("timeout", None, None)]
+    assert sampler.forget("u") == []
+    sampler.transition("t", "trunk_state", at_b)
+    rec("t", 9)
+    rec("t", 10)
+    (partial,) = sampler.drain()
+    assert [r.at for r in partial.rows()] == [utc_from_ns(9 * 10**9), utc_from_ns(10 * 10**9)]
+    assert sampler.drain() == []
+    head, rest = partial.split(1)
+    assert head.rows() + rest.rows() == partial.rows() and len(head) == len(rest) == 1
+    with pytest.raises(ValueError, match="after"):
+        TransitionSampler("a", ring=2, after=3)
 
 
 def test_rings_of_many_trunks_stay_apart_and_forgotten_slots_are_reused() -> None:
@@ -88,14 +132,14 @@ def test_rings_of_many_trunks_stay_apart_and_forgotten_slots_are_reused() -> Non
             status = 200 + (k + n) % 400
             sampler.record(f"t{k}", (k * 1000 + n, "ok" if n % 2 else "timeout", n or None, status))
     for k in (0, 1023, 1024, 2999):
-        rows = sampler.transition(f"t{k}", "outage_opened", at)
+        rows = sample_rows(sampler.transition(f"t{k}", "outage_opened", at))
         assert [r.at for r in rows] == [utc_from_ns(k * 1000 + n) for n in (2, 3, 4, 5)]
         assert [r.outcome for r in rows] == ["timeout", "ok", "timeout", "ok"]
         assert [r.status for r in rows] == [200 + (k + n) % 400 for n in (2, 3, 4, 5)]
         assert [r.rtt_s for r in rows] == [n / 1e9 for n in (2, 3, 4, 5)]
     assert sampler.forget("t5") == []
     sampler.record("new", (42, "refused", None, None))  # takes the slot t5 left
-    (row,) = sampler.transition("new", "outage_opened", at)
+    (row,) = sample_rows(sampler.transition("new", "outage_opened", at))
     assert (row.at, row.outcome, row.rtt_s, row.status) == (utc_from_ns(42), "refused", None, None)
     assert sampler.transition("never", "outage_opened", at) == []
 
