@@ -8,8 +8,9 @@ responder in a process of its own, silences the responder after four intervals, 
 answer again after --down seconds, stops the monitor --after seconds later, and prints what
 the store kept as evidence: transitions and sample rows per kind, trunks with samples,
 rows per trunk (min/max) and the sample rows the writer dropped (its `samples_dropped` log
-lines); and the probe loop's lateness from the outage's start to the end (what writing the
-evidence costs it). Every trunk should have samples around both transitions, none dropped.
+lines); the probe loop's lateness from the outage's start to the end (what writing the
+evidence costs it), and the monitor's RSS before the outage and its highest after. Every
+trunk should have samples around both transitions, none dropped.
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port
-from scale import config_text, lag_buckets, lag_shares, p99_bound, scrape, start_run
+from scale import config_text, lag_buckets, lag_shares, p99_bound, rss_mb, scrape, start_run
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONDER = """
@@ -81,10 +82,11 @@ def main() -> None:
         try:
             time.sleep(4 * args.interval + 10)
             before = lag_buckets(scrape(http_port).text)
+            rss_before = rss_mb(run.pid)
             os.kill(responder.pid, signal.SIGUSR1)  # silent: the outage
-            time.sleep(down)
+            peak = peak_rss_mb(run.pid, down)
             os.kill(responder.pid, signal.SIGUSR1)  # answering again
-            time.sleep(after)
+            peak = max(peak, peak_rss_mb(run.pid, after))
             lag = lag_buckets(scrape(http_port).text)
         finally:
             os.killpg(run.pid, signal.SIGTERM)
@@ -94,6 +96,18 @@ def main() -> None:
         report(sqlite3.connect(db), log, args.trunks)
         print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(before, lag):g} ms (bucket)")
         print(f"  share within: {lag_shares(before, lag)}")
+        print(
+            f"RSS before the outage {rss_before:.0f} MB, highest from it to the end {peak:.0f} MB"
+        )
+
+
+def peak_rss_mb(pid: int, seconds: float) -> float:
+    """The highest RSS of `pid` over the next `seconds` (read every second)."""
+    peak, end = 0.0, time.monotonic() + seconds
+    while time.monotonic() < end:
+        peak = max(peak, rss_mb(pid))
+        time.sleep(min(1.0, max(0.0, end - time.monotonic())))
+    return peak
 
 
 def report(db: sqlite3.Connection, log: Path, trunks: int) -> None:

@@ -241,3 +241,30 @@ async def test_a_sample_backlog_gives_the_probes_as_long_as_each_batch_took(
     await writer.flush_samples()
     assert len(waits) == 2
     assert writer.samples_waiting == 0
+
+
+async def test_at_a_stop_samples_are_written_for_a_bounded_time_the_rest_counted(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop with a large backlog ends within STOP_SAMPLES_S (systemd kills at 30 s);
+    what is left is counted as dropped and logged, not written half-way."""
+    written: list[int] = []
+
+    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
+        written.append(len(probes) + len(calls))
+        await asyncio.sleep(0.02)
+
+    monkeypatch.setattr(writer_module, "STOP_SAMPLES_S", 0.1)
+    writer = JournalWriter(_ignore_events, insert)
+    writer.queue_samples(_runs(1, 100 * MAX_BATCH_SAMPLES), [_call(1)])
+    writer.stopping.set()
+    started = time.monotonic()
+    await writer.flush_samples()
+    assert time.monotonic() - started < 1.0
+    assert 2 <= len(written) < 50
+    assert writer.samples_waiting == 0
+    assert writer.samples_dropped == 100 * MAX_BATCH_SAMPLES + 1 - sum(written)
+    out = capsys.readouterr()
+    assert '"reason": "stopping"' in out.out + out.err or "reason=stopping" in out.out + out.err
+    await writer.flush_samples()  # a later call (Monitor.stop's) writes nothing more
+    assert writer.samples_dropped + sum(written) == 100 * MAX_BATCH_SAMPLES + 1

@@ -16,7 +16,7 @@ from monitor.log import RateLimitedLog, get_logger
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import ProbeSampleRun, sample_rows
 
-__all__ = ["MAX_BATCH_SAMPLES", "MAX_PENDING_SAMPLES", "JournalWriter"]
+__all__ = ["MAX_BATCH_SAMPLES", "MAX_PENDING_SAMPLES", "STOP_SAMPLES_S", "JournalWriter"]
 
 log = get_logger("trunkwatch.store")
 
@@ -33,6 +33,9 @@ MAX_PENDING_SAMPLES: Final = 1_500_000
 # Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop: into
 # SQLite here 5,000 rows held it 47–75 ms, 500 rows ~5 ms (26 ms an insert in all; issue #13).
 MAX_BATCH_SAMPLES: Final = 500
+# At a stop, sample rows are written for at most this long; the rest are dropped (logged):
+# 1,500,000 rows take over a minute, and systemd kills the process at TimeoutStopSec=30s.
+STOP_SAMPLES_S: Final = 15.0
 # Events per journal transaction. 100,000 trunks learning their first state queue 100,000
 # events within one interval; written as one transaction the insert built hundreds of MB
 # of parameters at once and held the loop (SQLAlchemy runs on it) for seconds.
@@ -62,6 +65,7 @@ class JournalWriter:
         self.wake = asyncio.Event()
         self.stopping = asyncio.Event()
         self._samples_log = RateLimitedLog(log)
+        self._stop_deadline: float | None = None
 
     def queue(self, events: Sequence[Event]) -> None:
         self.pending.extend(events)
@@ -130,12 +134,28 @@ class JournalWriter:
             elif backlog >= TRIM_AFTER_EVENTS:
                 heap.trim_soon()
 
+    def _past_stop_budget(self) -> bool:
+        """At a stop, once STOP_SAMPLES_S is spent: the rows left are dropped (counted)."""
+        now = time.monotonic()
+        if self._stop_deadline is None:
+            self._stop_deadline = now + STOP_SAMPLES_S
+        if now < self._stop_deadline:
+            return False
+        left = self.samples_waiting
+        self._take_probe_runs(left)
+        self.call_samples.clear()
+        self.samples_dropped += left
+        log.error("samples_dropped", count=left, reason="stopping", budget_s=STOP_SAMPLES_S)
+        return True
+
     async def flush_samples(self) -> None:
         """Write what is queued, MAX_BATCH_SAMPLES rows a transaction; on failure the rows
         stay queued for the next wake-up. Events queued meanwhile are written first (an
         outage's ticket waits for no evidence)."""
         backlog = self.samples_waiting
         while self.samples_waiting:
+            if self.stopping.is_set() and self._past_stop_budget():
+                break
             # Off the queue while written (rows queued meanwhile past the cap then drop
             # newer ones, not these); put back in front if the write fails.
             runs = self._take_probe_runs(MAX_BATCH_SAMPLES)
