@@ -131,9 +131,9 @@ class _Rings:
 
 
 class ProbeSampleRun:
-    """Sample rows of one trunk and transition, compact (the ring's columns): what waits
-    for the store. ~20 bytes a row against ~185 for `ProbeSample` objects, so a
-    carrier-wide outage's evidence fits in memory while the store catches up."""
+    """Sample rows of one trunk and transition as the ring's columns: what waits for the
+    store. ~39 bytes a row (its own objects included) against ~185 as `ProbeSample`
+    objects, so a carrier-wide outage's evidence waits in memory while the store catches up."""
 
     __slots__ = (
         "agent",
