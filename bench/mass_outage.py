@@ -141,8 +141,12 @@ def report(db: sqlite3.Connection, log: Path, trunks: int) -> None:
         for line in log.read_text(errors="replace").splitlines()
         if '"samples_dropped"' in line
     ]
+    at_stop = sum(int(line.get("count", 0)) for line in dropped if line.get("reason"))
     total = sum(int(line.get("count", 0)) for line in dropped)
-    print(f"\nsamples_dropped: {len(dropped)} log lines, {total:,} rows")
+    print(
+        f"\nsamples_dropped: {len(dropped)} log lines, {total:,} rows"
+        f" ({at_stop:,} of them unwritten when the stop's time was up)"
+    )
 
 
 if __name__ == "__main__":

@@ -16,13 +16,7 @@ from monitor.log import RateLimitedLog, get_logger
 from monitor.store.samples import CallSample, ProbeSample
 from monitor.transition_samples import ProbeSampleRun, sample_rows
 
-__all__ = [
-    "BACKLOG_PAUSE",
-    "MAX_BATCH_SAMPLES",
-    "MAX_PENDING_SAMPLES",
-    "STOP_SAMPLES_S",
-    "JournalWriter",
-]
+__all__ = ["MAX_BATCH_SAMPLES", "MAX_PENDING_SAMPLES", "STOP_SAMPLES_S", "JournalWriter"]
 
 log = get_logger("trunkwatch.store")
 
@@ -39,11 +33,6 @@ MAX_PENDING_SAMPLES: Final = 1_500_000
 # Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop: into
 # SQLite here 5,000 rows held it 47–75 ms, 500 rows ~5 ms (26 ms an insert in all; issue #13).
 MAX_BATCH_SAMPLES: Final = 500
-# Between batches of a backlog the writer pauses this share of the batch's time. A batch
-# holds the loop ~5 ms of its ~26 ms (the rest is aiosqlite's thread), so a quarter keeps
-# the writer under ~15 % of the loop and drains ~15,000 rows/s; a pause as long as the
-# batch (~10,000 rows/s) left 95,712 rows of a 20,000-trunk outage unwritten at its stop.
-BACKLOG_PAUSE: Final = 0.25
 # At a stop, sample rows are written for at most this long; the rest are dropped (logged):
 # 1,500,000 rows take over a minute, and systemd kills the process at TimeoutStopSec=30s.
 STOP_SAMPLES_S: Final = 15.0
@@ -187,8 +176,8 @@ class JournalWriter:
             if self.pending:
                 await self.flush()
             elif self.samples_waiting and not self.stopping.is_set():
-                # The probes' turn: a pause of BACKLOG_PAUSE of the batch's time (none at
-                # a stop: no probe is left to wait for).
-                await asyncio.sleep((time.monotonic() - started) * BACKLOG_PAUSE)
+                # A backlog takes at most half the loop: the probes get as long as it took
+                # (at a stop no probe is left to wait for).
+                await asyncio.sleep(time.monotonic() - started)
         if backlog >= TRIM_AFTER_EVENTS:
             heap.trim_soon()
