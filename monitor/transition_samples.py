@@ -173,16 +173,14 @@ class ProbeSampleRun:
 
     def rows(self) -> list[ProbeSample]:
         """The rows to insert, oldest first."""
+        tag = (self.agent, self.trunk, self.transition_kind, self.transition_at)
         return [
             ProbeSample(
-                agent=self.agent,
-                trunk=self.trunk,
-                transition_kind=self.transition_kind,
-                transition_at=self.transition_at,
-                at=utc_from_ns(sent_ns),
-                outcome=_OUTCOMES[outcome],
-                rtt_s=None if rtt_ns < 0 else rtt_ns / _NS_PER_S,
-                status=status or None,
+                *tag,
+                utc_from_ns(sent_ns),
+                _OUTCOMES[outcome],
+                None if rtt_ns < 0 else rtt_ns / _NS_PER_S,
+                status or None,
             )
             for sent_ns, rtt_ns, outcome, status in zip(
                 self.sent, self.rtt, self.outcome, self.status, strict=True
