@@ -17,6 +17,7 @@ from probes.instants import utc_from_ns
 from probes.result import Outcome
 
 __all__ = [
+    "AFTER_CHUNK",
     "AFTER_SIZE",
     "RING_SIZE",
     "ProbeSampleRun",
@@ -29,6 +30,10 @@ __all__ = [
 # side — enough to show the run-up (down_after failures) and the recovery.
 RING_SIZE: Final = 30
 AFTER_SIZE: Final = 30
+# The results after a transition go to the store this many at a time, so a stop or a crash
+# leaves fewer than this of each open capture unwritten: a whole AFTER_SIZE held back
+# left 95,712 rows of a 20,000-trunk outage unwritten when its stop's 15 s were up.
+AFTER_CHUNK: Final = 10
 _NS_PER_S: Final = 1_000_000_000
 
 # (sent_wall_ns, outcome, rtt_ns, status): what the hot path appends, nothing more.
@@ -197,24 +202,34 @@ def sample_rows(runs: Iterable[ProbeSampleRun]) -> list[ProbeSample]:
 class _Capture:
     kind: str
     at: datetime
-    seen: int = 0  # results since the transition: the ring's newest `seen` are its "after"
+    seen: int = 0  # results since the transition
+    handed: int = 0  # of those, handed out as rows; the rest are the ring's newest
 
 
 class TransitionSampler:
     """Feed `record` every result, `transition` every state change; write what they return."""
 
-    def __init__(self, agent: str, *, ring: int = RING_SIZE, after: int = AFTER_SIZE) -> None:
-        # The results after a transition are read from the ring when complete, so it must
-        # hold them all (copies per open capture cost ~120 bytes a result in an outage).
-        if not 0 < after <= ring:
-            raise ValueError("after must be 1..ring")
+    def __init__(
+        self,
+        agent: str,
+        *,
+        ring: int = RING_SIZE,
+        after: int = AFTER_SIZE,
+        chunk: int = AFTER_CHUNK,
+    ) -> None:
+        # The results after a transition are read from the ring, so it must hold what a
+        # capture keeps (copies per open capture cost ~120 bytes a result in an outage).
+        if not 0 < after <= ring or not 0 < chunk:
+            raise ValueError("after must be 1..ring, chunk at least 1")
         self.agent = agent
         self._after_size = after
+        self._chunk = chunk
         self._rings = _Rings(ring)
         self._open: dict[str, list[_Capture]] = {}
 
     def record(self, trunk: str, raw: RawResult) -> list[ProbeSampleRun] | None:
-        """Append to the ring; the rows of captures this result completes, if any."""
+        """Append to the ring; the rows of captures this result completes or fills a chunk
+        of, if any."""
         self._rings.append(trunk, raw)
         captures = self._open.get(trunk)
         if not captures:
@@ -222,8 +237,8 @@ class TransitionSampler:
         done: list[ProbeSampleRun] = []
         for capture in captures:
             capture.seen += 1
-            if capture.seen >= self._after_size:
-                done.append(self._run(trunk, capture, capture.seen))
+            if capture.seen - capture.handed >= self._chunk or capture.seen >= self._after_size:
+                done.append(self._unhanded(trunk, capture))
         if done:
             still = [c for c in captures if c.seen < self._after_size]
             if still:
@@ -253,7 +268,13 @@ class TransitionSampler:
         return runs
 
     def _gathered(self, trunk: str, captures: list[_Capture]) -> list[ProbeSampleRun]:
-        return [self._run(trunk, c, c.seen) for c in captures if c.seen]
+        return [self._unhanded(trunk, c) for c in captures if c.seen > c.handed]
+
+    def _unhanded(self, trunk: str, capture: _Capture) -> ProbeSampleRun:
+        """The capture's results not handed out yet (the ring's newest), now handed."""
+        run = self._run(trunk, capture, capture.seen - capture.handed)
+        capture.handed = capture.seen
+        return run
 
     def _run(self, trunk: str, capture: _Capture, newest: int) -> ProbeSampleRun:
         return ProbeSampleRun(

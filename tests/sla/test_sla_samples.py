@@ -122,6 +122,25 @@ def test_overlapping_captures_each_get_the_results_after_their_own_transition() 
         TransitionSampler("a", ring=2, after=3)
 
 
+def test_the_results_after_a_transition_are_handed_out_a_chunk_at_a_time() -> None:
+    """A stop (or a crash) leaves fewer than a chunk of each open capture unwritten."""
+    sampler = TransitionSampler("a", ring=8, after=7, chunk=3)
+    at = datetime.fromtimestamp(1_700_000_000, UTC)
+    sampler.record("t", (0, "ok", 1, 200))
+    sampler.transition("t", "outage_opened", at)
+    handed: list[list[float]] = []
+    for n in range(1, 10):
+        done = sampler.record("t", (n * 10**9, "timeout", None, None))
+        if done is not None:
+            handed.append([r.at.timestamp() for r in sample_rows(done)])
+    assert handed == [[1, 2, 3], [4, 5, 6], [7]]  # 7 after it: two chunks and the rest
+    sampler.transition("t", "outage_closed", at)
+    for n in range(10, 15):
+        sampler.record("t", (n * 10**9, "ok", n, 200))
+    (left,) = sampler.drain()  # 10-12 went as a chunk: only 13 and 14 are left
+    assert [r.at.timestamp() for r in left.rows()] == [13, 14]
+
+
 def test_rings_of_many_trunks_stay_apart_and_forgotten_slots_are_reused() -> None:
     """The rings share arrays (struct-of-arrays): 3,000 trunks (three growths of the
     arrays), each with its own wrapped ring; a forgotten trunk's slot starts empty."""
