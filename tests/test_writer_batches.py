@@ -162,6 +162,10 @@ async def test_a_failed_write_puts_the_batch_back_in_front() -> None:
     assert writer.samples_waiting == 1_201
     assert sample_rows(writer.probe_runs) == sample_rows(runs)
     assert writer.call_samples == [_call(1)]
+    small = JournalWriter(_ignore_events, insert)  # a batch of both kinds: both put back
+    small.queue_samples(_runs(2), [_call(1), _call(2)])
+    await small.flush_samples()
+    assert small.samples_waiting == 62 and small.call_samples == [_call(1), _call(2)]
     fail = False
     await writer.flush_samples()
     assert writer.samples_waiting == 0
