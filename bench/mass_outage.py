@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import signal
 import sqlite3
 import subprocess
@@ -87,13 +88,19 @@ def main() -> None:
             peak = peak_rss_mb(run.pid, down)
             os.kill(responder.pid, signal.SIGUSR1)  # answering again
             peak = max(peak, peak_rss_mb(run.pid, after))
-            lag = lag_buckets(scrape(http_port).text)
+            last = scrape(http_port).text
+            lag = lag_buckets(last)
         finally:
             os.killpg(run.pid, signal.SIGTERM)
             run.wait(300)
             responder.kill()
             responder.wait()
         report(sqlite3.connect(db), log, args.trunks)
+        counted = re.search(
+            r"^trunkwatch_store_samples_dropped_total(?:\{[^}]*\})? (\S+)$", last, re.M
+        )
+        if counted:  # exact; the rate-limited log lines are a floor
+            print(f"rows dropped at the cap before the stop: {float(counted.group(1)):,.0f}")
         print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(before, lag):g} ms (bucket)")
         print(f"  share within: {lag_shares(before, lag)}")
         print(
@@ -121,7 +128,7 @@ def report(db: sqlite3.Connection, log: Path, trunks: int) -> None:
     print("|---|---|---|")
     rows = {
         kind: db.execute(
-            "SELECT sum(n), count(*), min(n), max(n) FROM ("
+            "SELECT coalesce(sum(n), 0), count(*), min(n), max(n) FROM ("
             " SELECT trunk, count(*) AS n FROM probe_samples WHERE transition_kind = ?"
             " GROUP BY trunk)",
             (kind,),

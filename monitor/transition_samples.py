@@ -171,10 +171,11 @@ class ProbeSampleRun:
     def split(self, n: int) -> tuple[ProbeSampleRun, ProbeSampleRun]:
         """The first `n` rows and the rest, as two runs."""
         tag = (self.agent, self.trunk, self.transition_kind, self.transition_at)
-        columns = (self.sent, self.rtt, self.outcome, self.status)
-        head: Columns = tuple(c[:n] for c in columns)  # type: ignore[assignment]
-        rest: Columns = tuple(c[n:] for c in columns)  # type: ignore[assignment]
-        return ProbeSampleRun(*tag, head), ProbeSampleRun(*tag, rest)
+        sent, rtt, outcome, status = self.sent, self.rtt, self.outcome, self.status
+        return (
+            ProbeSampleRun(*tag, (sent[:n], rtt[:n], outcome[:n], status[:n])),
+            ProbeSampleRun(*tag, (sent[n:], rtt[n:], outcome[n:], status[n:])),
+        )
 
     def rows(self) -> list[ProbeSample]:
         """The rows to insert, oldest first."""
