@@ -142,7 +142,6 @@ class ProbeSampleRun:
 
     __slots__ = (
         "agent",
-        "before",
         "outcome",
         "rtt",
         "sent",
@@ -159,13 +158,8 @@ class ProbeSampleRun:
         transition_kind: str,
         transition_at: datetime,
         columns: Columns,
-        *,
-        before: bool,
     ) -> None:
         self.agent = agent
-        # Rows up to the transition (the run-up, or the restoration), not after it: past
-        # the writer's cap the rows after one go first.
-        self.before = before
         self.trunk = trunk
         self.transition_kind = transition_kind
         self.transition_at = transition_at
@@ -179,8 +173,8 @@ class ProbeSampleRun:
         tag = (self.agent, self.trunk, self.transition_kind, self.transition_at)
         sent, rtt, outcome, status = self.sent, self.rtt, self.outcome, self.status
         return (
-            ProbeSampleRun(*tag, (sent[:n], rtt[:n], outcome[:n], status[:n]), before=self.before),
-            ProbeSampleRun(*tag, (sent[n:], rtt[n:], outcome[n:], status[n:]), before=self.before),
+            ProbeSampleRun(*tag, (sent[:n], rtt[:n], outcome[:n], status[:n])),
+            ProbeSampleRun(*tag, (sent[n:], rtt[n:], outcome[n:], status[n:])),
         )
 
     def rows(self) -> list[ProbeSample]:
@@ -258,7 +252,7 @@ class TransitionSampler:
         """The ring's results (those up to the transition), now; the next ones follow later."""
         capture = _Capture(kind, at)
         self._open.setdefault(trunk, []).append(capture)
-        run = self._run(trunk, capture, self._rings.held(trunk), before=True)
+        run = self._run(trunk, capture, self._rings.held(trunk))
         return [run] if len(run) else []
 
     def forget(self, trunk: str) -> list[ProbeSampleRun]:
@@ -279,10 +273,11 @@ class TransitionSampler:
 
     def _unhanded(self, trunk: str, capture: _Capture) -> ProbeSampleRun:
         """The capture's results not handed out yet (the ring's newest), now handed."""
-        run = self._run(trunk, capture, capture.seen - capture.handed, before=False)
+        run = self._run(trunk, capture, capture.seen - capture.handed)
         capture.handed = capture.seen
         return run
 
-    def _run(self, trunk: str, capture: _Capture, newest: int, *, before: bool) -> ProbeSampleRun:
-        columns = self._rings.newest(trunk, newest)
-        return ProbeSampleRun(self.agent, trunk, capture.kind, capture.at, columns, before=before)
+    def _run(self, trunk: str, capture: _Capture, newest: int) -> ProbeSampleRun:
+        return ProbeSampleRun(
+            self.agent, trunk, capture.kind, capture.at, self._rings.newest(trunk, newest)
+        )

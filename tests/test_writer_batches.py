@@ -100,19 +100,6 @@ def _runs(trunks: int, rows: int = 30, *, first: int = 0) -> list[ProbeSampleRun
     return runs
 
 
-def _afters(trunks: int, rows: int = 30, *, first: int = 0) -> list[ProbeSampleRun]:
-    """The `rows` results after one transition per trunk, as the pipeline queues them."""
-    sampler = TransitionSampler("a", ring=rows, after=rows, chunk=rows)
-    runs: list[ProbeSampleRun] = []
-    n = first
-    for t in range(trunks):
-        sampler.transition(f"t{t}", "outage_opened", utc_from_ns(T0_NS + n * 10**9))
-        for _ in range(rows):
-            runs += sampler.record(f"t{t}", (T0_NS + n * 10**9, "timeout", None, None)) or []
-            n += 1
-    return runs
-
-
 def _first_seconds(writer: JournalWriter) -> tuple[int, int]:
     """The send second of the oldest and the newest probe row queued."""
     return (
@@ -285,29 +272,3 @@ async def test_at_a_stop_samples_are_written_for_a_bounded_time_the_rest_counted
     assert '"reason": "stopping"' in out.out + out.err or "reason=stopping" in out.out + out.err
     await writer.flush_samples()  # a later call (Monitor.stop's) writes nothing more
     assert writer.samples_dropped + sum(written) == 100 * MAX_BATCH_SAMPLES + 1
-
-
-async def test_past_the_cap_the_rows_after_transitions_go_before_those_up_to_them(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """The rows up to a transition (the run-up to an outage, or its restoration) are kept
-    and written ahead of those after one: 100,000 trunks failing at once had lost every
-    opening's rows to the closings' while the oldest went first."""
-    written: list[ProbeSample] = []
-
-    async def insert(probes: Sequence[ProbeSample], calls: Sequence[CallSample]) -> None:
-        written.extend(probes)
-
-    monkeypatch.setattr(writer_module, "MAX_PENDING_SAMPLES", 3_000)
-    writer = JournalWriter(_ignore_events, insert)
-    openings = _runs(50)  # 1,500 rows up to the openings
-    afters = _afters(50, first=10_000)  # 1,500 rows after them
-    assert all(r.before for r in openings) and not any(r.before for r in afters)
-    writer.queue_samples(openings, ())
-    writer.queue_samples(afters, ())
-    closings = _runs(20, first=20_000)  # 600 more: the oldest 600 after-rows go, not
-    writer.queue_samples(closings, ())  # the openings' (older still)
-    assert writer.samples_waiting == 3_000 and writer.samples_dropped == 600
-    await writer.flush_samples()
-    kept = sample_rows([*openings, *closings, *afters[20:]])
-    assert written == kept  # the rows up to transitions first, then the rest after them

@@ -57,10 +57,8 @@ class JournalWriter:
         self._append = append  # the journal and the tickets its events owe: one transaction
         self._insert_samples = insert_samples
         self.pending: list[Event] = []
-        # Probe rows up to a transition (written first, dropped last) and after one.
         self.probe_runs: deque[ProbeSampleRun] = deque()
-        self.after_runs: deque[ProbeSampleRun] = deque()
-        self._probe_rows = 0  # rows in both
+        self._probe_rows = 0  # rows in probe_runs
         self.call_samples: list[CallSample] = []
         self.errors = 0
         self.samples_dropped = 0  # rows lost past MAX_PENDING_SAMPLES (a counter metric)
@@ -81,38 +79,29 @@ class JournalWriter:
     def queue_samples(self, probes: Sequence[ProbeSampleRun], calls: Sequence[CallSample]) -> None:
         if not (probes or calls):
             return
-        for run in probes:
-            self._queue_of(run).append(run)
+        self.probe_runs.extend(probes)
         self._probe_rows += sum(map(len, probes))
         self.call_samples.extend(calls)
         excess = self.samples_waiting - MAX_PENDING_SAMPLES
         if excess > 0:
             self.samples_dropped += excess
             self._samples_log.error("samples_dropped", now_ns=time.monotonic_ns(), count=excess)
-            # The rows after transitions go first: those up to one show the run-up to an
-            # outage or its restoration (100,000 trunks failing at once lost every
-            # opening's rows to the closings' when the oldest went first).
-            dropped = sum(map(len, self._take_probe_runs(excess, self.after_runs, self.probe_runs)))
+            dropped = sum(map(len, self._take_probe_runs(excess)))
             del self.call_samples[: excess - dropped]
         self.wake.set()
 
-    def _queue_of(self, run: ProbeSampleRun) -> deque[ProbeSampleRun]:
-        return self.probe_runs if run.before else self.after_runs
-
-    def _take_probe_runs(self, rows: int, *queues: deque[ProbeSampleRun]) -> list[ProbeSampleRun]:
-        """Up to `rows` of the oldest probe rows of `queues`, in that order, off the queue
-        (a run split if need be)."""
+    def _take_probe_runs(self, rows: int) -> list[ProbeSampleRun]:
+        """Up to `rows` of the oldest probe rows, off the queue (a run split if need be)."""
         taken: list[ProbeSampleRun] = []
-        for queue in queues:
-            while rows > 0 and queue:
-                run = queue[0]
-                if len(run) > rows:
-                    run, queue[0] = run.split(rows)
-                else:
-                    queue.popleft()
-                taken.append(run)
-                rows -= len(run)
-                self._probe_rows -= len(run)
+        while rows > 0 and self.probe_runs:
+            run = self.probe_runs[0]
+            if len(run) > rows:
+                run, self.probe_runs[0] = run.split(rows)
+            else:
+                self.probe_runs.popleft()
+            taken.append(run)
+            rows -= len(run)
+            self._probe_rows -= len(run)
         return taken
 
     async def run(self) -> None:
@@ -153,7 +142,7 @@ class JournalWriter:
         if now < self._stop_deadline:
             return False
         left = self.samples_waiting
-        self._take_probe_runs(left, self.probe_runs, self.after_runs)
+        self._take_probe_runs(left)
         self.call_samples.clear()
         self.samples_dropped += left
         log.error("samples_dropped", count=left, reason="stopping", budget_s=STOP_SAMPLES_S)
@@ -169,15 +158,14 @@ class JournalWriter:
                 break
             # Off the queue while written (rows queued meanwhile past the cap then drop
             # newer ones, not these); put back in front if the write fails.
-            runs = self._take_probe_runs(MAX_BATCH_SAMPLES, self.probe_runs, self.after_runs)
+            runs = self._take_probe_runs(MAX_BATCH_SAMPLES)
             calls = self.call_samples[: MAX_BATCH_SAMPLES - sum(map(len, runs))]
             del self.call_samples[: len(calls)]
             started = time.monotonic()
             try:
                 await self._insert_samples(sample_rows(runs), calls)
             except Exception as exc:
-                for run in reversed(runs):
-                    self._queue_of(run).appendleft(run)
+                self.probe_runs.extendleft(reversed(runs))
                 self._probe_rows += sum(map(len, runs))
                 self.call_samples[:0] = calls
                 self.errors += 1
