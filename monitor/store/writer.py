@@ -25,10 +25,10 @@ WRITE_RETRY_MIN_S: Final = 0.5
 WRITE_RETRY_MAX_S: Final = 30.0
 # Sample rows held while the database is behind or unreachable; past this the oldest are
 # dropped (logged): samples are evidence detail, the journal is what must never be lost.
-# A carrier-wide outage queues up to RING_SIZE rows per trunk at once, and as many again
-# after: 20,000 lost most of them from 5,000 trunks; 250,000 `ProbeSample` objects (~185
-# bytes a row) 7.6 % of 10,000 trunks'. Probe rows now wait as the ring's columns
-# (ProbeSampleRun, ~39 bytes a row): 1,500,000 rows in ~60 MB.
+# A carrier-wide outage queues up to RING_SIZE rows per trunk at once, and as many after
+# it: a cap of 20,000 lost most of 5,000 trunks' rows, 250,000 `ProbeSample` objects
+# (~185 bytes a row) 7.6 % of 10,000 trunks'. Probe rows now wait as the ring's columns
+# (ProbeSampleRun, ~39 bytes a row): 1,500,000 rows in ~60 MB kept all of 20,000 trunks'.
 MAX_PENDING_SAMPLES: Final = 1_500_000
 # Sample rows per transaction. SQLAlchemy builds an insert's parameters on the loop: into
 # SQLite here 5,000 rows held it 47–75 ms, 500 rows ~5 ms (26 ms an insert in all; issue #13).
