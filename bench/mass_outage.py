@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import re
 import signal
 import sqlite3
 import subprocess
@@ -29,7 +28,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port
-from scale import config_text, lag_buckets, lag_shares, p99_bound, rss_mb, scrape, start_run
+from scale import (
+    config_text,
+    lag_buckets,
+    lag_shares,
+    p99_bound,
+    rss_mb,
+    sample,
+    scrape,
+    start_run,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 RESPONDER = """
@@ -96,11 +104,9 @@ def main() -> None:
             responder.kill()
             responder.wait()
         report(sqlite3.connect(db), log, args.trunks)
-        counted = re.search(
-            r"^trunkwatch_store_samples_dropped_total(?:\{[^}]*\})? (\S+)$", last, re.M
-        )
-        if counted:  # exact; the rate-limited log lines are a floor
-            print(f"rows dropped at the cap before the stop: {float(counted.group(1)):,.0f}")
+        # Exact; the rate-limited log lines are a floor.
+        counted = sample(last, "trunkwatch_store_samples_dropped_total")
+        print(f"rows dropped at the cap before the stop: {counted:,.0f}")
         print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(before, lag):g} ms (bucket)")
         print(f"  share within: {lag_shares(before, lag)}")
         print(
