@@ -389,7 +389,6 @@ class OptionsProbe:
         "branch",
         "call_id",
         "conn",
-        "from_tag",
         "keep_messages",
         "last_request",
         "loop",
@@ -439,7 +438,6 @@ class OptionsProbe:
         self._template_local: Address | None = None
         self._before_branch = self._before_call_id = self._after_cseq = b""
         self._call_id_suffix = ""
-        self.from_tag = new_tag()
         self.branch = ""
         self.call_id = ""
         self._cseq = 0
@@ -638,22 +636,21 @@ class OptionsProbe:
         return transport
 
     def _set_template(self, local: Address) -> None:
-        """The request's fixed parts for this local address, built once, reused per probe."""
+        """The request's fixed parts for this local address, built once, reused per probe
+        (the From tag with them: the same tag while the local address stays)."""
         if self._template_local == local:
             return
         host, port = local
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
         proto = self.transport_name.upper()
         from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
-        # Validates the host as a Call-ID word once (RFC 3261 §25.1), not per probe.
-        call_id_suffix = new_call_id(host if ":" not in host else f"[{host}]")
-        self._call_id_suffix = call_id_suffix[call_id_suffix.index("@") :]
+        self._call_id_suffix = _call_id_suffix(host)
         self._before_branch = (
             f"OPTIONS {self.request_uri} SIP/2.0\r\nVia: SIP/2.0/{proto} {hostport};branch="
         ).encode()
         self._before_call_id = (
             f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
-            f"From: <{from_uri}>;tag={self.from_tag}\r\n"
+            f"From: <{from_uri}>;tag={new_tag()}\r\n"
             f"To: <{self.request_uri}>\r\nCall-ID: "
         ).encode()
         self._after_cseq = _shared_tail(
@@ -661,7 +658,10 @@ class OptionsProbe:
             f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>\r\n"
             f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode()
         )
-        self._template_local = local
+        # UDP probes share a few local addresses (the shared sockets'): held once, not 56
+        # bytes each. A TCP/TLS connection's own local port would make the table grow.
+        udp = self.transport_name == "udp"
+        self._template_local = _LOCALS.setdefault(local, local) if udp else local
 
     def _build_request(self) -> bytes:
         # surrogateescape: a realm or nonce that was not UTF-8 goes back as the bytes it was.
@@ -948,6 +948,21 @@ class OptionsProbe:
             self.call_id = ""
             self._started_ns = self.sent_ns = self.sent_wall_ns = 0
             on_done(result)
+
+
+# What many probes hold alike, held once: the Call-ID's "@host" by local host, the UDP
+# template's local address. Bounded by the machine's own addresses and UDP sockets.
+_CALL_ID_SUFFIXES: dict[str, str] = {}
+_LOCALS: dict[Address, Address] = {}
+
+
+def _call_id_suffix(host: str) -> str:
+    """ "@host" for our Call-IDs, the host checked as a Call-ID word once (RFC 3261 §25.1)."""
+    suffix = _CALL_ID_SUFFIXES.get(host)
+    if suffix is None:
+        call_id = new_call_id(host if ":" not in host else f"[{host}]")
+        suffix = _CALL_ID_SUFFIXES[host] = call_id[call_id.index("@") :]
+    return suffix
 
 
 def _parse_response(raw: bytes) -> SipResponse:

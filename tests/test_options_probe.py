@@ -20,6 +20,7 @@ from probes.options import MalformedCounter, OptionsSettings, SharedUdp, probe_o
 from probes.probe import run_once
 from probes.responder import ResponderMode, SipResponder
 from probes.result import Outcome, ProbeResult
+from probes.sip.message import parse_message
 
 
 def settings(uri: str, **kw: object) -> OptionsSettings:
@@ -112,6 +113,27 @@ async def test_custom_alive_policy(responder: SipResponder) -> None:
     strict = settings(f"sip:127.0.0.1:{responder.port}", alive_codes=frozenset(range(200, 300)))
     result, _ = await probe_options_once(strict)
     assert result.outcome is Outcome.SIP_ERROR
+
+
+async def test_each_probe_is_a_new_call_from_the_same_tag(responder: SipResponder) -> None:
+    # RFC 3261 §8.1.1: a new Call-ID per request outside a dialog; the From tag, built into
+    # the request's template, stays while the local address does. Two probes of one trunk
+    # and one of another over the shared socket.
+    udp = await SharedUdp.open(MalformedCounter())
+    try:
+        first = udp.probe(settings(f"sip:127.0.0.1:{responder.port}"))
+        other = udp.probe(settings(f"sip:other@127.0.0.1:{responder.port}"))
+        requests = []
+        for probe in (first, first, other):
+            result = await run_once(probe)
+            assert result.outcome is Outcome.OK, result
+            requests.append(parse_message(probe.last_request))
+    finally:
+        udp.close()
+    tags = [r.headers.get("From").split(";tag=")[1] for r in requests]
+    call_ids = [r.headers.get("Call-ID") for r in requests]
+    assert tags[0] == tags[1] != tags[2] and len(tags[0]) == 16
+    assert len(set(call_ids)) == 3 and all(c.endswith("@127.0.0.1") for c in call_ids)
 
 
 async def test_timeout_and_retransmissions(responder: SipResponder) -> None:
