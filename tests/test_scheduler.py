@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 
-from monitor.scheduler import Scheduler, phase_ns
+from monitor.scheduler import TICK_NS, Scheduler, phase_ns
 from probes.probe import ResultCallback
 from probes.result import Outcome, ProbeResult
 
@@ -141,3 +141,12 @@ def test_phases_spread_over_the_whole_interval() -> None:
         tenths[phase * 10 // interval_ns] += 1
     assert min(tenths) > 9_000, tenths
     assert phase_ns("t000001", interval_ns) == phase_ns("t000001", interval_ns)  # stable
+
+
+def test_trunks_with_one_interval_share_its_int() -> None:
+    # 10 s in ns is past the small ints CPython keeps: one object, not 32 bytes a trunk.
+    probes = [(FakeProbe(f"t{i}"), 10.0) for i in range(3)] + [(FakeProbe("fast"), 0.0001)]
+    scheduler = Scheduler(probes, lambda result: None)
+    slow = [item.interval_ns for item in scheduler.items[:3]]
+    assert slow == [10_000_000_000] * 3 and slow[0] is slow[1] is slow[2]
+    assert scheduler.items[3].interval_ns == TICK_NS  # never below a tick
