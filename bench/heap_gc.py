@@ -1,6 +1,7 @@
 """The monitor's heap and cyclic GC over its first minute with many trunks (issue #13).
 
 Usage: .venv/bin/python bench/heap_gc.py [--trunks 100000] [--interval 10] [--seconds 60]
+                                         [--lines N]
 
 Runs the real Monitor in this process (SQLite store in a temp dir, every trunk pointing at
 one local Kamailio `children=1`, as bench/scale.py), and every 5 s prints RSS, the journal
