@@ -23,6 +23,7 @@ from peers import require_binary
 from ruamel.yaml import YAML
 
 from monitor.config import Config, config_from_text, default_agent_name
+from monitor.durations import parse_duration
 from monitor.store.writer import STOP_SAMPLES_S
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,12 +112,6 @@ def test_unit_hardening(key: str, value: str) -> None:
     assert (key, value) in service, f"[Service] {key}={value} missing"
 
 
-def _seconds(text: str) -> float:
-    match = re.fullmatch(r"(\d+)(s?)", str(text).strip())
-    assert match, f"not a number of seconds: {text!r}"
-    return float(match.group(1))
-
-
 def test_every_stop_timeout_outlasts_the_stops_sample_writing() -> None:
     """A stop writes waiting evidence rows for up to STOP_SAMPLES_S, then the journal's
     heartbeat and the store's close (~3 s at 100,000 trunks): no deployment kills it first."""
@@ -133,7 +128,7 @@ def test_every_stop_timeout_outlasts_the_stops_sample_writing() -> None:
     for name in ("agent-a", "agent-b"):
         timeouts[f"cluster {name} stop_grace_period"] = cluster[name]["stop_grace_period"]
     for where, value in timeouts.items():
-        assert _seconds(value) >= STOP_SAMPLES_S + 10, f"{where} = {value}"
+        assert parse_duration(value) >= STOP_SAMPLES_S + 10, f"{where} = {value}"
 
 
 def test_unit_verifies_with_systemd(tmp_path: Path) -> None:
