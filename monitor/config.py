@@ -712,12 +712,13 @@ class TrunkConfig(BaseModel):
     def __setstate__(self, state: dict[Any, Any]) -> None:
         # A reload's config comes back pickled from its reading process: its trunks too
         # get the shared table of field names (_compact_trunk), not a dict each.
-        set_attr = object.__setattr__
-        for key, value in state.get("__dict__", {}).items():
-            set_attr(self, key, value)
-        set_attr(self, "__pydantic_fields_set__", state.get("__pydantic_fields_set__", set()))
-        set_attr(self, "__pydantic_extra__", state.get("__pydantic_extra__"))
-        set_attr(self, "__pydantic_private__", state.get("__pydantic_private__"))
+        _fill_trunk(
+            self,
+            state.get("__dict__", {}),
+            state.get("__pydantic_fields_set__", set()),
+            state.get("__pydantic_extra__"),
+            state.get("__pydantic_private__"),
+        )
 
 
 # What tells trunks written alike apart. A trunk shaped like one validated before (the same
@@ -1798,13 +1799,24 @@ def _compact_trunk(values: dict[str, Any], fields_set: set[str]) -> TrunkConfig:
     the values set one by one: the trunks then share one table of field names (a
     key-sharing dict, ~220 bytes a trunk) instead of each holding a whole dict (~460)."""
     trunk = TrunkConfig.__new__(TrunkConfig)
+    _fill_trunk(trunk, values, fields_set)
+    return trunk
+
+
+def _fill_trunk(
+    trunk: TrunkConfig,
+    values: dict[str, Any],
+    fields_set: set[str],
+    extra: dict[str, Any] | None = None,
+    private: dict[str, Any] | None = None,
+) -> None:
+    """Set a trunk's values one by one (into the key-sharing dict) and pydantic's own."""
     set_attr = object.__setattr__
     for key, value in values.items():
         set_attr(trunk, key, value)
     set_attr(trunk, "__pydantic_fields_set__", fields_set)
-    set_attr(trunk, "__pydantic_extra__", None)
-    set_attr(trunk, "__pydantic_private__", None)
-    return trunk
+    set_attr(trunk, "__pydantic_extra__", extra)
+    set_attr(trunk, "__pydantic_private__", private)
 
 
 # Sets of field names given, one per distinct set: pydantic keeps a new set per model
