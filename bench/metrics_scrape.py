@@ -4,7 +4,7 @@ Usage: .venv/bin/python bench/metrics_scrape.py [--trunks 10000] [--repeat 5]
                                                 [--loop uvloop|asyncio] [--profile]
 
 Builds the exporter the Monitor builds (monitor.metrics.exporter.Exporter with prometheus_client's
-process, platform and GC collectors) over N synthetic trunks whose ProbeStats and
+process, platform and GC collectors) over N synthetic trunks whose StatsTable rows and
 TrunkHealth look like a day of 5 s OPTIONS probing (≈17,000 results per trunk, a few
 timeouts and refusals, RTTs spread over the buckets, 1 % of trunks DOWN with an open
 outage, 1 % UNKNOWN). Then measures:
@@ -12,7 +12,7 @@ outage, 1 % UNKNOWN). Then measures:
      what a scrape holds the event loop for), rendering text 0.0.4 and OpenMetrics, raw
      size, gzip size and the time of the streamed gzip the server does;
   2. under load: a real Scheduler drives N fake probes at 1/s (each answers at once from
-     a loop callback and updates the trunk's ProbeStats, as a datagram would), and the
+     a loop callback and updates the trunk's StatsTable row, as a datagram would), and the
      scheduler's own lateness (LagHistogram, the hot path's goal: p99 < 5 ms) is compared
      with no scrape running and during scrapes made several ways: the server's (sliced
      snapshot, then text written, gzipped and streamed a piece at a time in the loop,
@@ -60,7 +60,7 @@ from monitor.metrics.exporter import (
 )
 from monitor.metrics.exposition import ExpositionFormat
 from monitor.metrics.server import GZIP_LEVEL, GZIP_WBITS, exposition_chunks, make_app, serve
-from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
+from monitor.metrics.stats import RTT_BUCKETS, RTT_WIDTH, StatsTable
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.probe import ResultCallback
@@ -114,21 +114,21 @@ def synthetic_sources(n: int) -> ExportSources:
     rng = random.Random(SEED)
     now = datetime.now(UTC)
     trunks: list[TrunkInfo] = []
-    stats: list[ProbeStats] = []
+    stats = StatsTable()
     health: dict[str, TrunkHealth] = {}
     opened: dict[str, int] = {}
     for i in range(n):
         carrier = f"carrier-{i % CARRIERS:02d}"
         name = f"{carrier}-sbc-{i:05d}"
         trunks.append(TrunkInfo(name, carrier, rng.choice(("udp", "udp", "tcp", "tls"))))
-        st = ProbeStats(name, "options")
+        stats.add(name)
         timeouts = rng.choice((0, 0, 1, 3, 12, 40))
         refused = rng.choice((0, 0, 0, 2))
         ok = PROBES_PER_TRUNK - timeouts - refused
-        counts = {Outcome.OK.value: ok, Outcome.TIMEOUT.value: timeouts}
+        for outcome, count in ((Outcome.OK, ok), (Outcome.TIMEOUT, timeouts)):
+            stats.outcome_column(outcome)[i] = count
         if refused:
-            counts[Outcome.REFUSED.value] = refused
-        st.outcome_counts = counts
+            stats.outcome_column(Outcome.REFUSED)[i] = refused
         median = rng.uniform(*RTT_MEDIAN_RANGE)
         answered = ok
         rtt_counts = [0] * (len(RTT_BUCKETS) + 1)
@@ -136,10 +136,9 @@ def synthetic_sources(n: int) -> ExportSources:
             rtt = rng.lognormvariate(0, 0.35) * median
             index = next((k for k, b in enumerate(RTT_BUCKETS) if rtt <= b), len(RTT_BUCKETS))
             rtt_counts[index] += answered // 50
-        st.rtt.counts = rtt_counts
-        st.rtt.n = sum(rtt_counts)
-        st.rtt.total = st.rtt.n * median
-        st.last_success, st.last_status, st.last_duration_s = 1, 200, median
+        stats.rtt_counts[i * RTT_WIDTH : (i + 1) * RTT_WIDTH] = array("q", rtt_counts)
+        stats.rtt_sum[i] = sum(rtt_counts) * median
+        stats.last_success[i], stats.last_status[i], stats.last_duration_s[i] = 1, 200, median
         h = TrunkHealth(name, state=TrunkState.UP)
         roll = rng.random()
         if roll < 0.01:
@@ -152,10 +151,9 @@ def synthetic_sources(n: int) -> ExportSources:
                 confirmed_at=now,
                 first_outcome="timeout",
             )
-            st.last_success, st.last_status = 0, 0
+            stats.last_success[i], stats.last_status[i] = 0, 0
         elif roll < 0.02:
             h.state = TrunkState.UNKNOWN
-        stats.append(st)
         health[name] = h
         opened[name] = rng.choice((0, 0, 0, 1, 2))
     return ExportSources(
@@ -380,12 +378,9 @@ async def under_load(
     server_only: bool = False,
 ) -> None:
     loop = asyncio.get_running_loop()
-    by_name = {st.trunk: st for st in sources.stats}
-
-    def on_result(result: ProbeResult) -> None:
-        by_name[result.trunk].record(result)
-
-    sched = Scheduler([(FakeProbe(t.trunk), interval) for t in sources.trunks], on_result)
+    sched = Scheduler(
+        [(FakeProbe(t.trunk), interval) for t in sources.trunks], sources.stats.record
+    )
     sources.scheduler = sched
     windows = LagWindows(sched)
     exporter = Exporter(sources, runtime=runtime_registry())

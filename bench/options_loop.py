@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from monitor.metrics.stats import StatsTable
     from probes.result import Outcome
 
 KAMAILIO_CFG = """#!KAMAILIO
@@ -163,10 +164,7 @@ async def run_loop(
     samples: array[float] = array("d")
     sched.lag.samples = samples
     started0, skipped0 = sched.started, sched.skipped
-    outcomes0 = {
-        k: sum(st.outcome_counts.get(k, 0) for st in monitor.pipeline.stats.values())
-        for k in _outcomes()
-    }
+    outcomes0 = outcome_totals(monitor.pipeline.stats)
     cpu0, t0 = cpu_s(), time.perf_counter()
     extra = None
     if during is not None:
@@ -175,10 +173,7 @@ async def run_loop(
         await asyncio.sleep(seconds)
     cpu1, t1 = cpu_s(), time.perf_counter()
     sched.lag.samples = None
-    outcomes1 = {
-        k: sum(st.outcome_counts.get(k, 0) for st in monitor.pipeline.stats.values())
-        for k in _outcomes()
-    }
+    outcomes1 = outcome_totals(monitor.pipeline.stats)
     done = {
         k.value: outcomes1[k] - outcomes0[k] for k in _outcomes() if outcomes1[k] - outcomes0[k]
     }
@@ -199,6 +194,11 @@ async def run_loop(
         "skipped": sched.skipped - skipped0,
         "during": extra,
     }
+
+
+def outcome_totals(table: StatsTable) -> dict[Outcome, int]:
+    """Every outcome's count over all trunks."""
+    return {k: sum(table.outcomes.get(k, ())) for k in _outcomes()}
 
 
 def _outcomes() -> tuple[Outcome, ...]:

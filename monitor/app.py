@@ -235,7 +235,7 @@ class Monitor:
             agent=self.config.agent,
             loop_name=loop_name(),
             trunks=trunk_infos(self.config.trunks),
-            stats=list(self.pipeline.stats.values()),
+            stats=self.pipeline.stats,
             health=self.health,
             scheduler=self.scheduler,
             malformed=self.malformed,

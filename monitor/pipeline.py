@@ -24,7 +24,7 @@ from monitor.events import (
 from monitor.health import HealthPolicy, QualityPolicy, TrunkHealth, reduce, reduce_quality
 from monitor.metrics.calls import CallMetrics
 from monitor.metrics.exposition import ExpositionFormat
-from monitor.metrics.stats import ProbeStats
+from monitor.metrics.stats import StatsTable
 from monitor.probable_cause import mark_customer_certificate, probable_cause
 from monitor.store.samples import CallSample
 from monitor.transition_samples import ProbeSampleRun, TransitionSampler
@@ -109,7 +109,7 @@ class Pipeline:
         self.quality_policies = quality_policies or {}
         self.call_profiles = call_profiles or {}
         self.call_metrics = call_metrics or CallMetrics({}, agent=agent)
-        self.stats = {trunk: ProbeStats(trunk, "options") for trunk in health}
+        self.stats = StatsTable(health)
         self.sampler = TransitionSampler(agent)
         self.outages_opened: dict[str, int] = {}
         self.learned: dict[str, int] = {}  # state → trunks that reached it from UNKNOWN
@@ -151,7 +151,7 @@ class Pipeline:
         """Watch one more trunk (a reload); its state starts as `health` says."""
         self.health[health.trunk] = health
         self.policies[health.trunk] = policy
-        self.stats[health.trunk] = ProbeStats(health.trunk, "options")
+        self.stats.add(health.trunk)
 
     def remove_trunk(self, trunk: str, now: datetime) -> Produced:
         """Stop watching a trunk (a reload): its open outage and degradation end as
@@ -169,7 +169,7 @@ class Pipeline:
         out.probe_samples += self.sampler.forget(trunk)
         self.policies.pop(trunk, None)
         self.quality_policies.pop(trunk, None)
-        self.stats.pop(trunk, None)
+        self.stats.remove(trunk)
         self.outages_opened.pop(trunk, None)
         return out
 
@@ -217,7 +217,7 @@ class Pipeline:
                 if self.registrations.lost(trunk):
                     detail = "answered, but its required registration is not in force"
                     result = replace(result, outcome=Outcome.UNREGISTERED, detail=detail)
-            self.stats[trunk].record(result)
+            self.stats.record(result)
             raw = (result.sent_wall_ns, result.outcome.value, result.rtt_ns, result.status_code)
             done = self.sampler.record(trunk, raw)
             vantage = self.vantage

@@ -218,6 +218,7 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
             removed.events += out.events
             removed.probe_samples += out.probe_samples
             removed.logs += out.logs
+    pipeline.stats.compact()  # new columns: a sliced snapshot keeps reading the old ones
     async for trunks in _slices(changes.reprobed):
         before = {
             i.probe.trunk: i for i in scheduler.remove({t.name for t in trunks}, kinds=OPTIONS)
@@ -238,9 +239,8 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
         carriers = {t.name: t.carrier for t in mine.trunks}
         pipeline.set_vantage(mine.vantage.guard(mine.agent, carriers))
     if monitor.exporter is not None:
-        src = monitor.exporter.src  # new lists: a sliced snapshot may be reading the old ones
+        src = monitor.exporter.src  # a new list: a sliced snapshot may be reading the old one
         src.trunks = await asyncio.to_thread(trunk_infos, mine.trunks)
-        src.stats = list(pipeline.stats.values())
 
     # Both walk every trunk (routes, URIs): in a thread, each swaps its result in at once.
     await asyncio.to_thread(monitor.tickets.follow, running)

@@ -46,7 +46,7 @@ from monitor.metrics import targets
 from monitor.metrics import tickets as ticket_metrics
 from monitor.metrics.exporter import ExportSources, TrunkInfo, TrunkwatchCollector
 from monitor.metrics.exposition import Family, Kind
-from monitor.metrics.stats import ProbeStats
+from monitor.metrics.stats import StatsTable
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.result import Outcome, ProbeResult
@@ -282,7 +282,7 @@ def recorded_names() -> set[str]:
 
 def exported_names() -> set[str]:
     """Sample names the real collector produces, with every family populated."""
-    stats = ProbeStats("t1", "options")
+    stats = StatsTable(["t1"])
     stats.record(
         ProbeResult(
             "t1", "options", Outcome.OK, 0, rtt_ns=10**6, duration_ns=10**6, status_code=200
@@ -292,7 +292,7 @@ def exported_names() -> set[str]:
         agent="a",
         loop_name="asyncio",
         trunks=[TrunkInfo("t1", "c1", "udp")],
-        stats=[stats],
+        stats=stats,
         health={"t1": TrunkHealth("t1")},
         scheduler=Scheduler([], lambda result: None),
         malformed=MalformedCounter(),

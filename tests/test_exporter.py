@@ -61,7 +61,7 @@ from monitor.metrics.exposition import (
     negotiate,
 )
 from monitor.metrics.server import accepts_gzip, make_app
-from monitor.metrics.stats import RTT_BUCKETS, ProbeStats
+from monitor.metrics.stats import RTT_BUCKETS, RTT_WIDTH, StatsTable
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.result import Outcome, ProbeResult
@@ -143,18 +143,23 @@ class ReferenceCollector(Collector):
             labels=["agent", "trunk"],
         )
         agent = self.src.agent
-        for s in self.src.stats:
-            key = [agent, s.trunk, s.probe]
-            for outcome, count in s.outcome_counts.items():
-                outcomes.add_metric([*key, Outcome(outcome).value], float(count))
-            if s.last_success < 0:
+        table = self.src.stats
+        for outcome in Outcome:  # outcome by outcome, each for the probes that had it
+            for trunk, probe in zip(table.trunk, table.probe, strict=True):
+                count = table.outcome_counts(trunk).get(outcome)
+                if count:
+                    outcomes.add_metric([agent, trunk, probe, outcome.value], float(count))
+        for row, (trunk, probe) in enumerate(zip(table.trunk, table.probe, strict=True)):
+            key = [agent, trunk, probe]
+            if table.last_success[row] < 0:
                 continue
-            success.add_metric(key, float(s.last_success))
-            duration.add_metric(key, s.last_duration_s)
-            status.add_metric(key, float(s.last_status))
-            if s.probe == "options":
+            success.add_metric(key, float(table.last_success[row]))
+            duration.add_metric(key, table.last_duration_s[row])
+            status.add_metric(key, float(table.last_status[row]))
+            if probe == "options":
+                counts = table.rtt_bucket_counts(trunk)
                 rtt.add_metric(
-                    [agent, s.trunk], _buckets(RTT_BUCKETS, s.rtt.counts), sum_value=s.rtt.total
+                    [agent, trunk], _buckets(RTT_BUCKETS, counts), sum_value=table.rtt_sum[row]
                 )
         yield from (success, duration, status, outcomes, rtt)
 
@@ -290,7 +295,7 @@ def make_sources(
         agent="agent-1",
         loop_name="asyncio-cpython",
         trunks=[TrunkInfo(*t) for t in trunks],
-        stats=[ProbeStats(t[0], "options") for t in trunks],
+        stats=StatsTable(t[0] for t in trunks),
         health={t[0]: TrunkHealth(t[0]) for t in trunks},
         scheduler=scheduler,
         malformed=MalformedCounter(),
@@ -317,19 +322,19 @@ def rich_sources() -> ExportSources:
     stats = src.stats
     # trunk-0: answered on every bucket bound and beyond the last.
     for rtt in (*RTT_BUCKETS, 0.0001, 2.5, 0.0123):
-        stats[0].record(result("trunk-0", Outcome.OK, rtt, 200))
+        stats.record(result("trunk-0", Outcome.OK, rtt, 200))
     # trunk-1: failures after successes: last success 0, status of the last answer.
-    stats[1].record(result("trunk-1", Outcome.OK, 0.02, 200))
-    stats[1].record(result("trunk-1", Outcome.SIP_ERROR, 0.03, 503))
-    stats[1].record(result("trunk-1", Outcome.TIMEOUT, None, None))
+    stats.record(result("trunk-1", Outcome.OK, 0.02, 200))
+    stats.record(result("trunk-1", Outcome.SIP_ERROR, 0.03, 503))
+    stats.record(result("trunk-1", Outcome.TIMEOUT, None, None))
     # trunk-2: only a crash of the prober: outcome counted, nothing else shown.
-    stats[2].record(result("trunk-2", Outcome.PROBE_CRASHED, None, None))
+    stats.record(result("trunk-2", Outcome.PROBE_CRASHED, None, None))
     # trunk-3: counters large enough for Go's exponent form (1e+06 and up).
-    stats[3].record(result("trunk-3", Outcome.OK, 0.05, 200))
-    stats[3].outcome_counts[Outcome.OK] = 123_456_789
-    stats[3].outcome_counts[Outcome.REFUSED] = 1_000_000
-    stats[3].rtt.counts[2] = 999_999
-    stats[3].rtt.total = 1.5e7
+    stats.record(result("trunk-3", Outcome.OK, 0.05, 200))
+    stats.outcome_column(Outcome.OK)[3] = 123_456_789
+    stats.outcome_column(Outcome.REFUSED)[3] = 1_000_000
+    stats.rtt_counts[3 * RTT_WIDTH + 2] = 999_999
+    stats.rtt_sum[3] = 1.5e7
     # trunk-4: no results at all (before the first probe).
     src.health["trunk-1"].state = TrunkState.DOWN
     src.health["trunk-1"].open_outage = outage("trunk-1")
@@ -464,11 +469,11 @@ def random_sources(draw: st.DrawFn) -> ExportSources:
     ]
     src = make_sources(trunks, scheduler=Scheduler([], lambda r: None))
     rtt = st.one_of(st.none(), st.sampled_from(RTT_BUCKETS), st.floats(0, 5))
-    for stats in src.stats:
+    for trunk in src.stats.trunk:
         for _ in range(draw(st.integers(0, 6))):
             outcome = draw(st.sampled_from(list(Outcome)))
             status = draw(st.sampled_from([None, 200, 404, 503]))
-            stats.record(result(stats.trunk, outcome, draw(rtt), status))
+            src.stats.record(result(trunk, outcome, draw(rtt), status))
     for health in src.health.values():
         health.state = draw(st.sampled_from(list(TrunkState)))
         if draw(st.booleans()):
@@ -495,27 +500,29 @@ def mixed_sources(n: int) -> ExportSources:
     crashed-only probes, a non-OPTIONS probe, empty and full RTT buckets, counts past a
     million, sums that are inf, nan or past 1e6, every state, outages and opened counts."""
     src = make_sources([(f"t{i}", f"c{i % 3}", "udp") for i in range(n)])
-    src.stats[7 % n].probe = "register"  # gauges and outcomes, no RTT histogram
-    for i, stats in enumerate(src.stats):
+    stats = src.stats
+    stats.probe[7 % n] = "register"  # gauges and outcomes, no RTT histogram
+    for i, trunk in enumerate(stats.trunk):
         case = i % 9
+        first, last = i * RTT_WIDTH, (i + 1) * RTT_WIDTH - 1  # the row's first and +Inf bucket
         if case == 0:
             continue  # no result yet: nothing but (no) outcome counts
         if case == 1:
-            stats.record(result(stats.trunk, Outcome.PROBE_CRASHED, None, None))
+            stats.record(result(trunk, Outcome.PROBE_CRASHED, None, None))
             continue
         for k, rtt in enumerate((*RTT_BUCKETS[: 1 + i % len(RTT_BUCKETS)], 0.0042 * i)):
             outcome = Outcome.OK if k % 4 else Outcome.TIMEOUT
-            stats.record(result(stats.trunk, outcome, rtt, 200 if k % 4 else None))
+            stats.record(result(trunk, outcome, rtt, 200 if k % 4 else None))
         if case == 3:
-            stats.outcome_counts[Outcome.OK] = 1_000_000 + i  # Go's exponent form
-            stats.rtt.counts[-1] = 999_999
+            stats.outcome_column(Outcome.OK)[i] = 1_000_000 + i  # Go's exponent form
+            stats.rtt_counts[last] = 999_999
         if case == 4:
-            stats.rtt.total = (math.inf, math.nan, 2.5e6, -math.inf)[i % 4]
+            stats.rtt_sum[i] = (math.inf, math.nan, 2.5e6, -math.inf)[i % 4]
         if case == 5:
-            stats.last_duration_s = 1e-7 * i
+            stats.last_duration_s[i] = 1e-7 * i
         if case == 6:  # never so in the monitor; a total below a million must not hide it
-            stats.rtt.counts[0] += 1_500_000  # 1.5e+06 while the total stays small
-            stats.rtt.counts[-1] -= 1_500_000
+            stats.rtt_counts[first] += 1_500_000  # 1.5e+06 while the total stays small
+            stats.rtt_counts[last] -= 1_500_000
     for i, health in enumerate(src.health.values()):
         health.state = list(TrunkState)[i % len(TrunkState)]
         if i % 4 == 1:
@@ -602,8 +609,8 @@ def test_trunks_added_after_construction_are_exported() -> None:
     exporter = Exporter(src)
     exporter.expose(exporter.snapshot(), TEXT)  # labels prepared for t1
     src.trunks.append(TrunkInfo("t2", "c2", "tls"))
-    src.stats.append(ProbeStats("t2", "options"))
-    src.stats[-1].record(result("t2", Outcome.OK, 0.01, 200))
+    src.stats.add("t2")
+    src.stats.record(result("t2", Outcome.OK, 0.01, 200))
     src.health["t2"] = TrunkHealth("t2", state=TrunkState.UP)
     for fmt in ExpositionFormat:
         assert exporter.expose(exporter.snapshot(), fmt) == reference(src, fmt)
@@ -659,8 +666,8 @@ def test_render_reads_only_the_snapshot() -> None:
     before = exporter.expose(exporter.snapshot(), TEXT)
     snap = exporter.snapshot()
     # The hot path goes on after the snapshot: new results, a new outcome, a state change.
-    src.stats[0].record(result("trunk-0", Outcome.OK, 0.007, 200))
-    src.stats[4].record(result("trunk-4", Outcome.DNS, None, None))
+    src.stats.record(result("trunk-0", Outcome.OK, 0.007, 200))
+    src.stats.record(result("trunk-4", Outcome.DNS, None, None))
     src.health["trunk-0"].state = TrunkState.DOWN
     src.outages_opened["trunk-0"] = 9
     src.malformed.parse_errors += 1
@@ -672,8 +679,8 @@ def test_render_reads_only_the_snapshot() -> None:
 
 def many_sources(n: int) -> ExportSources:
     src = make_sources([(f"t{i}", f"c{i % 7}", "udp") for i in range(n)])
-    for i, stats in enumerate(src.stats):
-        stats.record(result(stats.trunk, Outcome.OK if i % 5 else Outcome.TIMEOUT, 0.01, 200))
+    for i, trunk in enumerate(src.stats.trunk):
+        src.stats.record(result(trunk, Outcome.OK if i % 5 else Outcome.TIMEOUT, 0.01, 200))
     return src
 
 

@@ -48,8 +48,9 @@ def test_a_steady_trunk_produces_nothing_after_its_first_state() -> None:
     ]
     # UNKNOWN -> UP is no evidence: no samples are captured for it, so nothing completes.
     assert outs == [None] * AFTER_SIZE
-    assert p.stats["t1"].rtt.n == AFTER_SIZE + 1
-    assert p.stats["t1"].last_success == 1
+    assert sum(p.stats.rtt_bucket_counts("t1")) == AFTER_SIZE + 1
+    assert p.stats.outcome_counts("t1") == {Outcome.OK: AFTER_SIZE + 1}
+    assert p.stats.last_success[p.stats.rows["t1"]] == 1
 
 
 def test_three_failures_open_an_outage_and_two_successes_close_it() -> None:

@@ -1,0 +1,178 @@
+"""The exporter's per-trunk figures as columns (monitor.metrics.stats.StatsTable)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import tracemalloc
+
+import pytest
+
+from monitor.health import TrunkHealth
+from monitor.metrics import pacing
+from monitor.metrics.exporter import SNAPSHOT_SLICE, Exporter, ExportSources, TrunkInfo
+from monitor.metrics.exposition import ExpositionFormat
+from monitor.metrics.stats import RTT_BUCKETS, RTT_WIDTH, StatsTable
+from monitor.scheduler import Scheduler
+from probes.options import MalformedCounter
+from probes.result import Outcome, ProbeResult
+
+
+def result(trunk: str, outcome: Outcome, rtt_ms: int | None, status: int | None) -> ProbeResult:
+    rtt_ns = None if rtt_ms is None else rtt_ms * 1_000_000
+    return ProbeResult(
+        trunk, "options", outcome, 0, rtt_ns=rtt_ns, duration_ns=rtt_ns, status_code=status
+    )
+
+
+def test_a_row_counts_what_its_results_say() -> None:
+    table = StatsTable(["a", "b"])
+    for r in (
+        result("a", Outcome.OK, 4, 200),
+        result("a", Outcome.OK, 70, 200),
+        result("a", Outcome.SIP_ERROR, 30, 503),  # answered: its RTT counts
+        result("a", Outcome.TIMEOUT, None, None),
+        result("a", Outcome.PROBE_CRASHED, None, None),  # counted, nothing else changes
+        result("gone", Outcome.OK, 1, 200),  # a trunk no longer watched: ignored
+    ):
+        table.record(r)
+    assert table.outcome_counts("a") == {
+        Outcome.OK: 2,
+        Outcome.TIMEOUT: 1,
+        Outcome.SIP_ERROR: 1,
+        Outcome.PROBE_CRASHED: 1,
+    }
+    # 4 ms in the first bucket (≤ 5 ms), 30 ms on the 0.03 bound, 70 ms in ≤ 0.1.
+    assert table.rtt_bucket_counts("a") == [1, 0, 1, 0, 1, 0, 0, 0, 0, 0]
+    assert table.rtt_sum[0] == pytest.approx(0.104)
+    row = table.rows["a"]
+    assert (table.last_success[row], table.last_status[row]) == (0, 0)  # the timeout
+    assert table.last_duration_s[row] == pytest.approx(0.03)  # the timeout had no duration
+    # "b" has had nothing: the outcome columns made since hold zeros for it.
+    assert table.outcome_counts("b") == {}
+    assert table.rtt_bucket_counts("b") == [0] * RTT_WIDTH
+    assert table.last_success[table.rows["b"]] == -1
+    assert len(table) == 2 and "gone" not in table
+
+
+def test_compact_drops_removed_rows_and_keeps_the_others_figures() -> None:
+    rng = random.Random(7)
+    names = [f"t{i}" for i in range(50)]
+    table = StatsTable(names)
+    for _ in range(400):
+        outcome = rng.choice([Outcome.OK, Outcome.OK, Outcome.TIMEOUT, Outcome.REFUSED])
+        rtt = rng.randint(1, 3000) if outcome is Outcome.OK else None
+        table.record(result(rng.choice(names), outcome, rtt, 200 if rtt else None))
+    removed = set(names[::3])
+    kept = [n for n in names if n not in removed]
+    before = {
+        n: (
+            table.outcome_counts(n),
+            table.rtt_bucket_counts(n),
+            table.rtt_sum[table.rows[n]],
+            table.last_success[table.rows[n]],
+        )
+        for n in kept
+    }
+    old = table.columns()
+    for name in removed:
+        table.remove(name)
+    assert table.columns().trunk == names  # rows stay (exported) until the compaction
+    table.compact()
+    assert table.trunk == kept and list(table.rows) == kept
+    assert table.rows == {n: i for i, n in enumerate(kept)}
+    for n in kept:
+        row = table.rows[n]
+        after = (
+            table.outcome_counts(n),
+            table.rtt_bucket_counts(n),
+            table.rtt_sum[row],
+            table.last_success[row],
+        )
+        assert after == before[n]
+    assert all(len(c) == len(kept) for c in table.outcomes.values())
+    assert len(table.rtt_counts) == len(kept) * RTT_WIDTH
+    # The columns a snapshot took before are not those written from now on.
+    copy = old.rtt_counts.tolist()
+    table.record(result(kept[0], Outcome.OK, 2, 200))
+    table.add("new")
+    assert old.rtt_counts.tolist() == copy and len(old.trunk) == len(names)
+    assert table.rows["new"] == len(kept) and table.outcome_counts("new") == {}
+
+
+def test_a_row_costs_a_third_of_the_objects_it_replaced() -> None:
+    # The object per trunk (dataclass, histogram, bucket list, outcome dict, and an int
+    # object per count past 256) held ~630 bytes a trunk after a few hundred results. A
+    # row is ~200 bytes, however large its counts grow.
+    n = 5_000
+    names = [f"trunk-{i:05d}" for i in range(n)]
+    tracemalloc.start()
+    try:
+        start = tracemalloc.get_traced_memory()[0]
+        table = StatsTable(names)
+        for name in names:
+            table.record(result(name, Outcome.OK, 20, 200))
+            table.record(result(name, Outcome.TIMEOUT, None, None))
+        table.outcome_column(Outcome.OK)[0] = 2**40
+        per_trunk = (tracemalloc.get_traced_memory()[0] - start) / n
+    finally:
+        tracemalloc.stop()
+    assert table.outcome_counts(names[0]) == {Outcome.OK: 2**40, Outcome.TIMEOUT: 1}
+    assert per_trunk < 260, per_trunk
+
+
+def sources(table: StatsTable) -> ExportSources:
+    return ExportSources(
+        agent="a",
+        loop_name="asyncio",
+        trunks=[TrunkInfo(t, "c", "udp") for t in table.trunk],
+        stats=table,
+        health={t: TrunkHealth(t) for t in table.trunk},
+        scheduler=Scheduler([], lambda r: None),
+        malformed=MalformedCounter(),
+        outages_opened={},
+        store_pending=lambda: 0,
+        store_errors=lambda: 0,
+        gaps_recorded=lambda: 0,
+        samples_dropped=lambda: 0,
+    )
+
+
+async def test_a_compaction_during_a_sliced_snapshot_leaves_it_whole(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A reload removes trunks while a scrape copies the table a slice at a time: the
+    # snapshot keeps reading the columns it began with, every row of them.
+    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
+    n = SNAPSHOT_SLICE * 3 + 7
+    table = StatsTable(f"t{i}" for i in range(n))
+    for i, trunk in enumerate(table.trunk):
+        table.record(result(trunk, Outcome.OK, 1 + i % 900, 200))
+    exporter = Exporter(sources(table))
+    whole = exporter.snapshot()
+
+    async def reload() -> None:
+        await asyncio.sleep(0)  # the snapshot has copied its first slice
+        for trunk in table.trunk[::2]:
+            table.remove(trunk)
+        table.compact()
+        table.add("late")
+
+    sliced, _ = await asyncio.gather(exporter.snapshot_sliced(), reload())
+    assert len(table) == n - (n + 1) // 2 + 1
+    assert sliced.stat_trunk == whole.stat_trunk
+    assert sliced.rtt_counts == whole.rtt_counts
+    assert sliced.outcomes == whole.outcomes
+    # The next scrape shows the table as it is now.
+    after = exporter.snapshot()
+    assert after.stat_trunk == table.trunk and len(after.rtt_counts) == len(table) * RTT_WIDTH
+    lines = exporter.expose(after, ExpositionFormat.TEXT).decode().splitlines()
+    probe_lines = [line for line in lines if line.startswith(PROBE_FAMILIES)]
+    assert not [line for line in probe_lines if 't0"' in line]
+    t1 = [line for line in probe_lines if 'trunk="t1"' in line]
+    bucket = f'trunkwatch_sip_options_rtt_seconds_bucket{{agent="a",le="{RTT_BUCKETS[0]!r}"'
+    assert f'{bucket},trunk="t1"}} 1.0' in t1  # t1's 2 ms, kept through the compaction
+
+
+PROBE_FAMILIES = ("trunkwatch_probe_", "trunkwatch_sip_")
