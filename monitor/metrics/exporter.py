@@ -159,6 +159,8 @@ _OUTCOME_LABEL = {o: f'outcome="{escape_label_value(o.value)}",' for o in Outcom
 _T = TypeVar("_T")
 # Value texts of a column and the tail each is written with (columns.count_texts, …).
 _Texts = Callable[[Sequence[Any]], tuple[list[str], str]]
+# (start, end, keep) -> the probe label part and the trunk labels of those rows it keeps.
+_Labels = Callable[[int, int, Sequence[Any]], tuple[Part, Sequence[str]]]
 # Column tests for map passes: a probe has answered (last_success ≥ 0); it is OPTIONS.
 _is_answered = (-1).__lt__
 _is_options = "options".__eq__
@@ -270,12 +272,17 @@ class Exporter:
             version=__version__,
         )
         # Label texts are prepared once per trunk (here, for the trunks configured now) and
-        # reused by every scrape: labels come only from config, which never changes.
+        # reused by every scrape: labels come only from config, which never changes. A line's
+        # labels are laid from parts: the trunk's own `trunk="…"} ` (one text per trunk,
+        # shared by all its lines) and texts shared by many trunks (probe, carrier and
+        # transport), so a trunk holds one label text, not one per family.
         self._agent = f'agent="{escape_label_value(sources.agent)}",'
         self._trunk_labels: dict[str, str] = {}
-        self._info_texts = _TextColumn(self._info_line)
-        self._stat_texts = _TextColumn(self._stat_label)
-        self._rtt_texts = _TextColumn(self._trunk_label)
+        self._shared_labels: dict[tuple[str, ...], str] = {}
+        self._info_texts = _TextColumn(self._info_label)  # carrier and transport
+        self._info_trunks = _TextColumn(self._info_trunk)
+        self._probe_texts = _TextColumn(self._probe_label)
+        self._stat_trunks = _TextColumn(self._trunk_label)
         self._health_texts = _TextColumn(self._trunk_label)
         if prepare:  # else the owner awaits prepare_sliced() before the first scrape
             for _ in self._prepare_steps(self.snapshot(), step=sys.maxsize):
@@ -380,32 +387,53 @@ class Exporter:
             label = self._trunk_labels[trunk] = f'trunk="{escape_label_value(trunk)}"}} '
         return label
 
-    @staticmethod
-    def _stat_label(trunk: str, probe: str) -> str:
-        # Not cached by (trunk, probe) as the trunk's label is: the text column keeps them,
-        # and a dict with its key tuples was ~10 MB more at 100,000 trunks.
-        return f"{label_text(probe=probe, trunk=trunk)}}} "
+    def _shared_label(self, **labels: str) -> str:
+        """`name="value",` texts of labels many trunks share (a few distinct ones)."""
+        key = tuple(labels.values())
+        text = self._shared_labels.get(key)
+        if text is None:
+            text = self._shared_labels[key] = f"{label_text(**labels)},"
+        return text
 
-    def _info_line(self, info: TrunkInfo) -> str:
-        labels = label_text(carrier=info.carrier, transport=info.transport, trunk=info.trunk)
-        return f"{TRUNK_INFO.sample}{{{self._agent}{labels}}} 1.0\n"
+    def _info_label(self, info: TrunkInfo) -> str:
+        return self._shared_label(carrier=info.carrier, transport=info.transport)
+
+    def _info_trunk(self, info: TrunkInfo) -> str:
+        return self._trunk_label(info.trunk)
+
+    def _probe_label(self, probe: str) -> str:
+        return self._shared_label(probe=probe)
 
     def _prepare_steps(self, snap: Snapshot, *, step: int) -> Iterator[None]:
         yield from self._info_texts.fill(snap.trunks, step=step)
-        yield from self._stat_texts.fill(snap.stat_trunk, snap.stat_probe, step=step)
-        yield from self._rtt_texts.fill(snap.stat_trunk, step=step)
+        yield from self._info_trunks.fill(snap.trunks, step=step)
+        yield from self._probe_texts.fill(snap.stat_probe, step=step)
+        yield from self._stat_trunks.fill(snap.stat_trunk, step=step)
         yield from self._health_texts.fill(snap.health_trunk, step=step)
 
     def _info(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         yield TRUNK_INFO.header(fmt)
-        lines = self._info_texts.texts(snap.trunks)
-        for start, end in _spans(len(lines)):
-            yield "".join(lines[start:end])
+        head = f"{TRUNK_INFO.sample}{{{self._agent}"
+        labels = self._info_texts.texts(snap.trunks)
+        trunks = self._info_trunks.texts(snap.trunks)
+        for start, end in _spans(len(trunks)):
+            parts = (head, labels[start:end], trunks[start:end], "1.0\n")
+            yield rows_text(end - start, parts)
 
     def _probe_families(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
-        # Row labels end with the label set's "} ", so a line is head + label + value + tail.
-        labels = self._stat_texts.texts(snap.stat_trunk, snap.stat_probe)
-        n = len(labels)
+        # A line is head + probe label + trunk label (ending with the label set's "} ") +
+        # value + tail; with one probe label for all rows (all OPTIONS, the usual case) it is
+        # a constant part of the row template, not a column.
+        trunks = self._stat_trunks.texts(snap.stat_trunk)
+        probes = self._probe_texts.texts(snap.stat_probe)
+        single = probes[0] if probes and probes.count(probes[0]) == len(probes) else None
+
+        def labels(start: int, end: int, keep: Sequence[Any]) -> tuple[Part, Sequence[str]]:
+            """The probe label part and the trunk labels of rows start..end that `keep` marks."""
+            chosen = _kept(trunks[start:end], keep)
+            return (single if single is not None else _kept(probes[start:end], keep)), chosen
+
+        n = len(trunks)
         agent = self._agent
         # Before its first result a probe shows only its outcome counts (if any).
         answered = list(map(_is_answered, snap.last_success))
@@ -426,19 +454,18 @@ class Exporter:
             for start, end in _spans(n):
                 counts = column[start:end]
                 values, tail = count_texts(_kept(counts, counts))
-                rows = _kept(labels[start:end], counts)
-                yield rows_text(len(rows), (head, rows, values, tail + "\n"))
+                probe, rows = labels(start, end, counts)
+                yield rows_text(len(rows), (head, probe, rows, values, tail + "\n"))
 
         yield OPTIONS_RTT.header(fmt)
         heads = [f"{OPTIONS_RTT.name}_bucket{{{agent}{le}," for le in _RTT_LE]
         count_head = f"{OPTIONS_RTT.name}_count{{{agent}"
         sum_head = f"{OPTIONS_RTT.name}_sum{{{agent}"
         options = list(map(and_, answered, map(_is_options, snap.stat_probe)))
-        trunk_labels = self._rtt_texts.texts(snap.stat_trunk)
         width = RTT_WIDTH
         for start, end in _spans(n, width + 2):
             keep = options[start:end]
-            rows = _kept(trunk_labels[start:end], keep)
+            rows = _kept(trunks[start:end], keep)
             counts = snap.rtt_counts[start * width : end * width]
             parts: list[Part] = []
             # Cumulative counts per bucket; a bucket empty for every row leaves them (and
@@ -470,7 +497,7 @@ class Exporter:
         self,
         fam: Family,
         fmt: ExpositionFormat,
-        labels: list[str],
+        labels: _Labels,
         keep: list[bool],
         column: Sequence[Any],
         texts: _Texts,
@@ -478,11 +505,10 @@ class Exporter:
         """A per-probe gauge's lines for the probes `keep` selects."""
         yield fam.header(fmt)
         head = f"{fam.sample}{{{self._agent}"
-        for start, end in _spans(len(labels)):
-            rows = _kept(labels[start:end], keep[start:end])
-            chosen = _kept(column[start:end], keep[start:end])
-            values, tail = texts(chosen)
-            yield rows_text(len(rows), (head, rows, values, tail + "\n"))
+        for start, end in _spans(len(keep)):
+            probe, rows = labels(start, end, keep[start:end])
+            values, tail = texts(_kept(column[start:end], keep[start:end]))
+            yield rows_text(len(rows), (head, probe, rows, values, tail + "\n"))
 
     def _health_families(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         agent = self._agent
