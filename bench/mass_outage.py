@@ -29,6 +29,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port
 from scale import (
+    between,
     config_text,
     lag_buckets,
     lag_shares,
@@ -107,8 +108,9 @@ def main() -> None:
         # Exact; the rate-limited log lines are a floor.
         counted = sample(last, "trunkwatch_store_samples_dropped_total")
         print(f"rows dropped at the cap before the stop: {counted:,.0f}")
-        print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(before, lag):g} ms (bucket)")
-        print(f"  share within: {lag_shares(before, lag)}")
+        lateness = between(before, lag)
+        print(f"probe lateness, outage to end: p99 ≤ {1e3 * p99_bound(lateness):g} ms (bucket)")
+        print(f"  share within: {lag_shares(lateness)}")
         print(
             f"RSS before the outage {rss_before:.0f} MB, highest from it to the end {peak:.0f} MB"
         )

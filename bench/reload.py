@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from options_loop import free_port, start_kamailio, stop
-from scale import ROOT, cli, lag_buckets, p99_bound, sample, scrape
+from scale import ROOT, between, cli, lag_buckets, p99_bound, sample, scrape
 
 SKIPPED = "trunkwatch_scheduler_skipped_probes_total"
 
@@ -48,7 +48,7 @@ def window(http_port: int, seconds: float, during: object = None) -> tuple[float
     time.sleep(seconds)
     after = scrape(http_port).text
     skipped = sample(after, SKIPPED) - sample(before, SKIPPED)
-    return skipped, p99_bound(lag_buckets(before), lag_buckets(after))
+    return skipped, p99_bound(between(lag_buckets(before), lag_buckets(after)))
 
 
 def main() -> None:

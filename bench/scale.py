@@ -11,7 +11,9 @@ probes reach Kamailio (its CPU time starts moving); over --duration after --warm
 one interval: every trunk probed once; the start-up's first-state journal writes may still
 be under way, pass e.g. 40 to measure after them): probes skipped by the scheduler,
 scheduler lateness p99 (histogram buckets), CPU % of one core and RSS; then one gzip
-`/metrics` scrape (time, size), the trunks still UNKNOWN, and SIGTERM to exit. Prints one
+`/metrics` scrape (time, size), the trunks still UNKNOWN, and SIGTERM to exit. The window
+holds the rendering of the scrape that opens it; a third scrape right after the second
+gives the lateness during one scrape, and the window's lateness less it. Prints one
 table.
 """
 
@@ -132,9 +134,13 @@ def lag_buckets(text: str) -> dict[float, float]:
     return out
 
 
-def p99_bound(before: dict[float, float], after: dict[float, float]) -> float:
-    """The upper bound of the bucket holding the 99th percentile of the window."""
-    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+def between(before: dict[float, float], after: dict[float, float]) -> dict[float, float]:
+    """Cumulative bucket counts of the probes between two scrapes' snapshots."""
+    return {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+
+
+def p99_bound(delta: dict[float, float]) -> float:
+    """The upper bound of the bucket holding the 99th percentile of a window."""
     total = delta.get(float("inf"), 0.0)
     for le, count in delta.items():
         if total and count >= 0.99 * total:
@@ -142,9 +148,8 @@ def p99_bound(before: dict[float, float], after: dict[float, float]) -> float:
     return float("nan")
 
 
-def lag_shares(before: dict[float, float], after: dict[float, float]) -> str:
-    """The window's share of probes at or under each bucket's bound, e.g. "≤5ms 97.1%"."""
-    delta = {le: after[le] - before.get(le, 0.0) for le in sorted(after)}
+def lag_shares(delta: dict[float, float]) -> str:
+    """A window's share of probes at or under each bucket's bound, e.g. "≤5ms 97.1%"."""
     total = delta.get(float("inf"), 0.0)
     if not total:
         return ""
@@ -153,6 +158,24 @@ def lag_shares(before: dict[float, float], after: dict[float, float]) -> str:
 
 def unknown_trunks(text: str) -> int:
     return len(re.findall(r'^trunkwatch_trunk_state\{[^}]*state="unknown"[^}]*\} 1$', text, re.M))
+
+
+def lateness(before: str, after: str, during: str) -> dict[str, float | str]:
+    """Lateness over the window (which holds the first scrape's rendering), during one
+    scrape (the window from the second scrape to a third made at once), and the window
+    without that scrape (the window's counts less the scrape's: the two renderings are
+    taken to be alike)."""
+    first, second, third = (lag_buckets(text) for text in (before, after, during))
+    whole, scraping = between(first, second), between(second, third)
+    outside = {le: n - scraping.get(le, 0.0) for le, n in whole.items()}
+    return {
+        "lag_p99_bound_s": p99_bound(whole),
+        "lag_shares": lag_shares(whole),
+        "lag_p99_scrape_s": p99_bound(scraping),
+        "lag_shares_scrape": lag_shares(scraping),
+        "lag_p99_outside_s": p99_bound(outside),
+        "lag_shares_outside": lag_shares(outside),
+    }
 
 
 def check_config(cfg: Path) -> tuple[float, float, int]:
@@ -248,6 +271,9 @@ def main() -> None:
             steady = rss_mb(run.pid)
             s1 = time.perf_counter()
             after = scrape(http_port)
+            # A third scrape at once: its window holds the second one's rendering and
+            # little else, which tells the lateness a scrape causes from the rest.
+            during = scrape(http_port)
             skipped = sample(after.text, "trunkwatch_scheduler_skipped_probes_total") - sample(
                 before.text, "trunkwatch_scheduler_skipped_probes_total"
             )
@@ -262,8 +288,7 @@ def main() -> None:
                 "skipped_in_window": skipped,
                 "skipped_pct_in_window": 100 * skipped / fired if fired else float("nan"),
                 "skipped_since_start": skipped_total,
-                "lag_p99_bound_s": p99_bound(lag_buckets(before.text), lag_buckets(after.text)),
-                "lag_shares": lag_shares(lag_buckets(before.text), lag_buckets(after.text)),
+                **lateness(before.text, after.text, during.text),
                 "unknown_trunks": unknown_trunks(after.text),
                 "unknown_pct": 100 * unknown_trunks(after.text) / args.trunks,
                 "scrape_s": after.seconds,
@@ -312,6 +337,14 @@ def print_table(f: dict[str, float | int | str]) -> None:
         ),
         ("scheduler lateness p99", f"≤ {1e3 * float(f['lag_p99_bound_s']):g} ms (bucket)"),
         ("scheduler lateness, share within", str(f["lag_shares"])),
+        (
+            "… during one scrape: p99; share within",
+            f"≤ {1e3 * float(f['lag_p99_scrape_s']):g} ms; {f['lag_shares_scrape']}",
+        ),
+        (
+            "… the window less that scrape: p99; share within",
+            f"≤ {1e3 * float(f['lag_p99_outside_s']):g} ms; {f['lag_shares_outside']}",
+        ),
         ("CPU", f"{f['cpu_pct_one_core']:.1f} % of one core"),
         ("one /metrics scrape", f"{f['scrape_s']:.2f} s, {f['scrape_gzip_mb']:.2f} MB gzip"),
         ("SIGTERM to exit", f"{f['sigterm_exit_s']:.1f} s"),
