@@ -53,6 +53,9 @@ def test_a_row_counts_what_its_results_say() -> None:
     assert table.rtt_bucket_counts("b") == [0] * RTT_WIDTH
     assert table.last_success[table.rows["b"]] == -1
     assert len(table) == 2 and "gone" not in table
+    table.extend(["a", "c", "c"])  # known and repeated names get no second row
+    assert table.trunk == ["a", "b", "c"] and table.rows == {"a": 0, "b": 1, "c": 2}
+    assert all(len(c) == 3 for c in table.outcomes.values())
 
 
 def test_compact_drops_removed_rows_and_keeps_the_others_figures() -> None:

@@ -1,8 +1,9 @@
 """Prometheus exposition of trunkwatch's figures, written directly from one snapshot.
 
-The hot path updates plain slots objects (stats, health, scheduler counters); nothing is
-updated through prometheus_client per probe. At scrape time the event loop copies those
-plain values (`Exporter.snapshot_sliced`: a thousand trunks per loop step), then the
+The hot path updates plain values (the stats table's arrays, health slots objects,
+scheduler counters); nothing is updated through prometheus_client per probe. At scrape
+time the event loop copies those plain values (`Exporter.snapshot_sliced`: a thousand
+trunks per loop step), then the
 exposition is written from the copy a piece at a time (`Exporter.render`; the server
 yields to the loop between steps of a few pieces), with every trunk's label texts
 prepared once and reused. prometheus_client's metric families cost ~10 µs per line (a

@@ -85,8 +85,8 @@ class StatsTable:
         self.extend((trunk,), probe)
 
     def extend(self, trunks: Iterable[str], probe: str = "options") -> None:
-        """A row for each of `trunks` (none twice), before its first result."""
-        names = [t for t in trunks if t not in self.rows]
+        """A row for each of `trunks` not in the table yet, before its first result."""
+        names = [t for t in dict.fromkeys(trunks) if t not in self.rows]
         n, first = len(names), len(self.trunk)
         self.rows.update(zip(names, range(first, first + n), strict=True))
         self.trunk += names
