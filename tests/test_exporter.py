@@ -706,6 +706,43 @@ async def test_sliced_snapshot_equals_the_whole_one_and_yields_between_slices(
     assert during >= math.ceil(n / SNAPSHOT_SLICE)
 
 
+async def test_a_compaction_during_a_sliced_snapshot_leaves_it_whole(every_slice: int) -> None:
+    # A reload removes trunks while a scrape copies the stats table a slice at a time: the
+    # snapshot keeps reading the columns it began with, every row of them.
+    n = every_slice
+    src = make_sources([(f"t{i}", "c", "udp") for i in range(n)])
+    table = src.stats
+    for i, trunk in enumerate(table.trunk):
+        table.record(result(trunk, Outcome.OK, (1 + i % 900) / 1000, 200))
+    exporter = Exporter(src)
+    whole = exporter.snapshot()
+
+    async def reload() -> None:
+        await asyncio.sleep(0)  # the snapshot has copied its first slice
+        for trunk in table.trunk[::2]:
+            table.remove(trunk)
+        table.compact()
+        table.add("late")
+
+    sliced, _ = await asyncio.gather(exporter.snapshot_sliced(), reload())
+    assert len(table) == n - (n + 1) // 2 + 1
+    assert sliced.stat_trunk == whole.stat_trunk
+    assert sliced.rtt_counts == whole.rtt_counts
+    assert sliced.outcomes == whole.outcomes
+    # The next scrape shows the table as it is now.
+    after = exporter.snapshot()
+    assert after.stat_trunk == table.trunk and len(after.rtt_counts) == len(table) * RTT_WIDTH
+    lines = exporter.expose(after, TEXT).decode().splitlines()
+    probe_lines = [line for line in lines if line.startswith(PROBE_FAMILIES)]
+    assert not [line for line in probe_lines if 't0"' in line]
+    t1 = [line for line in probe_lines if 'trunk="t1"' in line]
+    bucket = f'trunkwatch_sip_options_rtt_seconds_bucket{{agent="agent-1",le="{RTT_BUCKETS[0]!r}"'
+    assert f'{bucket},trunk="t1"}} 1.0' in t1  # t1's 2 ms, kept through the compaction
+
+
+PROBE_FAMILIES = ("trunkwatch_probe_", "trunkwatch_sip_")
+
+
 class LoopTurns:
     """Counts the event loop's turns from now on (a callback that schedules itself)."""
 

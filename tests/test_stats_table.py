@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-import asyncio
 import random
 import tracemalloc
 
 import pytest
 
-from monitor.health import TrunkHealth
-from monitor.metrics import pacing
-from monitor.metrics.exporter import SNAPSHOT_SLICE, Exporter, ExportSources, TrunkInfo
-from monitor.metrics.exposition import ExpositionFormat
-from monitor.metrics.stats import RTT_BUCKETS, RTT_WIDTH, StatsTable
-from monitor.scheduler import Scheduler
-from probes.options import MalformedCounter
+from monitor.metrics.stats import RTT_WIDTH, StatsTable
 from probes.result import Outcome, ProbeResult
 
 
@@ -122,60 +115,3 @@ def test_a_row_costs_a_third_of_the_objects_it_replaced() -> None:
         tracemalloc.stop()
     assert table.outcome_counts(names[0]) == {Outcome.OK: 2**40, Outcome.TIMEOUT: 1}
     assert per_trunk < 260, per_trunk
-
-
-def sources(table: StatsTable) -> ExportSources:
-    return ExportSources(
-        agent="a",
-        loop_name="asyncio",
-        trunks=[TrunkInfo(t, "c", "udp") for t in table.trunk],
-        stats=table,
-        health={t: TrunkHealth(t) for t in table.trunk},
-        scheduler=Scheduler([], lambda r: None),
-        malformed=MalformedCounter(),
-        outages_opened={},
-        store_pending=lambda: 0,
-        store_errors=lambda: 0,
-        gaps_recorded=lambda: 0,
-        samples_dropped=lambda: 0,
-    )
-
-
-async def test_a_compaction_during_a_sliced_snapshot_leaves_it_whole(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    # A reload removes trunks while a scrape copies the table a slice at a time: the
-    # snapshot keeps reading the columns it began with, every row of them.
-    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
-    monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
-    n = SNAPSHOT_SLICE * 3 + 7
-    table = StatsTable(f"t{i}" for i in range(n))
-    for i, trunk in enumerate(table.trunk):
-        table.record(result(trunk, Outcome.OK, 1 + i % 900, 200))
-    exporter = Exporter(sources(table))
-    whole = exporter.snapshot()
-
-    async def reload() -> None:
-        await asyncio.sleep(0)  # the snapshot has copied its first slice
-        for trunk in table.trunk[::2]:
-            table.remove(trunk)
-        table.compact()
-        table.add("late")
-
-    sliced, _ = await asyncio.gather(exporter.snapshot_sliced(), reload())
-    assert len(table) == n - (n + 1) // 2 + 1
-    assert sliced.stat_trunk == whole.stat_trunk
-    assert sliced.rtt_counts == whole.rtt_counts
-    assert sliced.outcomes == whole.outcomes
-    # The next scrape shows the table as it is now.
-    after = exporter.snapshot()
-    assert after.stat_trunk == table.trunk and len(after.rtt_counts) == len(table) * RTT_WIDTH
-    lines = exporter.expose(after, ExpositionFormat.TEXT).decode().splitlines()
-    probe_lines = [line for line in lines if line.startswith(PROBE_FAMILIES)]
-    assert not [line for line in probe_lines if 't0"' in line]
-    t1 = [line for line in probe_lines if 'trunk="t1"' in line]
-    bucket = f'trunkwatch_sip_options_rtt_seconds_bucket{{agent="a",le="{RTT_BUCKETS[0]!r}"'
-    assert f'{bucket},trunk="t1"}} 1.0' in t1  # t1's 2 ms, kept through the compaction
-
-
-PROBE_FAMILIES = ("trunkwatch_probe_", "trunkwatch_sip_")

@@ -216,7 +216,7 @@ class SchedulerFigures:
 class Snapshot:
     """A copy of every changing value one exposition shows (the config's trunk list is shared).
 
-    Kept as columns of plain values (one list per attribute, containers flattened), not
+    Kept as columns of plain values (one list or array per attribute), not
     as a tuple or dict per trunk: columns hold no per-trunk objects for the garbage
     collector to track, which measured here halved the snapshot's time in the loop.
     """
@@ -279,7 +279,7 @@ class Exporter:
         # transport), so a trunk holds one label text, not one per family.
         self._agent = f'agent="{escape_label_value(sources.agent)}",'
         self._trunk_labels: dict[str, str] = {}
-        self._shared_labels: dict[tuple[str, ...], str] = {}
+        self._shared_labels: dict[tuple[tuple[str, str], ...], str] = {}
         self._info_texts = _TextColumn(self._info_label)  # carrier and transport
         self._info_trunks = _TextColumn(self._info_trunk)
         self._probe_texts = _TextColumn(self._probe_label)
@@ -390,7 +390,7 @@ class Exporter:
 
     def _shared_label(self, **labels: str) -> str:
         """`name="value",` texts of labels many trunks share (a few distinct ones)."""
-        key = tuple(labels.values())
+        key = tuple(labels.items())
         text = self._shared_labels.get(key)
         if text is None:
             text = self._shared_labels[key] = f"{label_text(**labels)},"

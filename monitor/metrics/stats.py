@@ -149,7 +149,9 @@ class StatsTable:
         if row is None:
             return
         outcome = result.outcome
-        column = self.outcomes.get(outcome) or self.outcome_column(outcome)
+        column = self.outcomes.get(outcome)
+        if column is None:
+            column = self.outcome_column(outcome)
         column[row] += 1
         if outcome is Outcome.PROBE_CRASHED:
             return  # the monitor's own fault says nothing about the trunk
