@@ -15,7 +15,9 @@ Impairments apply per direction. RTP gets the fixed delay, a uniform random extr
 RTCP gets only the fixed delay, so the round trip RTCP measures is the sum of the two
 directions' delays plus whatever lateness the relay and the ends add; `rtcp_round_trips_ns`
 times each exchange on the wire as RFC 3550 computes it. The relay's clock is
-time.monotonic_ns at receive and at actual send.
+time.monotonic_ns: the kernel's receive timestamp of each datagram, and the instant just
+before it is sent. Both are taken so that the thread's own lateness (waiting for the GIL
+while the test's event loop runs, up to the 5 ms switch interval) is not in them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,25 @@ from probes.media.windows import MediaQuality, WindowSpec, measure_packets
 
 Direction = Literal["a2b", "b2a"]  # a = caller side, b = callee side
 LOOPBACK = "127.0.0.1"
+# Linux <asm-generic/socket.h>; Python 3.11's socket module does not name them.
+SO_TIMESTAMPNS = SCM_TIMESTAMPNS = 35
+TIMESPEC = struct.Struct("qq")
+ANCILLARY_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
+
+
+def realtime_offset_ns() -> int:
+    """CLOCK_REALTIME minus CLOCK_MONOTONIC, from the closest of a few paired readings."""
+    best: tuple[int, int] | None = None
+    for _ in range(20):
+        before = time.monotonic_ns()
+        real = time.time_ns()
+        after = time.monotonic_ns()
+        if best is None or after - before < best[0]:
+            best = (after - before, real - (before + after) // 2)
+    assert best is not None
+    return best[1]
+
+
 # RFC 3550 §5.1: version 2 in the first two bits; RFC 5761 §4: RTCP packet types 200..204
 # sit where RTP has marker + payload type (RTP payload types 72..76 are reserved for this).
 RTP_VERSION = 2
@@ -164,6 +185,7 @@ class Relay:
         self._order = itertools.count()
         self._first_rtp_ns: dict[Direction, int] = {}
         self._burst_count: dict[tuple[Direction, int], int] = {}
+        self._realtime_offset_ns = realtime_offset_ns()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -175,6 +197,7 @@ class Relay:
             for port in ports:
                 sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
                 sock.bind((alias, port))
+                sock.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
                 sock.setblocking(False)
                 self._socks[(alias, port)] = sock
         self._thread = threading.Thread(target=self._run, name="rtp-relay", daemon=True)
@@ -210,19 +233,28 @@ class Relay:
                 key, _ = by_fd[sock.fileno()]
                 while True:
                     try:
-                        data, src = sock.recvfrom(MAX_DATAGRAM)
+                        data, ancdata, _, src = sock.recvmsg(MAX_DATAGRAM, ANCILLARY_SPACE)
                     except BlockingIOError:
                         break
-                    self._route(key, data, src, time.monotonic_ns())
+                    self._route(key, data, src, self._arrival_ns(ancdata))
             now = time.monotonic_ns()
             while self._queue and self._queue[0][0] <= now:
                 _, _, out, data, dest, entry = heapq.heappop(self._queue)
+                sent = time.monotonic_ns()  # sendto hands it to the peer's socket at once
                 try:
                     out.sendto(data, dest)
                 except OSError:
                     continue
-                entry.deliver_ns.append(time.monotonic_ns())
+                entry.deliver_ns.append(sent)
                 entry.fate = "delivered"
+
+    def _arrival_ns(self, ancdata: list[tuple[int, int, bytes]]) -> int:
+        """The kernel's receive instant on the monotonic clock (now, if it gave none)."""
+        for level, kind, data in ancdata:
+            if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
+                sec, nsec = TIMESPEC.unpack_from(data)
+                return sec * NS_PER_S + nsec - self._realtime_offset_ns
+        return time.monotonic_ns()
 
     def _route(self, key: tuple[str, int], data: bytes, src: tuple[str, int], now: int) -> None:
         alias, port = key
