@@ -45,19 +45,13 @@ POLL_S = 0.05
 
 
 def config_text(
-    n: int,
-    port: int,
-    interval: float,
-    db: Path,
-    http_port: int,
-    max_in_flight: int | None = None,
-    metrics_render: str = "child",
+    n: int, port: int, interval: float, db: Path, http_port: int, max_in_flight: int | None = None
 ) -> str:
     timeout = min(0.8 * interval, 4.0)
     lines = [
         "agent: scale",
         f'store: {{url: "sqlite:///{db}"}}',
-        f"http: {{listen: 127.0.0.1, port: {http_port}, metrics_render: {metrics_render}}}",
+        f"http: {{listen: 127.0.0.1, port: {http_port}}}",
         *([f"scheduler: {{max_in_flight: {max_in_flight}}}"] if max_in_flight else []),
         f"defaults: {{interval: {interval}, timeout: {timeout}}}",
         "trunks:",
@@ -212,12 +206,6 @@ def main() -> None:
     parser.add_argument(
         "--max-in-flight", type=int, help="the scheduler's cap (default: the monitor's)"
     )
-    parser.add_argument(
-        "--metrics-render",
-        choices=("child", "loop"),
-        default="child",
-        help="who writes /metrics: a forked child (the default) or the probe loop",
-    )
     parser.add_argument("--json", type=Path, help="also write the figures here")
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, tree {ROOT}")
@@ -227,7 +215,6 @@ def main() -> None:
         "duration_s": args.duration,
         "warmup_s": args.interval + 1.0 if args.warmup is None else args.warmup,
         "max_in_flight": args.max_in_flight or "default",
-        "metrics_render": args.metrics_render,
     }
     with tempfile.TemporaryDirectory(prefix="tw-scale-") as tmp:
         workdir = Path(tmp)
@@ -241,7 +228,6 @@ def main() -> None:
                 workdir / "tw.db",
                 http_port,
                 args.max_in_flight,
-                args.metrics_render,
             )
         )
         wall, peak, _ = check_config(cfg)

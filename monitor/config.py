@@ -858,8 +858,6 @@ class HttpSettings(BaseModel):
     header_timeout: Seconds = HttpLimits().header_timeout_s
     idle_timeout: Seconds = HttpLimits().idle_timeout_s
     max_connections: int = Field(default=HttpLimits().max_connections, ge=1, le=100_000)
-    # Who writes /metrics: a child forked per scrape (off the probe loop), or the loop itself.
-    metrics_render: Literal["child", "loop"] = "child"
 
     @field_validator("web_config_file")
     @classmethod

@@ -241,9 +241,6 @@ async def apply(monitor: Monitor, new: Config) -> ReloadReport:
     if monitor.exporter is not None:
         src = monitor.exporter.src  # a new list: a sliced snapshot may be reading the old one
         src.trunks = await asyncio.to_thread(trunk_infos, mine.trunks)
-        # The new trunks' label texts, made here once: a scrape's forked child would make
-        # them again every time (what it makes dies with it).
-        await monitor.exporter.prepare_sliced()
 
     # Both walk every trunk (routes, URIs): in a thread, each swaps its result in at once.
     await asyncio.to_thread(monitor.tickets.follow, running)

@@ -826,14 +826,10 @@ def exporter() -> Exporter:
     return Exporter(rich_sources())
 
 
-@pytest.fixture(params=[True, False], ids=["child", "loop"])
-async def client(
-    aiohttp_client: ClientFactory, exporter: Exporter, request: pytest.FixtureRequest
-) -> Client:
-    """Written by a forked child (the default) and by the loop itself."""
-    app = make_app(exporter, lambda: True, render_in_child=request.param)
+@pytest.fixture
+async def client(aiohttp_client: ClientFactory, exporter: Exporter) -> Client:
     # auto_decompress off: the test sees the bytes on the wire.
-    return await aiohttp_client(app, auto_decompress=False)
+    return await aiohttp_client(make_app(exporter, lambda: True), auto_decompress=False)
 
 
 @pytest.mark.parametrize(
@@ -865,7 +861,7 @@ async def test_plain_when_gzip_not_accepted(
 
 async def test_scrape_yields_to_the_loop_while_writing(aiohttp_client: ClientFactory) -> None:
     exporter = Exporter(many_sources(2000))
-    client = await aiohttp_client(make_app(exporter, lambda: True, render_in_child=False))
+    client = await aiohttp_client(make_app(exporter, lambda: True))
     pieces = sum(1 for _ in exporter.render(exporter.snapshot(), TEXT))
     ticks = 0
     loop = asyncio.get_running_loop()

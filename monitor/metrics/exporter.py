@@ -20,7 +20,6 @@ Only the process_* and python_* families still come from prometheus_client's col
 from __future__ import annotations
 
 import asyncio
-import os
 import platform
 import sys
 from array import array
@@ -249,10 +248,7 @@ class Snapshot:
 def runtime_registry() -> CollectorRegistry:
     """prometheus_client's process, platform and GC collectors in a registry of their own."""
     registry = CollectorRegistry(auto_describe=False)
-    # This process's pid, not "self": a forked child writing /metrics (monitor.metrics.forked)
-    # reports the daemon's CPU, memory and start time, not its own.
-    pid = os.getpid()
-    ProcessCollector(registry=registry, pid=lambda: pid)
+    ProcessCollector(registry=registry)
     PlatformCollector(registry=registry)
     GCCollector(registry=registry)
     return registry

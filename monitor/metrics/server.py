@@ -1,9 +1,5 @@
 """The monitor's HTTP side: /metrics (OpenMetrics and gzip negotiated), /healthz and /readyz.
 
-By default a child forked per scrape writes and gzips /metrics (monitor.metrics.forked):
-the loop forks and forwards bytes. With `http.metrics_render: loop`, or when a fork is
-refused, the loop writes it itself, as follows.
-
 A scrape never holds the event loop for long: the snapshot is copied in slices
 (exporter.SNAPSHOT_SLICE trunks) and the text is written a few exporter pieces at a time,
 handing the loop back between steps of 2–10 ms (monitor.metrics.pacing); gzip runs on a
@@ -25,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import importlib
-import os
 import ssl
 import threading
 import zlib
@@ -33,7 +28,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-import structlog
 from aiohttp import web
 
 from monitor.http_guard import (
@@ -45,7 +39,6 @@ from monitor.http_guard import (
 )
 from monitor.metrics.exporter import Exporter, Snapshot
 from monitor.metrics.exposition import ExpositionFormat, negotiate
-from monitor.metrics.forked import ForkedRenderer, Render, RenderFailed
 from monitor.metrics.pacing import Pacer
 from monitor.web_config import WebConfig, load_web_config
 
@@ -53,7 +46,6 @@ if TYPE_CHECKING:
     from monitor.config import HttpSettings
 
 EXPORTER_KEY = web.AppKey("exporter", Exporter)
-RENDERER_KEY = web.AppKey("renderer", ForkedRenderer)
 ReadyCheck = Callable[[], bool]
 READY_KEY: web.AppKey[ReadyCheck] = web.AppKey("ready")
 
@@ -82,56 +74,20 @@ GZIP_BATCH_BYTES = 4 * 1024 * 1024
 # Longest the loop waits for the gzip thread to take the GIL and enter zlib.
 HANDOVER_TIMEOUT_S = 0.002
 
-log = structlog.get_logger(__name__)
-
-
-def gzip_compressor() -> Any:
-    """A compressor writing one gzip stream at GZIP_LEVEL."""
-    return DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, GZIP_WBITS)
-
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     exporter = request.app[EXPORTER_KEY]
     fmt = negotiate(request.headers.get("Accept", ""))
     gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
+    snap = await exporter.snapshot_sliced()
     headers = {"Content-Type": fmt.content_type, "Vary": "Accept, Accept-Encoding"}
     if gzip:
         headers["Content-Encoding"] = "gzip"
-    renderer = request.app.get(RENDERER_KEY)
-    if renderer is not None:
-        try:
-            render = await renderer.open(fmt, gzip)
-        except OSError as exc:  # out of processes or memory: written in the loop instead
-            log.warning("metrics_fork_refused", error=str(exc))
-        else:
-            try:
-                return await _forked(request, render, headers)
-            finally:
-                await render.close()
-    snap = await exporter.snapshot_sliced()
     # Streamed (chunked) as it is written: joining 20 MB of uncompressed text into one
     # body would itself hold the loop ~13 ms here.
     response = web.StreamResponse(headers=headers)
     await response.prepare(request)
     async for chunk in exposition_chunks(exporter, snap, fmt, gzip):
-        await response.write(chunk)
-    await response.write_eof()
-    return response
-
-
-async def _forked(
-    request: web.Request, render: Render, headers: dict[str, str]
-) -> web.StreamResponse:
-    """The child's body, streamed; a child failing before its first frame gives a 500."""
-    chunks = render.chunks()
-    try:
-        first = await anext(chunks)
-    except RenderFailed:
-        return web.Response(status=500, text="the metrics could not be written\n")
-    response = web.StreamResponse(headers=headers)
-    await response.prepare(request)
-    await response.write(first)
-    async for chunk in chunks:  # RenderFailed from here on cuts the response off
         await response.write(chunk)
     await response.write_eof()
     return response
@@ -190,7 +146,7 @@ class Packer:
     """
 
     def __init__(self) -> None:
-        self._zlib = gzip_compressor()
+        self._zlib = DEFLATE.compressobj(GZIP_LEVEL, DEFLATE.DEFLATED, GZIP_WBITS)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="metrics-gzip")
         self._started = threading.Event()
         self._running: asyncio.Future[bytes] | None = None
@@ -296,16 +252,12 @@ def make_app(
     web_config: WebConfig | None = None,
     guard: ConnectionGuard | None = None,
     max_request_bytes: int = DEFAULT_MAX_REQUEST_BYTES,
-    render_in_child: bool = True,
 ) -> web.Application:
-    """The HTTP app: /metrics from `exporter` (written by a forked child unless told
-    otherwise, monitor.metrics.forked), /healthz and /readyz."""
+    """The HTTP app: /metrics from `exporter`, /healthz and /readyz."""
     app = web.Application(
         middlewares=_protect(web_config, guard), client_max_size=max_request_bytes
     )
     app[EXPORTER_KEY] = exporter
-    if render_in_child and hasattr(os, "fork"):
-        app[RENDERER_KEY] = ForkedRenderer(exporter, gzip_compressor)
     app[READY_KEY] = ready
     app.router.add_get("/metrics", metrics)
     app.router.add_get("/healthz", healthz)
@@ -324,13 +276,7 @@ async def serve_config(
     """The monitor's HTTP side as the `http:` section says: web config, limits, the API."""
     web_config = None if http.web_config_file is None else load_web_config(http.web_config_file)
     guard = ConnectionGuard(http.limits())
-    app = make_app(
-        exporter,
-        ready,
-        web_config=web_config,
-        guard=guard,
-        render_in_child=http.metrics_render == "child",
-    )
+    app = make_app(exporter, ready, web_config=web_config, guard=guard)
     app.add_subapp("/api/v1", api)
     ssl_context = None if web_config is None else web_config.ssl_context
     return await serve(app, http.listen, port, ssl_context=ssl_context, guard=guard)
