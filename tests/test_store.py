@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
@@ -32,6 +35,7 @@ from monitor.journal_chain import verify_chain
 from monitor.store import GAP_REASON_NOT_RUNNING, JournalCorruptError, Store, resume
 from monitor.store import engine as store_engine
 from monitor.store.engine import async_url
+from monitor.store.migrations import HEAD_REVISION
 from monitor.store.schema import heartbeats, journal, metadata
 from monitor.store.store import APPEND_SLICE
 from probes.instants import ns_from_utc
@@ -154,6 +158,35 @@ async def test_reopening_keeps_data_and_does_not_remigrate(db_url: str) -> None:
         assert await second.last_heartbeat() == T0
     finally:
         await second.close()
+
+
+def test_the_head_revision_constant_is_the_scripts_head() -> None:
+    assert HEAD_REVISION == _head_revision()  # a new migration must move it too
+
+
+def test_a_restart_on_a_current_schema_does_not_load_alembic(db_url: str) -> None:
+    """Alembic is ~10 MB of the daemon for good: only a schema behind HEAD loads it."""
+    script = (
+        "import asyncio, sys\n"
+        "from monitor.store import Store\n"
+        "async def main():\n"
+        f"    store = await Store.open({db_url!r}, agent={AGENT!r})\n"
+        "    await store.close()\n"
+        "asyncio.run(main())\n"
+        "print(sorted({m.split('.')[0] for m in sys.modules} & {'alembic', 'mako'}))\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+
+    def loaded() -> str:
+        run = subprocess.run(
+            [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+        )
+        return run.stdout.strip()
+
+    first = loaded()
+    if db_url.startswith("sqlite"):  # a new file; the shared PostgreSQL may be at head already
+        assert first == "['alembic', 'mako']"
+    assert loaded() == "[]"
 
 
 async def test_memory_database_works_across_calls() -> None:
