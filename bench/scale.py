@@ -178,6 +178,15 @@ def lateness(before: str, after: str, during: str) -> dict[str, float | str]:
     }
 
 
+def stop_phases(log: Path) -> str:
+    """The seconds of each stop phase from the run's `monitor_stopped` line ("" if none)."""
+    for line in reversed(log.read_text(errors="replace").splitlines()):
+        if '"monitor_stopped"' in line:
+            took = json.loads(line).get("stop_s", {})
+            return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in took.items())
+    return ""
+
+
 def check_config(cfg: Path) -> tuple[float, float, int]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(
@@ -310,6 +319,7 @@ def main() -> None:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
             stop(kam)
+            figures["stop_phases"] = stop_phases(log)
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")
@@ -347,7 +357,7 @@ def print_table(f: dict[str, float | int | str]) -> None:
         ),
         ("CPU", f"{f['cpu_pct_one_core']:.1f} % of one core"),
         ("one /metrics scrape", f"{f['scrape_s']:.2f} s, {f['scrape_gzip_mb']:.2f} MB gzip"),
-        ("SIGTERM to exit", f"{f['sigterm_exit_s']:.1f} s"),
+        ("SIGTERM to exit", f"{f['sigterm_exit_s']:.1f} s ({f.get('stop_phases') or '-'})"),
     ]
     print(f"\n| {n:,} trunks at {interval:g} s | figure |\n|---|---|")
     for name, value in rows:

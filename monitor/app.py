@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -147,6 +148,17 @@ class Monitor:
             self._tasks.append(asyncio.create_task(job, name=name))
 
     async def stop(self) -> None:
+        # Each phase's seconds go in the last log line: a stop that takes long (a journal
+        # backlog, a ticket system that does not answer) says where the time went.
+        took: dict[str, float] = {}
+        mark = time.monotonic()
+
+        def lap(phase: str) -> None:
+            nonlocal mark
+            now = time.monotonic()
+            took[phase] = round(now - mark, 3)
+            mark = now
+
         self._ready = False
         if self.scheduler is not None:
             self.scheduler.stop()
@@ -158,6 +170,7 @@ class Monitor:
         await self.registrations.stop()  # un-REGISTERs while the loop and sockets still run
         if self.udp is not None:
             self.udp.close()
+        lap("probes")
         # The writer and the heartbeat end between writes: a task cancelled inside a write
         # transaction keeps SQLite's write lock until its connection is collected, and the
         # final writes below would time out on it ("database is locked").
@@ -170,19 +183,25 @@ class Monitor:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         self._tasks.clear()
+        lap("tasks")
         if self.store is not None:
             await self.writer.flush(final=True)
+            lap("journal")
             self.writer.queue_samples(self.pipeline.sampler.drain(), ())
             await self.writer.flush_samples()
+            lap("samples")
             await self.tickets.stop()
+            lap("tickets")
             await self.store.heartbeat(datetime.now(UTC))
             await self.store.close()
             self.store = None
+            lap("store")
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
+            lap("http")
         heap.thaw()
-        log.info("monitor_stopped", agent=self.config.agent)
+        log.info("monitor_stopped", agent=self.config.agent, stop_s=took)
 
     # ---- the hot path's consumer ---------------------------------------------------------
 

@@ -79,6 +79,12 @@ def test_demo_shows_an_outage_open_and_close(tmp_path: Path) -> None:
         assert name in names, (name, names)
     closed = next(e for e in events if e["event"] == "outage_closed")
     assert 2.6 <= float(str(closed["duration_s"])) <= 3.6  # silent for 3 s, probed every 0.2 s
+    # The stop says where its time went, phase by phase.
+    stopped = next(e for e in events if e["event"] == "monitor_stopped")
+    took = stopped["stop_s"]
+    assert isinstance(took, dict), stopped
+    assert list(took) == ["probes", "tasks", "journal", "samples", "tickets", "store", "http"]
+    assert all(0 <= float(s) < 20 for s in took.values()), took
     ticket = next(e for e in events if e["event"] == "ticket_opened")
     assert ticket["external_id"] == "DEMO-1"
 
