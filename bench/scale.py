@@ -31,6 +31,7 @@ import tempfile
 import time
 import urllib.request
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -178,12 +179,20 @@ def lateness(before: str, after: str, during: str) -> dict[str, float | str]:
     }
 
 
-def stop_phases(log: Path) -> str:
-    """The seconds of each stop phase from the run's `monitor_stopped` line ("" if none)."""
+def stop_phases(log: Path, term_wall: float, exit_wall: float) -> str:
+    """Where SIGTERM-to-exit went, from the run's `monitor_stopped` line: before the stop,
+    each stop phase (its `stop_s`), and after the line until the process ended."""
     for line in reversed(log.read_text(errors="replace").splitlines()):
         if '"monitor_stopped"' in line:
-            took = json.loads(line).get("stop_s", {})
-            return ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in took.items())
+            entry = json.loads(line)
+            took: dict[str, float] = entry.get("stop_s", {})
+            logged = datetime.fromisoformat(entry["ts"]).timestamp()
+            began = logged - sum(took.values())
+            phases = ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in took.items())
+            return (
+                f"before the stop {began - term_wall:.1f}; {phases}; "
+                f"after its last line {exit_wall - logged:.1f}"
+            )
     return ""
 
 
@@ -305,11 +314,12 @@ def main() -> None:
                 "probes_per_s_window": fired / (s1 - s0),
                 "sent_per_s_window": (fired - skipped) / (s1 - s0),
             }
-            t_term = time.perf_counter()
+            t_term, term_wall = time.perf_counter(), time.time()
             os.kill(run.pid, signal.SIGTERM)
             try:
                 run.wait(120)
                 figures["sigterm_exit_s"] = time.perf_counter() - t_term
+                figures["stop_phases"] = stop_phases(log, term_wall, time.time())
             except subprocess.TimeoutExpired:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
@@ -319,7 +329,6 @@ def main() -> None:
                 os.killpg(run.pid, signal.SIGKILL)
                 run.wait()
             stop(kam)
-            figures["stop_phases"] = stop_phases(log)
     print_table(figures)
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2) + "\n")

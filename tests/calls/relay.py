@@ -253,7 +253,7 @@ class Relay:
         for level, kind, data in ancdata:
             if level == socket.SOL_SOCKET and kind == SCM_TIMESTAMPNS:
                 sec, nsec = TIMESPEC.unpack_from(data)
-                return sec * NS_PER_S + nsec - self._realtime_offset_ns
+                return int(sec * NS_PER_S + nsec - self._realtime_offset_ns)
         return time.monotonic_ns()
 
     def _route(self, key: tuple[str, int], data: bytes, src: tuple[str, int], now: int) -> None:
