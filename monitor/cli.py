@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import os
 import signal
+import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
@@ -142,6 +144,18 @@ def run(config: ConfigOpt) -> None:
             await monitor.stop()
 
     _run(main(), use_uvloop=cfg.scheduler.uvloop)
+    _exit_at_once()
+
+
+def _exit_at_once() -> NoReturn:
+    """Exit 0 without freeing the heap object by object: the monitor has written and closed
+    everything (its last line is logged). At 100,000 trunks that teardown took 1.5–1.8 s
+    of a 2.7–6.8 s stop (bench/scale.py); the kernel frees the memory at once."""
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(Exception):
+            stream.flush()
+    os._exit(0)
 
 
 @app.command("reload")
