@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -30,6 +29,7 @@ from monitor.registrations import Registrations
 from monitor.reload import ReloadReport, reload_monitor
 from monitor.scheduler import Scheduler
 from monitor.secrets import SecretsNotRead
+from monitor.shutdown import stop_in_phases
 from monitor.sla.maintenance import MaintenanceCalendar
 from monitor.sla.service import SlaContext
 from monitor.store import Store, resume
@@ -148,58 +148,8 @@ class Monitor:
             self._tasks.append(asyncio.create_task(job, name=name))
 
     async def stop(self) -> None:
-        # Each phase's seconds go in the last log line: a stop that takes long (a journal
-        # backlog, a ticket system that does not answer) says where the time went.
-        took: dict[str, float] = {}
-        mark = time.monotonic()
-
-        def lap(phase: str) -> None:
-            nonlocal mark
-            now = time.monotonic()
-            took[phase] = round(now - mark, 3)
-            mark = now
-
         self._ready = False
-        if self.scheduler is not None:
-            self.scheduler.stop()
-            for item in self.scheduler.items:
-                await item.probe.close()
-        if self.call_pool is not None:
-            await self.call_pool.stop()
-            self.call_pool = None
-        await self.registrations.stop()  # un-REGISTERs while the loop and sockets still run
-        if self.udp is not None:
-            self.udp.close()
-        lap("probes")
-        # The writer and the heartbeat end between writes: a task cancelled inside a write
-        # transaction keeps SQLite's write lock until its connection is collected, and the
-        # final writes below would time out on it ("database is locked").
-        self.writer.stopping.set()
-        self.writer.wake.set()
-        for task in self._tasks:
-            if task.get_name() in _READERS:
-                task.cancel()  # reads only
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks.clear()
-        lap("tasks")
-        if self.store is not None:
-            await self.writer.flush(final=True)
-            lap("journal")
-            self.writer.queue_samples(self.pipeline.sampler.drain(), ())
-            await self.writer.flush_samples()
-            lap("samples")
-            await self.tickets.stop()
-            lap("tickets")
-            await self.store.heartbeat(datetime.now(UTC))
-            await self.store.close()
-            self.store = None
-            lap("store")
-        if self.runner is not None:
-            await self.runner.cleanup()
-            self.runner = None
-            lap("http")
+        took = await stop_in_phases(self, self._tasks, readers=_READERS)
         heap.thaw()
         log.info("monitor_stopped", agent=self.config.agent, stop_s=took)
 
