@@ -47,15 +47,13 @@ ANCILLARY_SPACE = socket.CMSG_SPACE(TIMESPEC.size)
 
 def realtime_offset_ns() -> int:
     """CLOCK_REALTIME minus CLOCK_MONOTONIC, from the closest of a few paired readings."""
-    best: tuple[int, int] | None = None
+    readings = []  # (the pair's spread, the offset it gives)
     for _ in range(20):
         before = time.monotonic_ns()
         real = time.time_ns()
         after = time.monotonic_ns()
-        if best is None or after - before < best[0]:
-            best = (after - before, real - (before + after) // 2)
-    assert best is not None
-    return best[1]
+        readings.append((after - before, real - (before + after) // 2))
+    return min(readings)[1]
 
 
 # RFC 3550 §5.1: version 2 in the first two bits; RFC 5761 §4: RTCP packet types 200..204
