@@ -689,7 +689,7 @@ def many_sources(n: int) -> ExportSources:
 def every_slice(monkeypatch: pytest.MonkeyPatch) -> int:
     """Steps of no time at all: the loop is handed back after every slice. Returns a
     trunk count that fills three slices and part of a fourth."""
-    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "STEP_S", 0.0)
     monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
     return SNAPSHOT_SLICE * 3 + 7
 
@@ -801,11 +801,25 @@ def test_a_trunk_holds_one_label_text_for_all_its_families() -> None:
     assert len(exporter._shared_labels) == 7 + 1  # 7 carriers on udp, and "options"
 
 
-async def test_scrape_steps_grow_with_a_busy_loop_up_to_the_cap() -> None:
+async def test_a_new_scrape_keeps_short_steps_however_busy_the_loop() -> None:
     loop = asyncio.get_running_loop()
     pacer = pacing.Pacer()
-    assert pacer.budget == pacing.LOOP_STEP_S
+    assert pacer.budget == pacing.STEP_S
     loop.call_soon(time.sleep, 0.006)  # the rest of the loop's iteration takes 6 ms
+    await pacer.hand_back()
+    assert pacer.budget == pacing.STEP_S  # the probes first: their lateness is the step's
+    await asyncio.sleep(pacer.budget)
+    assert pacer.due()
+
+
+async def test_a_slow_scrape_steps_grow_with_a_busy_loop_up_to_the_cap(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(pacing, "SLOW_AFTER_S", 0.0)  # a scrape past its first seconds
+    loop = asyncio.get_running_loop()
+    pacer = pacing.Pacer()
+    assert pacer.budget == pacing.STEP_S
+    loop.call_soon(time.sleep, 0.006)
     await pacer.hand_back()
     assert 0.006 <= pacer.budget <= pacing.MAX_STEP_S
     assert not pacer.due()  # a step of ~6 ms has just begun

@@ -311,7 +311,7 @@ async def test_first_probes_go_out_while_the_exporter_is_prepared(
 ) -> None:
     # The exporter's label texts (~0.7 s at 100,000 trunks) are made after the scheduler
     # started, a slice at a time: probes are sent between the slices, not after them all.
-    monkeypatch.setattr(pacing, "LOOP_STEP_S", 0.0)
+    monkeypatch.setattr(pacing, "STEP_S", 0.0)
     monkeypatch.setattr(pacing, "MAX_STEP_S", 0.0)
     monkeypatch.setattr(exporter_module, "SNAPSHOT_SLICE", 1)  # ~5,000 slices, ≥ 0.1 s
     trunks = "".join(f'  - {{name: t{i:04d}, uri: "sip:127.0.0.1:9"}}\n' for i in range(1000))

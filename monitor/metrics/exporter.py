@@ -69,14 +69,18 @@ from probes.options import MalformedCounter
 from probes.result import Outcome
 
 # Trunks copied per slice while snapshotting; the loop is handed back between slices when
-# a step is over (monitor.metrics.pacing: 2–10 ms). The probe figures are array slices
+# a step is over (monitor.metrics.pacing: 1 ms). The probe figures are array slices
 # (copied at memory speed); a trunk's health is three attribute reads, ~0.3 µs, so a
 # slice is ~0.3 ms. Each trunk is read whole within one slice (buckets, sum, count agree).
 SNAPSHOT_SLICE = 1_000
-# Lines per piece of output (~0.5 MB; written column-wise in ~0.5 ms here). The server
-# hands the loop back after a few pieces (monitor.metrics.pacing), not after each:
-# under a saturated probe loop every hand-back costs a whole loop iteration.
-PIECE_LINES = 5_000
+# Lines per piece of output (~0.2 MB; written column-wise in ~0.5 ms here). A piece is
+# the smallest hold of the loop a scrape makes: the server hands the loop back after a
+# few pieces (monitor.metrics.pacing), not after each. 5,000 lines held it ~7 ms for a
+# float gauge, longer than the probe loop's lateness goal (p99 ≤ 5 ms).
+PIECE_LINES = 2_000
+# A float's text (the shortest repr, ~1.3 µs) costs about as much as FLOAT_LINES lines of
+# counts or labels; pieces of float columns hold fewer rows.
+FLOAT_LINES = 5
 
 BUILD_INFO = family("build_info", Kind.GAUGE, "trunkwatch version and runtime; always 1.")
 TRUNK_INFO = family(
@@ -436,8 +440,13 @@ class Exporter:
 
         n = len(trunks)
         agent = self._agent
-        # Before its first result a probe shows only its outcome counts (if any).
-        answered = list(map(_is_answered, snap.last_success))
+        # Before its first result a probe shows only its outcome counts (if any). Made a
+        # piece at a time, as every per-trunk list here: one pass over all trunks holds the
+        # loop for milliseconds at 100,000 trunks, longer than the pacer's step.
+        answered: list[bool] = []
+        for start, end in _spans(n):
+            answered += map(_is_answered, snap.last_success[start:end])
+            yield ""
 
         gauges: tuple[tuple[Family, Sequence[Any], _Texts], ...] = (
             (PROBE_SUCCESS, snap.last_success, count_texts),
@@ -462,9 +471,12 @@ class Exporter:
         heads = [f"{OPTIONS_RTT.name}_bucket{{{agent}{le}," for le in _RTT_LE]
         count_head = f"{OPTIONS_RTT.name}_count{{{agent}"
         sum_head = f"{OPTIONS_RTT.name}_sum{{{agent}"
-        options = list(map(and_, answered, map(_is_options, snap.stat_probe)))
+        options: list[bool] = []
+        for start, end in _spans(n):
+            options += map(and_, answered[start:end], map(_is_options, snap.stat_probe[start:end]))
+            yield ""
         width = RTT_WIDTH
-        for start, end in _spans(n, width + 2):
+        for start, end in _spans(n, width + 1 + FLOAT_LINES):
             keep = options[start:end]
             rows = _kept(trunks[start:end], keep)
             counts = snap.rtt_counts[start * width : end * width]
@@ -506,7 +518,7 @@ class Exporter:
         """A per-probe gauge's lines for the probes `keep` selects."""
         yield fam.header(fmt)
         head = f"{fam.sample}{{{self._agent}"
-        for start, end in _spans(len(keep)):
+        for start, end in _spans(len(keep), FLOAT_LINES if texts is float_texts else 1):
             probe, rows = labels(start, end, keep[start:end])
             values, tail = texts(_kept(column[start:end], keep[start:end]))
             yield rows_text(len(rows), (head, probe, rows, values, tail + "\n"))

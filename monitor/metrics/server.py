@@ -2,7 +2,7 @@
 
 A scrape never holds the event loop for long: the snapshot is copied in slices
 (exporter.SNAPSHOT_SLICE trunks) and the text is written a few exporter pieces at a time,
-handing the loop back between steps of 2–10 ms (monitor.metrics.pacing); gzip runs on a
+handing the loop back between steps of 1 ms (monitor.metrics.pacing); gzip runs on a
 thread of its own (`Packer`: zlib and ISA-L release the GIL while they compress) on
 batches of GZIP_BATCH_BYTES while the loop writes the next ones; the result is streamed.
 
