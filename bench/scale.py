@@ -95,6 +95,19 @@ def group_ticks(pgid: int) -> int:
     return total
 
 
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat."""
+    fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + fields[4]  # idle, iowait
+    return sum(fields) - idle, sum(fields)
+
+
+def busy_pct(before: tuple[int, int], after: tuple[int, int]) -> float:
+    """The machine's busy share between two machine_ticks() readings, % of all cores."""
+    ticks = after[1] - before[1]
+    return 100 * (after[0] - before[0]) / ticks if ticks else float("nan")
+
+
 def rss_mb(pid: int) -> float:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -281,14 +294,17 @@ def main() -> None:
             s0 = time.perf_counter()
             before = scrape(http_port)
             cpu0, w0 = proc_cpu_s(run.pid), time.perf_counter()
+            kam0, machine0 = group_ticks(kam.pid), machine_ticks()
             peak_rss = 0.0
             while time.perf_counter() - w0 < args.duration:
                 time.sleep(1.0)
                 peak_rss = max(peak_rss, rss_mb(run.pid))
             cpu1, w1 = proc_cpu_s(run.pid), time.perf_counter()
+            kam1, machine1 = group_ticks(kam.pid), machine_ticks()
             steady = rss_mb(run.pid)
             s1 = time.perf_counter()
             after = scrape(http_port)
+            machine2 = machine_ticks()
             # A third scrape at once: its window holds the second one's rendering and
             # little else, which tells the lateness a scrape causes from the rest.
             during = scrape(http_port)
@@ -303,6 +319,9 @@ def main() -> None:
                 "steady_rss_mb": steady,
                 "peak_rss_mb": peak_rss,
                 "cpu_pct_one_core": 100 * (cpu1 - cpu0) / (w1 - w0),
+                "kamailio_cpu_pct_one_core": 100 * (kam1 - kam0) / CLK_TCK / (w1 - w0),
+                "machine_busy_pct": busy_pct(machine0, machine1),
+                "machine_busy_pct_scrape": busy_pct(machine1, machine2),
                 "skipped_in_window": skipped,
                 "skipped_pct_in_window": 100 * skipped / fired if fired else float("nan"),
                 "skipped_since_start": skipped_total,
@@ -365,6 +384,11 @@ def print_table(f: dict[str, float | int | str]) -> None:
             f"≤ {1e3 * float(f['lag_p99_outside_s']):g} ms",
         ),
         ("CPU", f"{f['cpu_pct_one_core']:.1f} % of one core"),
+        (
+            "… Kamailio's; the machine busy (all cores), in the window / during one scrape",
+            f"{f['kamailio_cpu_pct_one_core']:.1f} % of one core; "
+            f"{f['machine_busy_pct']:.1f} % / {f['machine_busy_pct_scrape']:.1f} %",
+        ),
         ("one /metrics scrape", f"{f['scrape_s']:.2f} s, {f['scrape_gzip_mb']:.2f} MB gzip"),
         ("SIGTERM to exit", f"{f['sigterm_exit_s']:.1f} s ({f.get('stop_phases') or '-'})"),
     ]
