@@ -10,7 +10,8 @@ then measures, each as a separate process started from this tree (`python -m mon
 probes reach Kamailio (its CPU time starts moving); over --duration after --warmup (default
 one interval: every trunk probed once; the start-up's first-state journal writes may still
 be under way, pass e.g. 40 to measure after them): probes skipped by the scheduler,
-scheduler lateness p99 (histogram buckets), CPU % of one core and RSS; then one gzip
+scheduler lateness p99 (histogram buckets), CPU % of one core and RSS, Kamailio's CPU and
+the machine's busy share (also during one scrape); then one gzip
 `/metrics` scrape (time, size), the trunks still UNKNOWN, and SIGTERM to exit. The window
 holds the rendering of the scrape that opens it; a third scrape right after the second
 gives the lateness during one scrape, and (roughly) the window's lateness less it. Prints
