@@ -8,13 +8,12 @@ mapped by glibc's allocator unless it is asked to give it back: `malloc_trim`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import ctypes
 import ctypes.util
 import gc
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 
 
 @contextlib.contextmanager
@@ -26,48 +25,6 @@ def gc_paused() -> Iterator[None]:
         yield
     finally:
         if enabled:
-            gc.enable()
-
-
-class CollectorHold:
-    """Keeps the cyclic GC off while any holder holds it, each for at most its own `max_s`.
-
-    A /metrics scrape builds lists of 100,000 entries (the snapshot's columns) that stay
-    young while it runs: every collection the scrape's own allocations trigger walks them
-    again, 15-50 ms a pass at 100,000 trunks, in the probe loop. The steady probe loop
-    triggers no collection at all (what it allocates, reference counting frees), so
-    holding the GC for a scrape's few seconds leaves nothing behind; the bound keeps a
-    slow reader from holding it longer.
-    """
-
-    def __init__(self) -> None:
-        self._holders: set[object] = set()
-        self._enable_after = False
-
-    def hold(self, loop: asyncio.AbstractEventLoop, max_s: float) -> Callable[[], None]:
-        """Hold the GC off; returns the release (also called by itself after `max_s`)."""
-        token = object()
-        if not self._holders:
-            self._enable_after = gc.isenabled()
-            gc.disable()
-        self._holders.add(token)
-        timer = loop.call_later(max_s, self._release, token)
-
-        def release() -> None:
-            timer.cancel()
-            self._release(token)
-
-        return release
-
-    @property
-    def held(self) -> bool:
-        return bool(self._holders)
-
-    def _release(self, token: object) -> None:
-        if token not in self._holders:
-            return
-        self._holders.discard(token)
-        if not self._holders and self._enable_after:
             gc.enable()
 
 

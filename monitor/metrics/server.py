@@ -30,7 +30,6 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from monitor.heap import CollectorHold
 from monitor.http_guard import (
     DEFAULT_MAX_REQUEST_BYTES,
     MAX_HEADER_BYTES,
@@ -74,30 +73,23 @@ GZIP_WBITS = 31
 GZIP_BATCH_BYTES = 4 * 1024 * 1024
 # Longest the loop waits for the gzip thread to take the GIL and enter zlib.
 HANDOVER_TIMEOUT_S = 0.002
-# The cyclic GC is held off while scrapes run (heap.CollectorHold), each for at most this.
-GC_HOLD_MAX_S = 10.0
-SCRAPE_GC = CollectorHold()
 
 
 async def metrics(request: web.Request) -> web.StreamResponse:
     exporter = request.app[EXPORTER_KEY]
     fmt = negotiate(request.headers.get("Accept", ""))
     gzip = accepts_gzip(request.headers.get("Accept-Encoding", ""))
-    release = SCRAPE_GC.hold(asyncio.get_running_loop(), GC_HOLD_MAX_S)
-    try:
-        snap = await exporter.snapshot_sliced()
-        headers = {"Content-Type": fmt.content_type, "Vary": "Accept, Accept-Encoding"}
-        if gzip:
-            headers["Content-Encoding"] = "gzip"
-        # Streamed (chunked) as it is written: joining 20 MB of uncompressed text into one
-        # body would itself hold the loop ~13 ms here.
-        response = web.StreamResponse(headers=headers)
-        await response.prepare(request)
-        async for chunk in exposition_chunks(exporter, snap, fmt, gzip):
-            await response.write(chunk)
-        await response.write_eof()
-    finally:
-        release()
+    snap = await exporter.snapshot_sliced()
+    headers = {"Content-Type": fmt.content_type, "Vary": "Accept, Accept-Encoding"}
+    if gzip:
+        headers["Content-Encoding"] = "gzip"
+    # Streamed (chunked) as it is written: joining 20 MB of uncompressed text into one
+    # body would itself hold the loop ~13 ms here.
+    response = web.StreamResponse(headers=headers)
+    await response.prepare(request)
+    async for chunk in exposition_chunks(exporter, snap, fmt, gzip):
+        await response.write(chunk)
+    await response.write_eof()
     return response
 
 
