@@ -46,6 +46,8 @@ from monitor.metrics import exporter as exporter_module
 from monitor.metrics import pacing
 from monitor.metrics.columns import count_texts, float_texts, rows_text
 from monitor.metrics.exporter import (
+    FLOAT_LINES,
+    PIECE_LINES,
     SNAPSHOT_SLICE,
     Exporter,
     ExportSources,
@@ -545,6 +547,27 @@ def test_byte_identical_across_pieces(monkeypatch: pytest.MonkeyPatch, piece_lin
         pieces = list(exporter.render(snap, fmt))
         assert "".join(pieces).encode() == reference(src, fmt)
     assert len(pieces) > 8 if piece_lines < 100 else len(pieces) > 1
+
+
+def test_pieces_are_small_and_float_pieces_smaller() -> None:
+    # A piece is the shortest hold of the loop a scrape can make: no piece writes more than
+    # PIECE_LINES lines, a float gauge's no more than PIECE_LINES / FLOAT_LINES, and no
+    # pass over every trunk runs in one piece (it would hold the loop for milliseconds).
+    n = PIECE_LINES * 3
+    exporter = Exporter(many_sources(n))
+    snap = exporter.snapshot()
+    pieces = list(exporter.render(snap, TEXT))
+    for piece in pieces:
+        lines = piece.count("\n")
+        if piece.startswith("trunkwatch_probe_duration_seconds{"):
+            assert lines <= PIECE_LINES // FLOAT_LINES
+        elif not piece.startswith(("# ", "process_", "python_")):
+            assert lines <= PIECE_LINES + 1
+    assert any(p.startswith("trunkwatch_probe_duration_seconds{") for p in pieces)
+    success = [p for p in pieces if p.startswith("trunkwatch_probe_success{")]
+    first = pieces.index(success[0])
+    # Before the first probe_success line: the answered pass, a piece per span of trunks.
+    assert pieces[first - 4 : first - 1] == ["", "", ""]
 
 
 def test_column_texts_are_the_grammar_s_texts() -> None:
