@@ -440,12 +440,15 @@ class Exporter:
 
         n = len(trunks)
         agent = self._agent
-        # Before its first result a probe shows only its outcome counts (if any). Made a
-        # piece at a time, as every per-trunk list here: one pass over all trunks holds the
-        # loop for milliseconds at 100,000 trunks, longer than the pacer's step.
+        # Before its first result a probe shows only its outcome counts (if any); RTT only
+        # for answered OPTIONS probes. Made a piece at a time: one pass over all trunks
+        # holds the loop for milliseconds at 100,000 trunks, longer than the pacer's step.
         answered: list[bool] = []
+        options: list[bool] = []
         for start, end in _spans(n):
-            answered += map(_is_answered, snap.last_success[start:end])
+            piece = list(map(_is_answered, snap.last_success[start:end]))
+            answered += piece
+            options += map(and_, piece, map(_is_options, snap.stat_probe[start:end]))
             yield ""
 
         gauges: tuple[tuple[Family, Sequence[Any], _Texts], ...] = (
@@ -471,10 +474,6 @@ class Exporter:
         heads = [f"{OPTIONS_RTT.name}_bucket{{{agent}{le}," for le in _RTT_LE]
         count_head = f"{OPTIONS_RTT.name}_count{{{agent}"
         sum_head = f"{OPTIONS_RTT.name}_sum{{{agent}"
-        options: list[bool] = []
-        for start, end in _spans(n):
-            options += map(and_, answered[start:end], map(_is_options, snap.stat_probe[start:end]))
-            yield ""
         width = RTT_WIDTH
         for start, end in _spans(n, width + 1 + FLOAT_LINES):
             keep = options[start:end]
