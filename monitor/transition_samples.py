@@ -44,7 +44,15 @@ Columns = tuple["array[int]", "array[int]", "array[int]", "array[int]"]
 
 
 _OUTCOMES: Final = tuple(o.value for o in Outcome)
-_OUTCOME_INDEX: Final = {value: i for i, value in enumerate(_OUTCOMES)}
+# A result's outcome and SIP status share one 16-bit code: the outcome's index above the
+# status's 10 bits (a status is three digits).
+_STATUS_BITS: Final = 10
+_STATUS_MASK: Final = (1 << _STATUS_BITS) - 1
+_OUTCOME_CODE: Final = {value: i << _STATUS_BITS for i, value in enumerate(_OUTCOMES)}
+# An RTT is kept in 32 bits of ns (up to 4.29 s); these two values are not RTTs: none, and
+# one too wide for 32 bits (or a status for 10), which the ring keeps exactly beside.
+_RTT_NONE: Final = 0xFFFF_FFFF
+_RTT_WIDE: Final = 0xFFFF_FFFE
 # Trunks' rings added to the arrays at a time (zeros; a ring is used once its trunk reports).
 _GROW_SLOTS: Final = 1024
 
@@ -55,11 +63,12 @@ class _Rings:
 
     A ring per trunk as an object with its own array (~1.1 KB each, 100,000 of them tracked
     by the cyclic GC) cost ~110 MB and a longer pause in every full collection at 100,000
-    trunks; these arrays hold no objects and take 19 bytes a result. Objects per result (a
-    deque of tuples) had cost the probe loop measurable lateness at 10,000 probes/s.
+    trunks; these arrays hold no objects and take 14 bytes a result (sent 8, RTT 4, outcome
+    and status 2). Objects per result (a deque of tuples) had cost the probe loop
+    measurable lateness at 10,000 probes/s.
     """
 
-    __slots__ = ("count", "outcome", "pos", "rtt", "sent", "size", "slots", "status", "vacant")
+    __slots__ = ("code", "count", "pos", "rtt", "sent", "size", "slots", "vacant", "wide")
 
     def __init__(self, size: int) -> None:
         if not 0 < size < 2**16:
@@ -68,9 +77,9 @@ class _Rings:
         self.slots: dict[str, int] = {}  # trunk -> slot (str keys, int values: untracked)
         self.vacant: list[int] = []  # slots of forgotten trunks, reused
         self.sent = array("q")  # sent_wall_ns
-        self.rtt = array("q")  # rtt_ns, -1: none
-        self.outcome = array("B")  # index into _OUTCOMES
-        self.status = array("H")  # SIP status, 0: none
+        self.rtt = array("I")  # rtt_ns, or _RTT_NONE / _RTT_WIDE
+        self.code = array("H")  # outcome index << _STATUS_BITS | SIP status (0: none)
+        self.wide: dict[int, tuple[int | None, int]] = {}  # index -> (rtt_ns, status)
         self.pos = array("H")  # per slot: where the next result goes
         self.count = array("H")  # per slot: results held
 
@@ -81,10 +90,9 @@ class _Rings:
         if not self.vacant:
             first = len(self.pos)
             zeros = _GROW_SLOTS * self.size
-            for column in (self.sent, self.rtt):
-                column.frombytes(bytes(8 * zeros))
-            self.outcome.frombytes(bytes(zeros))
-            self.status.frombytes(bytes(2 * zeros))
+            self.sent.frombytes(bytes(8 * zeros))
+            self.rtt.frombytes(bytes(4 * zeros))
+            self.code.frombytes(bytes(2 * zeros))
             self.pos.frombytes(bytes(2 * _GROW_SLOTS))
             self.count.frombytes(bytes(2 * _GROW_SLOTS))
             self.vacant.extend(range(first + _GROW_SLOTS - 1, first - 1, -1))
@@ -96,10 +104,17 @@ class _Rings:
         sent_ns, outcome, rtt_ns, status = raw
         pos = self.pos[slot]
         i = slot * self.size + pos
+        if self.wide:
+            self.wide.pop(i, None)
         self.sent[i] = sent_ns
-        self.outcome[i] = _OUTCOME_INDEX[outcome]
-        self.rtt[i] = -1 if rtt_ns is None else rtt_ns
-        self.status[i] = status or 0
+        status = status or 0
+        if (rtt_ns is None or 0 <= rtt_ns < _RTT_WIDE) and 0 <= status <= _STATUS_MASK:
+            self.rtt[i] = _RTT_NONE if rtt_ns is None else rtt_ns
+            self.code[i] = _OUTCOME_CODE[outcome] | status
+        else:  # kept exactly beside the arrays (no real probe's reply is this slow)
+            self.rtt[i] = _RTT_WIDE
+            self.code[i] = _OUTCOME_CODE[outcome]
+            self.wide[i] = (rtt_ns, status)
         self.pos[slot] = (pos + 1) % self.size
         if self.count[slot] < self.size:
             self.count[slot] += 1
@@ -115,17 +130,25 @@ class _Rings:
         columns: Columns = (array("q"), array("q"), array("B"), array("H"))
         if slot is None or n <= 0:
             return columns
+        sent, rtt, outcome, status = columns
         size = self.size
         base, start = slot * size, (self.pos[slot] - n) % size
-        # The ring wraps at most once: one or two slices of each array.
+        # The ring wraps at most once: one or two spans.
         spans = [(start, min(start + n, size))]
         if start + n > size:
             spans.append((0, start + n - size))
-        for out, column in zip(
-            columns, (self.sent, self.rtt, self.outcome, self.status), strict=True
-        ):
-            for lo, hi in spans:
-                out.extend(column[base + lo : base + hi])
+        for lo, hi in spans:
+            sent.extend(self.sent[base + lo : base + hi])
+            for i in range(base + lo, base + hi):
+                rtt_ns, code = self.rtt[i], self.code[i]
+                outcome.append(code >> _STATUS_BITS)
+                if rtt_ns == _RTT_WIDE:
+                    wide_rtt, wide_status = self.wide[i]
+                    rtt.append(-1 if wide_rtt is None else wide_rtt)
+                    status.append(wide_status)
+                else:
+                    rtt.append(-1 if rtt_ns == _RTT_NONE else rtt_ns)
+                    status.append(code & _STATUS_MASK)
         return columns
 
     def forget(self, trunk: str) -> None:
@@ -133,6 +156,9 @@ class _Rings:
         if slot is not None:
             self.pos[slot] = self.count[slot] = 0
             self.vacant.append(slot)
+            if self.wide:
+                for i in range(slot * self.size, (slot + 1) * self.size):
+                    self.wide.pop(i, None)
 
 
 class ProbeSampleRun:

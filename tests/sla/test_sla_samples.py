@@ -15,6 +15,8 @@ from html import escape
 from pathlib import Path
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from sla_world import NOW, worked_example
 from sqlalchemy import select
 
@@ -33,6 +35,7 @@ from monitor.store.schema import probe_samples
 from monitor.transition_samples import TransitionSampler, sample_rows
 from probes.instants import utc_from_ns
 from probes.responder import ResponderMode, SipResponder
+from probes.result import Outcome
 
 INTERVAL = 0.05
 RING = 30
@@ -161,6 +164,48 @@ def test_rings_of_many_trunks_stay_apart_and_forgotten_slots_are_reused() -> Non
     (row,) = sample_rows(sampler.transition("new", "outage_opened", at))
     assert (row.at, row.outcome, row.rtt_s, row.status) == (utc_from_ns(42), "refused", None, None)
     assert sampler.transition("never", "outage_opened", at) == []
+
+
+_RESULT = st.tuples(
+    st.integers(0, 2**62),
+    st.sampled_from([o.value for o in Outcome]),
+    # RTTs and statuses past the ring's 32 and 10 bits too: those are kept beside it.
+    st.none() | st.integers(0, 2**40) | st.sampled_from([0, 2**32 - 2, 2**32 - 1, 2**32]),
+    st.none() | st.integers(0, 2000),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(st.sampled_from(["a", "b", "c"]), st.none() | _RESULT), min_size=1, max_size=60
+    ),
+    st.integers(1, 5),
+)
+def test_compact_rings_give_back_exactly_what_was_recorded(
+    steps: list[tuple[str, tuple[int, str, int | None, int | None] | None]], size: int
+) -> None:
+    """The ring packs an RTT in 32 bits and outcome with status in 16; every result comes
+    back as it went in, the wide ones included, also across a forgotten trunk's slot."""
+    sampler = TransitionSampler("a", ring=size, after=size)
+    kept: dict[str, list[tuple[int, str, int | None, int | None]]] = {}
+    at = datetime.fromtimestamp(1_700_000_000, UTC)
+    for trunk, raw in steps:
+        if raw is None:  # a reload removed the trunk: its ring starts again
+            sampler.forget(trunk)
+            kept.pop(trunk, None)
+            continue
+        sampler.record(trunk, raw)
+        kept.setdefault(trunk, []).append(raw)
+    for trunk, results in kept.items():
+        rows = sample_rows(sampler.transition(trunk, "outage_opened", at))
+        expected = [
+            (utc_from_ns(sent), outcome, None if rtt is None else rtt / 1e9, status or None)
+            for sent, outcome, rtt, status in results[-size:]
+        ]
+        assert [(r.at, r.outcome, r.rtt_s, r.status) for r in rows] == expected
+        sampler.forget(trunk)
+    assert not sampler._rings.wide  # what was kept beside went with its slot
 
 
 async def test_monitor_persists_samples_around_an_outage(
