@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -20,7 +21,7 @@ from probes.options import MalformedCounter, OptionsSettings, SharedUdp, probe_o
 from probes.probe import run_once
 from probes.responder import ResponderMode, SipResponder
 from probes.result import Outcome, ProbeResult
-from probes.sip.message import parse_message
+from probes.sip.message import SipRequest, parse_message
 
 
 def settings(uri: str, **kw: object) -> OptionsSettings:
@@ -113,6 +114,30 @@ async def test_custom_alive_policy(responder: SipResponder) -> None:
     strict = settings(f"sip:127.0.0.1:{responder.port}", alive_codes=frozenset(range(200, 300)))
     result, _ = await probe_options_once(strict)
     assert result.outcome is Outcome.SIP_ERROR
+
+
+async def test_probes_of_trunks_set_up_alike_share_one_settings_object(
+    responder: SipResponder,
+) -> None:
+    """The settings object is shared (memory at 100,000 trunks); each probe keeps its own
+    trunk and URI, and a trunk set up otherwise gets its own."""
+    udp = await SharedUdp.open(MalformedCounter())
+    try:
+        probes = {
+            name: udp.probe(replace(settings(f"sip:{name}@127.0.0.1:{responder.port}"), trunk=name))
+            for name in ("a", "b")
+        }
+        slower = udp.probe(settings(f"sip:c@127.0.0.1:{responder.port}", timeout=0.9))
+        assert probes["a"].settings is probes["b"].settings is not slower.settings
+        assert (probes["a"].settings.timeout, slower.settings.timeout) == (1.0, 0.9)
+        for name, probe in probes.items():
+            result = await run_once(probe)
+            assert (result.outcome, result.trunk) == (Outcome.OK, name), result
+            request = parse_message(probe.last_request)
+            assert isinstance(request, SipRequest)
+            assert request.uri == f"sip:{name}@127.0.0.1:{responder.port}"
+    finally:
+        udp.close()
 
 
 async def test_each_probe_is_a_new_call_from_the_same_tag(responder: SipResponder) -> None:

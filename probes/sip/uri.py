@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import sys
 from dataclasses import dataclass
 from urllib.parse import quote
 
@@ -144,11 +145,13 @@ class SipUri:
                 name, _, value = item.partition("=")
                 pairs.append((unescape(name), unescape(value)))
             headers = tuple(pairs)
+        # Interned: 100,000 trunks' URIs name "sip" and a few carriers' hosts, not 100,000
+        # copies of each (~100 bytes a trunk).
         return cls(
-            scheme=m["scheme"].lower(),
+            scheme=sys.intern(m["scheme"].lower()),
             user=unescape(user) if user is not None else None,
             password=unescape(password) if password is not None else None,
-            host=host,
+            host=sys.intern(host),
             port=port,
             params=params,
             headers=headers,
