@@ -119,6 +119,7 @@ def run(config: ConfigOpt) -> None:
     from monitor.log import get_logger
     from monitor.store.engine import describe_store_error
 
+    heap.return_large_frees()
     cfg = _load(config)
     # The config lives as long as the monitor: out of the cyclic GC's passes from here, as
     # start-up's objects are after it (heap.settle). A pass over its objects in between
