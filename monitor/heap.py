@@ -19,7 +19,7 @@ from typing import Any, Final
 # mallopt's parameters (glibc's malloc.h) and the threshold the daemon sets.
 _M_TRIM_THRESHOLD: Final = -1
 _M_MMAP_THRESHOLD: Final = -3
-LARGE_BLOCK: Final = 128 * 1024
+LARGE_BLOCK: Final = 1024 * 1024
 
 
 @contextlib.contextmanager
@@ -69,8 +69,9 @@ def return_large_frees(threshold: int = LARGE_BLOCK) -> bool:
     a free heap top that size goes back at once; False where unavailable (not glibc).
 
     glibc's default threshold follows the largest block freed (up to 32 MB): after the
-    first /metrics scrape its buffers came from the heap, which then kept ~25 MB that
-    nothing used between scrapes at 100,000 trunks.
+    first /metrics scrape its buffers came from the heap, which then kept ~10 MB that
+    nothing used between scrapes at 100,000 trunks. 128 KiB gave back ~15 MB more but
+    made every scrape fault its pieces in afresh: 0.2-0.7 s longer (docs/benchmarks.md).
     """
     mallopt = _glibc("mallopt")
     if mallopt is None:
