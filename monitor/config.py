@@ -976,10 +976,9 @@ class ClusterSettings(BaseModel):
         return {**{t.name: t.quorum for t in trunks}, **{e.name: None for e in endpoints}}
 
     def watchers(self, trunks: Sequence[TrunkConfig]) -> dict[str, frozenset[str]]:
-        """The agents named to probe each trunk (empty: every agent)."""
-        # One shared empty set for the usual "every agent": not one per trunk (25 MB at 100k).
-        every: frozenset[str] = frozenset()
-        return {t.name: frozenset(t.agents) if t.agents else every for t in trunks}
+        """The agents named to probe each trunk that names any; a trunk not in it is
+        probed by every agent (the usual case: no entry, ~38 bytes a trunk, at 100,000)."""
+        return {t.name: frozenset(t.agents) for t in trunks if t.agents}
 
 
 class Config(BaseModel):

@@ -1162,7 +1162,11 @@ def test_an_agent_probes_only_the_trunks_named_for_it() -> None:
     )
     cfg = config_from_text(text)
     assert [t.name for t in cfg.watching().trunks] == ["both", "mine"]
-    assert cfg.cluster.watchers(cfg.trunks)["theirs"] == frozenset({"gdl-1", "gdl-2"})
+    # Only trunks that name agents are listed; "both" is probed by every agent.
+    assert cfg.cluster.watchers(cfg.trunks) == {
+        "mine": frozenset({"mx-1"}),
+        "theirs": frozenset({"gdl-1", "gdl-2"}),
+    }
     other = config_from_text(text.replace("agent: mx-1", "agent: gdl-1"))
     assert [t.name for t in other.watching().trunks] == ["both", "theirs"]
 
