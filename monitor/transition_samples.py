@@ -111,7 +111,7 @@ class _Rings:
         if (rtt_ns is None or 0 <= rtt_ns < _RTT_WIDE) and 0 <= status <= _STATUS_MASK:
             self.rtt[i] = _RTT_NONE if rtt_ns is None else rtt_ns
             self.code[i] = _OUTCOME_CODE[outcome] | status
-        else:  # kept exactly beside the arrays (no real probe's reply is this slow)
+        else:  # kept exactly beside the arrays: an RTT past 4.29 s, a status past 10 bits
             self.rtt[i] = _RTT_WIDE
             self.code[i] = _OUTCOME_CODE[outcome]
             self.wide[i] = (rtt_ns, status)

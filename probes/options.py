@@ -569,7 +569,7 @@ class OptionsProbe:
             self._resolver = SipResolver(dns)
         try:
             found = await asyncio.wait_for(
-                self._resolver.resolve(str(self.uri)), self._remaining(deadline)
+                self._resolver.resolve(self.request_uri), self._remaining(deadline)
             )
         except TimeoutError:
             return Outcome.DNS, f"locating {self.uri.host} timed out"
