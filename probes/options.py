@@ -976,11 +976,8 @@ _SHAPE = operator.attrgetter(
 
 def _shared_settings(settings: OptionsSettings) -> OptionsSettings:
     """`settings` without its trunk and URI, one object for all alike."""
-    key = _SHAPE(settings)
-    try:
-        shared = _SETTINGS.get(key)
-    except TypeError:  # an unhashable value: not shared
-        return settings
+    key = _SHAPE(settings)  # every field's type is hashable
+    shared = _SETTINGS.get(key)
     if shared is None:
         shared = _SETTINGS[key] = dataclasses.replace(settings, trunk="", uri="")
     return shared
