@@ -25,8 +25,8 @@ from monitor.metrics.exposition import (
 from probes.clock import SYSTEM_CLOCK, Clock, utc_now
 from probes.sip.uri import SipUri, default_port
 from probes.tls.anchors import AnchorLoadError, load_trust_anchors
-from probes.tls.cert import REASONS, CertInspectError, CertReport, inspect_chain
 from probes.tls.fetch import CertFetchError, fetch_chain
+from probes.tls.report import REASONS, CertInspectError, CertReport
 
 if TYPE_CHECKING:
     from monitor.config import Config
@@ -142,6 +142,9 @@ class CertificateWatch:
             chain = await fetch_chain(
                 target.host, target.port, sni=target.expected_host, timeout=self._timeout
             )
+            # Imported here: cryptography is ~8 MB resident, for daemons that check no TLS.
+            from probes.tls.cert import inspect_chain
+
             report = inspect_chain(chain, target.expected_host, anchors, now)
             state = CertState(report, None, now)
         except CertFetchError as exc:

@@ -490,8 +490,9 @@ def probe_cert(
     from datetime import UTC, datetime
 
     from probes.tls.anchors import AnchorLoadError, load_trust_anchors
-    from probes.tls.cert import CertInspectError, inspect_chain
+    from probes.tls.cert import inspect_chain
     from probes.tls.fetch import CertFetchError, fetch_chain
+    from probes.tls.report import CertInspectError
 
     try:
         host, port = split_host_port(target, 443)

@@ -4,6 +4,9 @@ on 127.0.0.1 serving certificates made by the test; the figures on a running mon
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from monitor.certificates import TRUNK_ROLE, CertificateWatch, _may_be_tls, targ
 from monitor.config import config_from_text
 from monitor.metrics.exposition import ExpositionFormat, go_float
 from probes.sip.uri import SipUri
-from probes.tls.cert import REASONS
+from probes.tls.report import REASONS
 
 LOCAL = {"dns": ["localhost"], "ips": ["127.0.0.1"]}
 VALID = "trunkwatch_tls_cert_valid"
@@ -169,3 +172,22 @@ def test_the_start_up_shortcut_never_misses_a_tls_trunk(uri: str) -> None:
     is_tls = SipUri.parse(uri).transport == "tls"
     assert _may_be_tls(uri) or not is_tls
     assert _may_be_tls(uri) == is_tls or "%" in uri
+
+
+def test_the_daemon_loads_cryptography_only_to_check_a_certificate() -> None:
+    """cryptography is ~8 MB resident: the daemon and its API import without it; the first
+    certificate check (or evidence bundle) brings it in."""
+    script = (
+        "import sys\n"
+        "import monitor.app, monitor.api, monitor.cli\n"
+        "print('cryptography' in sys.modules)\n"
+        "from monitor.certificates import CertificateWatch\n"
+        "from monitor.sla.evidence import key_fingerprint\n"
+        "from probes.tls.cert import inspect_chain\n"
+        "print('cryptography' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["False", "True"]

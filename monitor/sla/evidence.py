@@ -21,17 +21,21 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Final
-
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+from typing import TYPE_CHECKING, Any, Final
 
 from monitor.journal_chain import ChainLink, verify_chain
 from monitor.sla.reports import make_report, render_csv, render_html, render_json, render_pdf
 from monitor.sla.service import ServiceSla, SlaContext
 from monitor.store import Store
 from monitor.store.samples import CallSample, ProbeSample, query_call_samples, query_probe_samples
+
+# cryptography (~8 MB resident) is imported where a bundle is signed or checked: the
+# daemon imports this module with its API and most runs never export a bundle.
+if TYPE_CHECKING:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import (
+        Ed25519PrivateKey,
+        Ed25519PublicKey,
+    )
 
 __all__ = [
     "BUNDLE_FORMAT",
@@ -74,6 +78,9 @@ class EvidenceError(ValueError):
 
 def load_or_create_key(path: Path) -> Ed25519PrivateKey:
     """The monitor's signing key; a new one is written (mode 0600) when the file is absent."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
     if path.exists():
         try:
             key = serialization.load_pem_private_key(path.read_bytes(), password=None)
@@ -96,6 +103,8 @@ def load_or_create_key(path: Path) -> Ed25519PrivateKey:
 
 
 def _public_pem(key: Ed25519PublicKey) -> bytes:
+    from cryptography.hazmat.primitives import serialization
+
     return key.public_bytes(
         serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
     )
@@ -103,6 +112,8 @@ def _public_pem(key: Ed25519PublicKey) -> bytes:
 
 def key_fingerprint(key: Ed25519PublicKey) -> str:
     """SHA-256 of the raw public key, hex: what a carrier compares with the one it was given."""
+    from cryptography.hazmat.primitives import serialization
+
     raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
     return hashlib.sha256(raw).hexdigest()
 
@@ -517,6 +528,10 @@ def verify_bundle(bundle: Path, *, public_key_pem: bytes | None = None) -> Verif
 def _check_signature(
     found: Verification, members: Mapping[str, bytes], manifest: bytes, pem: bytes | None
 ) -> None:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
     key_pem = pem if pem is not None else members.get(PUBLIC_KEY)
     if key_pem is None:
         found.problems.append(f"{PUBLIC_KEY}: missing (removed); the signature cannot be checked")

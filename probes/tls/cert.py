@@ -24,9 +24,8 @@ import hashlib
 import ipaddress
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
-from typing import Any, Final
+from typing import Final
 
 from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
@@ -37,69 +36,11 @@ from cryptography.x509.oid import NameOID
 
 from probes.tls.chain import link_chain
 from probes.tls.hostname import IpAddress, hostname_matches, parse_ip
+from probes.tls.report import CertInspectError, CertReport
 
 MIN_RSA_BITS: Final = 2048
 
-# Every reason `inspect_chain` may give, for consumers that map them (metrics labels, say).
-REASONS: Final = (
-    "expired",
-    "not_yet_valid",
-    "hostname_mismatch",
-    "untrusted_root",
-    "incomplete_chain",
-    "bad_signature",
-    "weak_key",
-    "self_signed",
-    "chain_invalid",  # the path validator refused the chain for a reason none of the above name
-)
-
 _CURVES: Final = {"secp256r1": "P-256", "secp384r1": "P-384", "secp521r1": "P-521"}
-
-
-class CertInspectError(ValueError):
-    """The input is not a certificate chain (empty, or bytes that are not a certificate)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CertReport:
-    """What `inspect_chain` found out about a served chain's leaf certificate."""
-
-    host: str
-    subject: str
-    subject_cn: str | None
-    sans: tuple[str, ...]  # dNSNames, then iPAddresses, as text, in certificate order
-    issuer: str
-    not_before: datetime  # UTC
-    not_after: datetime  # UTC
-    seconds_left: int  # until not_after; negative once expired
-    days_left: int  # seconds_left // 86400 (floored: -1 on the first day after expiry)
-    key_type: str  # "RSA", "EC P-256", "Ed25519", ...
-    key_bits: int
-    signature_algorithm: str  # e.g. "sha256WithRSAEncryption", "ecdsa-with-SHA256"
-    serial: str  # hex, lower case, no separators
-    sha256_fingerprint: str  # hex pairs, upper case, colon-separated (as `openssl x509`)
-    chain_length: int  # certificates served
-    hostname_ok: bool
-    chain_complete: bool
-    chain_valid: bool
-    reasons: tuple[str, ...]
-
-    @property
-    def valid(self) -> bool:
-        return not self.reasons
-
-    def as_dict(self) -> dict[str, Any]:
-        """JSON-ready: datetimes in ISO 8601, tuples as lists, plus ``valid``."""
-        out: dict[str, Any] = {}
-        for f in fields(self):
-            value = getattr(self, f.name)
-            if isinstance(value, datetime):
-                value = value.isoformat()
-            elif isinstance(value, tuple):
-                value = list(value)
-            out[f.name] = value
-        out["valid"] = self.valid
-        return out
 
 
 def load_certificates(blobs: Sequence[bytes]) -> list[x509.Certificate]:

@@ -28,9 +28,10 @@ from tls_pki import DAY, NOW, Issued, issue, tls_server, write_pem
 from typer.testing import CliRunner
 
 from monitor.cli import probe_app
-from probes.tls.cert import CertInspectError, CertReport, inspect_chain
+from probes.tls.cert import inspect_chain
 from probes.tls.fetch import CertFetchError, fetch_chain
 from probes.tls.hostname import dns_matches, hostname_matches
+from probes.tls.report import CertInspectError, CertReport
 
 REPO = Path(__file__).resolve().parents[2]
 
