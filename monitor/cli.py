@@ -212,6 +212,41 @@ def check_config(config: ConfigOpt) -> None:
 
 
 @app.command()
+def migrate(config: ConfigOpt) -> None:
+    """Bring the store's schema to this version's, then exit (`run` does it too, if needed).
+
+    Run before the agents (the systemd unit's ExecStartPre): a daemon that finds its
+    schema current never loads Alembic, which stays ~10 MB of its memory once loaded.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from monitor.store.engine import create_engine, describe_store_error, writing
+    from monitor.store.migrations import HEAD_REVISION, schema_revision, upgrade_to_head
+
+    cfg = _load(config)
+
+    async def main() -> str | None:
+        engine = create_engine(cfg.store.url)
+        try:
+            async with writing(engine) as conn:
+                before = await conn.run_sync(schema_revision)
+                await conn.run_sync(upgrade_to_head)
+            return before
+        finally:
+            await engine.dispose()
+
+    try:
+        before = _run(main())
+    except (SQLAlchemyError, OSError) as exc:
+        typer.echo(f"{config}: store.url: {describe_store_error(exc)}", err=True)
+        raise typer.Exit(EXIT_CONFIG) from None
+    if before == HEAD_REVISION:
+        typer.echo(f"{config}: store schema already at {HEAD_REVISION}")
+    else:
+        typer.echo(f"{config}: store schema migrated from {before or 'empty'} to {HEAD_REVISION}")
+
+
+@app.command()
 def demo(
     duration: Annotated[
         float | None, typer.Option(help="Stop after this many seconds (default: Ctrl-C).")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -122,6 +123,29 @@ def test_check_config(tmp_path: Path) -> None:
     r = tw("check-config", "-c", str(bad))
     assert r.returncode == 2
     assert "bad.yaml:5" in r.stderr and "timeout" in r.stderr
+
+
+def test_migrate_brings_the_schema_to_head_once(tmp_path: Path) -> None:
+    from monitor.store.migrations import HEAD_REVISION
+
+    db = tmp_path / "tw.db"
+    cfg = tmp_path / "t.yaml"
+    cfg.write_text(f"store:\n  url: sqlite:///{db}\ntrunks: []\n")
+    r = tw("migrate", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert f"migrated from empty to {HEAD_REVISION}" in r.stdout
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT version_num FROM alembic_version").fetchall() == [
+            (HEAD_REVISION,)
+        ]
+    r = tw("migrate", "-c", str(cfg))
+    assert r.returncode == 0, r.stderr
+    assert f"already at {HEAD_REVISION}" in r.stdout
+
+    cfg.write_text(f"store:\n  url: sqlite:///{tmp_path}/no/such/dir/tw.db\ntrunks: []\n")
+    r = tw("migrate", "-c", str(cfg))
+    assert r.returncode == 2
+    assert "store.url" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_example_config_checks(tmp_path: Path) -> None:

@@ -112,6 +112,16 @@ def test_unit_hardening(key: str, value: str) -> None:
     assert (key, value) in service, f"[Service] {key}={value} missing"
 
 
+def test_unit_checks_the_config_then_migrates_before_the_daemon() -> None:
+    """A bad config stops the unit (exit 2); the schema is migrated by its own process, so
+    the daemon never loads Alembic (docs/deploy.md)."""
+    pre = [v for s, k, v in unit_directives() if (s, k) == ("Service", "ExecStartPre")]
+    assert pre == [
+        f"{VENV_BIN} check-config -c {CONFIG_PATH}",
+        f"{VENV_BIN} migrate -c {CONFIG_PATH}",
+    ]
+
+
 def test_every_stop_timeout_outlasts_the_stops_sample_writing() -> None:
     """A stop writes waiting evidence rows for up to STOP_SAMPLES_S, then the journal's
     heartbeat and the store's close (~3 s at 100,000 trunks): no deployment kills it first."""
