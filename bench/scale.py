@@ -1,12 +1,13 @@
 """100,000 trunks in one agent (issue #13): the whole `trunkwatch` process, measured from outside.
 
 Usage: .venv/bin/python bench/scale.py [--trunks 100000] [--interval 10] [--duration 90]
-                                      [--warmup SECONDS] [--max-in-flight N]
+                                      [--warmup SECONDS] [--max-in-flight N] [--migrate-in-run]
 
 Writes an N-trunk config into a temp dir (every trunk points at one local Kamailio,
 `children=1`, started here as bench/options_loop.py does; SQLite store in the temp dir),
 then measures, each as a separate process started from this tree (`python -m monitor.cli`):
-`check-config` wall time and peak RSS; `run` until `monitor_started` and until the first
+`check-config` wall time and peak RSS; `migrate` (as the systemd unit's ExecStartPre; not
+with --migrate-in-run); `run` until `monitor_started` and until the first
 probes reach Kamailio (its CPU time starts moving); over --duration after --warmup (default
 one interval: every trunk probed once; the start-up's first-state journal writes may still
 be under way, pass e.g. 40 to measure after them): probes skipped by the scheduler,
@@ -210,10 +211,11 @@ def stop_phases(log: Path, term_wall: float, exit_wall: float) -> str:
     return ""
 
 
-def check_config(cfg: Path) -> tuple[float, float, int]:
+def one_shot(command: str, cfg: Path) -> tuple[float, float, int]:
+    """A command that exits (check-config, migrate): wall time, peak RSS, exit code."""
     t0 = time.perf_counter()
     proc = subprocess.Popen(
-        cli("check-config", "-c", str(cfg)),
+        cli(command, "-c", str(cfg)),
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
@@ -223,7 +225,7 @@ def check_config(cfg: Path) -> tuple[float, float, int]:
     proc.returncode = os.waitstatus_to_exitcode(status)
     assert proc.stderr is not None
     if proc.returncode != 0:
-        raise SystemExit(f"check-config failed: {proc.stderr.read().decode()[-2000:]}")
+        raise SystemExit(f"{command} failed: {proc.stderr.read().decode()[-2000:]}")
     return wall, usage.ru_maxrss / 1024, proc.returncode
 
 
@@ -239,6 +241,11 @@ def main() -> None:
         "--max-in-flight", type=int, help="the scheduler's cap (default: the monitor's)"
     )
     parser.add_argument("--json", type=Path, help="also write the figures here")
+    parser.add_argument(
+        "--migrate-in-run",
+        action="store_true",
+        help="no `trunkwatch migrate` first: `run` migrates the new database (and keeps Alembic)",
+    )
     args = parser.parse_args()
     print(f"machine: {os.cpu_count()} cores, python {sys.version.split()[0]}, tree {ROOT}")
     figures: dict[str, float | int | str] = {
@@ -262,9 +269,12 @@ def main() -> None:
                 args.max_in_flight,
             )
         )
-        wall, peak, _ = check_config(cfg)
+        wall, peak, _ = one_shot("check-config", cfg)
         figures |= {"check_config_s": wall, "check_config_peak_rss_mb": peak}
         print(f"check-config: {wall:.2f} s, peak RSS {peak:.0f} MB")
+        if not args.migrate_in_run:  # as the systemd unit's ExecStartPre
+            wall, peak, _ = one_shot("migrate", cfg)
+            print(f"migrate: {wall:.2f} s, peak RSS {peak:.0f} MB")
 
         kam = start_kamailio(workdir, kam_port, children=1)
         log = workdir / "run.log"
