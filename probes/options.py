@@ -101,17 +101,61 @@ class MalformedCounter:
 
 # The request's fixed parts around the per-probe values (branch, Call-ID, CSeq). Apart
 # from the trunk's Request-URI and From tag they depend only on the local address,
-# transport, From URI, Max-Forwards and User-Agent: one shared copy of each part serves
-# every trunk alike (~310 bytes a trunk at 100,000 trunks).
+# transport, From URI, Max-Forwards and User-Agent: one shared template serves every
+# trunk alike (~340 bytes a trunk at 100,000 trunks).
 _BEFORE_CSEQ = b"\r\nCSeq: "
-_SHARED_PARTS: dict[bytes, bytes] = {}
-_MAX_SHARED_PARTS = 1024
 
 
-def _shared_part(part: bytes) -> bytes:
-    if len(_SHARED_PARTS) >= _MAX_SHARED_PARTS:
-        return _SHARED_PARTS.get(part, part)
-    return _SHARED_PARTS.setdefault(part, part)
+@dataclass(frozen=True, slots=True)
+class _Template:
+    local: Address
+    via: bytes  # " SIP/2.0\r\nVia: ...;branch=" (the branch follows)
+    from_part: bytes  # ";rport ... From: <...>;tag=" (the trunk's tag follows)
+    after_cseq: bytes  # " OPTIONS\r\nContact ... User-Agent ...\r\n"
+    call_id_suffix: str  # "@host"
+
+
+_TEMPLATES: dict[_Template, _Template] = {}
+_MAX_TEMPLATES = 1024
+
+
+def _shared_template(template: _Template) -> _Template:
+    if len(_TEMPLATES) >= _MAX_TEMPLATES:
+        return _TEMPLATES.get(template, template)
+    return _TEMPLATES.setdefault(template, template)
+
+
+@dataclass(frozen=True, slots=True, weakref_slot=True)
+class _Links:
+    """What a probe reaches the world through: one object for all of a monitor's probes
+    (five slots a probe less, ~4 MB at 100,000 trunks)."""
+
+    loop: asyncio.AbstractEventLoop
+    udp: UdpSipTransport | None
+    udp_v6: UdpSipTransport | None
+    malformed: MalformedCounter
+    keep_messages: bool
+
+
+# By the objects' identities (a MalformedCounter compares by value): an entry lives while
+# a probe holds its _Links, and with it those objects, so an id is not reused meanwhile.
+_LINKS: weakref.WeakValueDictionary[tuple[int, int, int, int, bool], _Links] = (
+    weakref.WeakValueDictionary()
+)
+
+
+def _shared_links(links: _Links) -> _Links:
+    key = (
+        id(links.loop),
+        id(links.udp),
+        id(links.udp_v6),
+        id(links.malformed),
+        links.keep_messages,
+    )
+    shared = _LINKS.get(key)
+    if shared is None:
+        shared = _LINKS[key] = links
+    return shared
 
 
 def _truncate(text: str) -> str:
@@ -367,14 +411,12 @@ class OptionsProbe:
     kind = "options"
 
     __slots__ = (
-        "_after_cseq",
         "_auth_header",
         "_bad",
-        "_call_id_suffix",
         "_cseq",
         "_dns_ttl_ns",
-        "_from",
         "_last_response",
+        "_links",
         "_local_host",
         "_mono",
         "_on_done",
@@ -384,28 +426,22 @@ class OptionsProbe:
         "_ssl",
         "_started_ns",
         "_tag",
-        "_template_local",
+        "_template",
         "_timer",
         "_timer_token",
         "_txn",
-        "_via",
         "_wall",
         "addr",
         "branch",
         "call_id",
         "conn",
-        "keep_messages",
         "last_request",
-        "loop",
-        "malformed",
         "request_uri",
         "sent_ns",
         "sent_wall_ns",
         "settings",
         "transport_name",
         "trunk",
-        "udp",
-        "udp_v6",
         "uri",
     )
 
@@ -428,10 +464,16 @@ class OptionsProbe:
         self.settings = _shared_settings(settings)
         if self.transport_name not in ("udp", "tcp", "tls"):
             raise ValueError(f"unsupported transport {self.transport_name!r} in {settings.uri}")
-        self.udp = udp
-        self.udp_v6 = udp_v6
-        self.malformed = malformed if malformed is not None else MalformedCounter()
-        self.loop = asyncio.get_event_loop()
+        # The sockets, counter, loop and keep_messages: one object for all the monitor's probes.
+        self._links = _shared_links(
+            _Links(
+                asyncio.get_event_loop(),
+                udp,
+                udp_v6,
+                malformed if malformed is not None else MalformedCounter(),
+                keep_messages,
+            )
+        )
         self.addr: Address | None = None
         self._resolved_at = 0
         self._dns_ttl_ns = DNS_TTL_NS
@@ -439,11 +481,11 @@ class OptionsProbe:
         self._local_host: str | None = None
         self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
         self.conn: StreamSipConnection | None = None
-        # The request template (_set_template): plain bytes on the probe, no object of its
-        # own for the cyclic GC to walk (100,000 of them made every full collection longer).
-        self._template_local: Address | None = None
-        self._ruri = self._via = self._from = self._tag = self._after_cseq = b""
-        self._call_id_suffix = ""
+        # The request template (_set_template): shared by the UDP probes of a local address
+        # set up alike, so no object of each probe's own for the cyclic GC to walk (100,000
+        # of them made every full collection longer).
+        self._template: _Template | None = None
+        self._ruri = self._tag = b""
         self.branch = ""
         self.call_id = ""
         self._cseq = 0
@@ -459,8 +501,7 @@ class OptionsProbe:
         self._bad: Outcome | None = None
         self._auth_header: str | None = None
         # Kept for the one-shot CLI's verbose print (references, no copies); not by the
-        # monitor's probes: ~750 bytes a trunk, 75 MB at 100,000 trunks.
-        self.keep_messages = keep_messages
+        # monitor's probes (keep_messages): ~750 bytes a trunk, 75 MB at 100,000 trunks.
         self.last_request = b""
         # The raw reply until someone asks for it parsed (the hot path never does).
         self._last_response: SipResponse | bytes | None = None
@@ -471,6 +512,18 @@ class OptionsProbe:
             self._resolved_at = _NEVER_STALE
             family = socket.AF_INET6 if ":" in self.uri.host else socket.AF_INET
             self._local_host = _local_address_towards(family, self.addr)
+
+    @property
+    def malformed(self) -> MalformedCounter:
+        return self._links.malformed
+
+    def use_udp(self, udp: UdpSipTransport, *, v6: bool) -> None:
+        """Send over `udp` (the one-shot CLI's own socket, opened once the address is known)."""
+        links = self._links
+        changed = (
+            dataclasses.replace(links, udp_v6=udp) if v6 else dataclasses.replace(links, udp=udp)
+        )
+        self._links = _shared_links(changed)
 
     # ---- the Probe interface -------------------------------------------------------
 
@@ -494,7 +547,7 @@ class OptionsProbe:
         )
         if needs_dns or needs_connect:
             # Rare path (first probe, DNS refresh, reconnect): a task is acceptable here.
-            task = self.loop.create_task(self._prepare_and_send(needs_dns))
+            task = self._links.loop.create_task(self._prepare_and_send(needs_dns))
             task.add_done_callback(self._task_done)
         else:
             self._send_new_request()
@@ -548,7 +601,7 @@ class OptionsProbe:
         socktype = socket.SOCK_DGRAM if self.transport_name == "udp" else socket.SOCK_STREAM
         try:
             infos = await asyncio.wait_for(
-                self.loop.getaddrinfo(host, port, type=socktype), self._remaining(deadline)
+                self._links.loop.getaddrinfo(host, port, type=socktype), self._remaining(deadline)
             )
         except TimeoutError:
             return Outcome.DNS, f"resolving {host} timed out"
@@ -596,7 +649,7 @@ class OptionsProbe:
         server_name = self.settings.tls_server_name or self.uri.host
         try:
             _, conn = await asyncio.wait_for(
-                self.loop.create_connection(
+                self._links.loop.create_connection(
                     lambda: StreamSipConnection(self),
                     self.addr[0],
                     self.addr[1],
@@ -633,7 +686,8 @@ class OptionsProbe:
         """The shared UDP socket for this trunk's address family (None before resolution)."""
         if self.transport_name != "udp" or self.addr is None:
             return None
-        return self.udp_v6 if ":" in self.addr[0] else self.udp
+        links = self._links
+        return links.udp_v6 if ":" in self.addr[0] else links.udp
 
     def _udp_for_addr(self) -> UdpSipTransport:
         transport = self._udp_of_family()
@@ -641,36 +695,35 @@ class OptionsProbe:
             raise RuntimeError("no UDP socket for this address family")
         return transport
 
-    def _set_template(self, local: Address) -> None:
+    def _set_template(self, local: Address) -> _Template:
         """The request's fixed parts for this local address, built once, reused per probe
         (the From tag with them: the same tag while the local address stays)."""
-        if self._template_local == local:
-            return
+        template = self._template
+        if template is not None and template.local == local:
+            return template
         host, port = local
         hostport = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-        proto = self.transport_name.upper()
         from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
-        self._call_id_suffix = _call_id_suffix(host)
         # The trunk's own parts are its Request-URI and From tag; the rest is the same for
-        # every probe from this local address, held once (~130 bytes a trunk less).
+        # every probe from this local address set up alike, held once (_shared_template).
         self._ruri = self.request_uri.encode()
-        self._via = _shared_part(f" SIP/2.0\r\nVia: SIP/2.0/{proto} {hostport};branch=".encode())
-        self._from = _shared_part(
-            f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
-            f"From: <{from_uri}>;tag=".encode()
-        )
         self._tag = f"{new_tag()}\r\nTo: <".encode()
-        self._after_cseq = _shared_part(
+        made = _Template(
+            local,
+            f" SIP/2.0\r\nVia: SIP/2.0/{self.transport_name.upper()} {hostport};branch=".encode(),
+            f";rport\r\nMax-Forwards: {self.settings.max_forwards}\r\n"
+            f"From: <{from_uri}>;tag=".encode(),
             f" OPTIONS\r\n"
             f"Contact: <sip:trunkwatch@{hostport};transport={self.transport_name}>\r\n"
-            f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode()
+            f"Accept: application/sdp\r\nUser-Agent: {self.settings.user_agent}\r\n".encode(),
+            _call_id_suffix(host),
         )
-        # UDP probes share a few local addresses (the shared sockets'): held once, not 56
-        # bytes each. A TCP/TLS connection's own local port would make the table grow.
-        udp = self.transport_name == "udp"
-        self._template_local = _LOCALS.setdefault(local, local) if udp else local
+        # UDP probes share a few local addresses (the shared sockets'). A TCP/TLS
+        # connection's own local port would make the table grow: its template is its own.
+        template = self._template = _shared_template(made) if self.transport_name == "udp" else made
+        return template
 
-    def _build_request(self) -> bytes:
+    def _build_request(self, template: _Template) -> bytes:
         # surrogateescape: a realm or nonce that was not UTF-8 goes back as the bytes it was.
         auth = (
             b""
@@ -682,16 +735,16 @@ class OptionsProbe:
             (
                 b"OPTIONS ",
                 ruri,
-                self._via,
+                template.via,
                 self.branch.encode(),
-                self._from,
+                template.from_part,
                 self._tag,
                 ruri,
                 b">\r\nCall-ID: ",
                 self.call_id.encode(),
                 _BEFORE_CSEQ,
                 str(self._cseq).encode(),
-                self._after_cseq,
+                template.after_cseq,
                 auth,
                 b"Content-Length: 0\r\n\r\n",
             )
@@ -700,13 +753,13 @@ class OptionsProbe:
     def _send_new_request(self) -> None:
         self._forget()
         self._unregister_branch()
-        self._set_template(self._local())
+        template = self._set_template(self._local())
         self.branch, call_id_word = new_branch_and_call_id_word()
         if self._cseq == 0:  # a new call per probe; the auth retry stays in it (§22.2)
-            self.call_id = call_id_word + self._call_id_suffix
+            self.call_id = call_id_word + template.call_id_suffix
         self._cseq += 1
-        data = self._build_request()
-        if self.keep_messages:
+        data = self._build_request(template)
+        if self._links.keep_messages:
             self.last_request = data
         now = self._mono()
         budget = self._started_ns + int(self.settings.timeout * 1e9) - now
@@ -745,7 +798,7 @@ class OptionsProbe:
                 udp.deadlines.add(deadline, self, self._timer_token)
                 return
         delay = max(0.0, (deadline - self._mono()) / 1e9)
-        self._timer = self.loop.call_later(delay, self._on_timer)
+        self._timer = self._links.loop.call_later(delay, self._on_timer)
 
     def on_deadline(self, token: int) -> None:
         """The shared deadline armed with `token` passed; a stale one (answered) is ignored."""
@@ -822,10 +875,10 @@ class OptionsProbe:
             or key[2] != self.call_id
             or (self.transport_name == "udp" and peer != self.addr)
         ):
-            self.malformed.report("mismatch", raw, peer)
+            self._links.malformed.report("mismatch", raw, peer)
             self._bad = Outcome.MISMATCH
             return
-        if self.keep_messages:
+        if self._links.keep_messages:
             self._last_response = msg if msg is not None else raw
         final = self._txn.on_response(status, now)
         if not final:
@@ -983,10 +1036,8 @@ def _shared_settings(settings: OptionsSettings) -> OptionsSettings:
     return shared
 
 
-# What many probes hold alike, held once: the Call-ID's "@host" by local host, the UDP
-# template's local address. Bounded by the machine's own addresses and UDP sockets.
+# The Call-ID's "@host" by local host, made once (bounded by the machine's own addresses).
 _CALL_ID_SUFFIXES: dict[str, str] = {}
-_LOCALS: dict[Address, Address] = {}
 
 
 def _call_id_suffix(host: str) -> str:
@@ -1094,10 +1145,7 @@ async def probe_options_once(
     assert probe.addr is not None
     family = socket.AF_INET6 if ":" in probe.addr[0] else socket.AF_INET
     udp = await UdpSipTransport.open(family, malformed, remote=probe.addr)
-    if family == socket.AF_INET6:
-        probe.udp_v6 = udp
-    else:
-        probe.udp = udp
+    probe.use_udp(udp, v6=family == socket.AF_INET6)
     try:
         return await run_once(probe), probe
     finally:

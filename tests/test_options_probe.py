@@ -17,7 +17,13 @@ from monitor.app import Monitor
 from monitor.config import config_from_text
 from monitor.health import TrunkState
 from probes.clock import FakeClock
-from probes.options import MalformedCounter, OptionsSettings, SharedUdp, probe_options_once
+from probes.options import (
+    MalformedCounter,
+    OptionsProbe,
+    OptionsSettings,
+    SharedUdp,
+    probe_options_once,
+)
 from probes.probe import run_once
 from probes.responder import ResponderMode, SipResponder
 from probes.result import Outcome, ProbeResult
@@ -160,7 +166,12 @@ async def test_each_probe_is_a_new_call_from_the_same_tag(responder: SipResponde
     assert tags[0] == tags[1] != tags[2] and len(tags[0]) == 16
     assert len(set(call_ids)) == 3 and all(c.endswith("@127.0.0.1") for c in call_ids)
     # What is the same for every probe from this address is held once (13 MB at 100,000).
-    assert first._via is other._via and first._from is other._from
+    assert first._template is other._template
+    # So are the sockets, counter and loop (one object for the monitor's probes), and a
+    # probe with a counter of its own has its own.
+    assert first._links is other._links
+    lone = OptionsProbe(settings(f"sip:127.0.0.1:{responder.port}"), udp=udp.v4)
+    assert lone._links is not first._links and lone._links.udp is first._links.udp
     assert first._ruri != other._ruri and first._tag != other._tag
 
 
