@@ -13,7 +13,7 @@ from datetime import datetime
 from typing import Final
 
 from monitor.store.samples import ProbeSample
-from probes.instants import utc_from_ns
+from probes.instants import us_from_ns, utc_from_ns
 from probes.result import Outcome
 
 __all__ = [
@@ -53,6 +53,12 @@ _OUTCOME_CODE: Final = {value: i << _STATUS_BITS for i, value in enumerate(_OUTC
 # one too wide for 32 bits (or a status for 10), which the ring keeps exactly beside.
 _RTT_NONE: Final = 0xFFFF_FFFF
 _RTT_WIDE: Final = 0xFFFF_FFFE
+# A sent instant is kept in microseconds (what utc_from_ns and the store keep of it), 32 bits
+# past its trunk's own base: a window of 71 minutes, re-centred on the newest result when one
+# falls outside it. One that still does not fit (a long interval, the wall clock stepped)
+# is kept exactly beside the arrays, marked by this offset.
+_SENT_FAR: Final = 0xFFFF_FFFF
+_SENT_HALF: Final = 1 << 31
 # Trunks' rings added to the arrays at a time (zeros; a ring is used once its trunk reports).
 _GROW_SLOTS: Final = 1024
 
@@ -63,12 +69,24 @@ class _Rings:
 
     A ring per trunk as an object with its own array (~1.1 KB each, 100,000 of them tracked
     by the cyclic GC) cost ~110 MB and a longer pause in every full collection at 100,000
-    trunks; these arrays hold no objects and take 14 bytes a result (sent 8, RTT 4, outcome
-    and status 2). Objects per result (a deque of tuples) had cost the probe loop
-    measurable lateness at 10,000 probes/s.
+    trunks; these arrays hold no objects and take 10 bytes a result (sent 4, RTT 4, outcome
+    and status 2) and 8 a trunk (the base of its sent instants). Objects per result (a deque
+    of tuples) had cost the probe loop measurable lateness at 10,000 probes/s.
     """
 
-    __slots__ = ("code", "count", "pos", "rtt", "sent", "size", "slots", "vacant", "wide")
+    __slots__ = (
+        "base",
+        "code",
+        "count",
+        "far",
+        "pos",
+        "rtt",
+        "sent",
+        "size",
+        "slots",
+        "vacant",
+        "wide",
+    )
 
     def __init__(self, size: int) -> None:
         if not 0 < size < 2**16:
@@ -76,7 +94,9 @@ class _Rings:
         self.size = size
         self.slots: dict[str, int] = {}  # trunk -> slot (str keys, int values: untracked)
         self.vacant: list[int] = []  # slots of forgotten trunks, reused
-        self.sent = array("q")  # sent_wall_ns
+        self.sent = array("I")  # sent instant in µs past base[slot], or _SENT_FAR
+        self.far: dict[int, int] = {}  # index -> sent instant in µs, for _SENT_FAR
+        self.base = array("q")  # per slot: µs
         self.rtt = array("I")  # rtt_ns, or _RTT_NONE / _RTT_WIDE
         self.code = array("H")  # outcome index << _STATUS_BITS | SIP status (0: none)
         self.wide: dict[int, tuple[int | None, int]] = {}  # index -> (rtt_ns, status)
@@ -90,7 +110,8 @@ class _Rings:
         if not self.vacant:
             first = len(self.pos)
             zeros = _GROW_SLOTS * self.size
-            self.sent.frombytes(bytes(8 * zeros))
+            self.sent.frombytes(bytes(4 * zeros))
+            self.base.frombytes(bytes(8 * _GROW_SLOTS))
             self.rtt.frombytes(bytes(4 * zeros))
             self.code.frombytes(bytes(2 * zeros))
             self.pos.frombytes(bytes(2 * _GROW_SLOTS))
@@ -106,7 +127,13 @@ class _Rings:
         i = slot * self.size + pos
         if self.wide:
             self.wide.pop(i, None)
-        self.sent[i] = sent_ns
+        if self.far:
+            self.far.pop(i, None)
+        sent_us = us_from_ns(sent_ns)
+        offset = sent_us - self.base[slot]
+        if not 0 <= offset < _SENT_FAR:
+            offset = self._rebase(slot, sent_us)
+        self.sent[i] = offset
         status = status or 0
         if (rtt_ns is None or 0 <= rtt_ns < _RTT_WIDE) and 0 <= status <= _STATUS_MASK:
             self.rtt[i] = _RTT_NONE if rtt_ns is None else rtt_ns
@@ -118,6 +145,24 @@ class _Rings:
         self.pos[slot] = (pos + 1) % self.size
         if self.count[slot] < self.size:
             self.count[slot] += 1
+
+    def _rebase(self, slot: int, sent_us: int) -> int:
+        """Centre the slot's window on `sent_us`; the held instants are written again
+        against it (those outside it go to `far`). Returns `sent_us`'s offset."""
+        size, first, old = self.size, slot * self.size, self.base[slot]
+        base = self.base[slot] = sent_us - _SENT_HALF
+        # The held results but the oldest of a full ring: append overwrites that one next.
+        pos, held = self.pos[slot], min(self.count[slot], size - 1)
+        for back in range(1, held + 1):
+            i = first + (pos - back) % size
+            offset = self.sent[i]
+            instant = self.far.pop(i) if offset == _SENT_FAR else old + offset
+            if 0 <= instant - base < _SENT_FAR:
+                self.sent[i] = instant - base
+            else:
+                self.sent[i] = _SENT_FAR
+                self.far[i] = instant
+        return _SENT_HALF
 
     def held(self, trunk: str) -> int:
         """Results the trunk's ring holds (0 for a trunk that never reported)."""
@@ -131,15 +176,16 @@ class _Rings:
         if slot is None or n <= 0:
             return columns
         sent, rtt, outcome, status = columns
-        size = self.size
+        size, sent_base = self.size, self.base[slot]
         base, start = slot * size, (self.pos[slot] - n) % size
         # The ring wraps at most once: one or two spans.
         spans = [(start, min(start + n, size))]
         if start + n > size:
             spans.append((0, start + n - size))
         for lo, hi in spans:
-            sent.extend(self.sent[base + lo : base + hi])
             for i in range(base + lo, base + hi):
+                offset = self.sent[i]
+                sent.append(1000 * (self.far[i] if offset == _SENT_FAR else sent_base + offset))
                 rtt_ns, code = self.rtt[i], self.code[i]
                 outcome.append(code >> _STATUS_BITS)
                 if rtt_ns == _RTT_WIDE:
@@ -156,9 +202,10 @@ class _Rings:
         if slot is not None:
             self.pos[slot] = self.count[slot] = 0
             self.vacant.append(slot)
-            if self.wide:
-                for i in range(slot * self.size, (slot + 1) * self.size):
-                    self.wide.pop(i, None)
+            for kept in (self.wide, self.far):
+                if kept:
+                    for i in range(slot * self.size, (slot + 1) * self.size):
+                        kept.pop(i, None)
 
 
 class ProbeSampleRun:

@@ -205,7 +205,40 @@ def test_compact_rings_give_back_exactly_what_was_recorded(
         ]
         assert [(r.at, r.outcome, r.rtt_s, r.status) for r in rows] == expected
         sampler.forget(trunk)
-    assert not sampler._rings.wide  # what was kept beside went with its slot
+    assert not sampler._rings.wide and not sampler._rings.far  # gone with their slots
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.lists(st.integers(-(2**33), 2**33), min_size=1, max_size=40),
+    st.integers(1, 6),
+    st.integers(0, 2**61),
+)
+def test_sent_instants_come_back_across_the_rings_32_bit_window(
+    steps_us: list[int], size: int, start_ns: int
+) -> None:
+    """Sent instants are kept as 32-bit µs past a base per trunk (71 minutes): results hours
+    apart, or with the wall clock stepped back, still come back to the microsecond."""
+    sampler = TransitionSampler("a", ring=size, after=size)
+    sent, now = [], start_ns
+    for step in steps_us:
+        now = max(0, now + step * 1000 + step % 997)  # and a few ns beside the microsecond
+        sampler.record("t", (now, "ok", 1, 200))
+        sent.append(now)
+    rows = sample_rows(sampler.transition("t", "outage_opened", datetime.now(UTC)))
+    assert [r.at for r in rows] == [utc_from_ns(ns) for ns in sent[-size:]]
+
+
+def test_utc_from_ns_rounds_to_the_nearest_microsecond_exactly() -> None:
+    base = 1_764_950_000 * 10**9
+    assert (
+        utc_from_ns(base + 499) == utc_from_ns(base) == datetime.fromtimestamp(1_764_950_000, UTC)
+    )
+    assert utc_from_ns(base + 500) == utc_from_ns(base + 1_499) == utc_from_ns(base + 1000)
+    assert (utc_from_ns(base + 1000) - utc_from_ns(base)).microseconds == 1
+    # Where a float of seconds is ~1 µs apart (year 2116), the integer path is still exact.
+    late = 2**62 - 2**62 % 1000
+    assert utc_from_ns(late) - utc_from_ns(late - 1000) == timedelta(microseconds=1)
 
 
 async def test_monitor_persists_samples_around_an_outage(
