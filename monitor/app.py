@@ -16,7 +16,7 @@ from monitor.certificates import CertificateWatch
 from monitor.config import Config
 from monitor.endpoints import EndpointWatch
 from monitor.events import Event
-from monitor.health import TrunkHealth, shared_policy
+from monitor.health import TrunkHealth, TrunkPolicies, shared_policy
 from monitor.log import MalformedPacketLog, get_logger
 from monitor.mass_lines import MassLines
 from monitor.metrics.calls import CallMetrics
@@ -106,7 +106,9 @@ class Monitor:
         self.gaps_recorded = len(await self.store.gaps()) - gaps_before
         for t in cfg.trunks:
             self.health[t.name] = known.get(t.name) or TrunkHealth(t.name)
-        policies = {t.name: shared_policy(t.down_after, t.up_after) for t in cfg.trunks}
+        policies = TrunkPolicies.of(
+            (t.name, shared_policy(t.down_after, t.up_after)) for t in cfg.trunks
+        )
         vantage = cfg.vantage.guard(cfg.agent, {t.name: t.carrier for t in cfg.trunks})
         self.pipeline = Pipeline(cfg.agent, self.health, policies, vantage=vantage)
         self.pipeline.registrations = self.registrations

@@ -14,6 +14,7 @@ Rules (DESIGN §4):
 
 from __future__ import annotations
 
+import collections
 import functools
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -37,8 +38,10 @@ __all__ = [
     "NO_EVENTS",
     "HealthPolicy",
     "QualityPolicy",
+    "QualityStreaks",
     "ReplayError",
     "TrunkHealth",
+    "TrunkPolicies",
     "TrunkState",
     "mark_unknown",
     "reduce",
@@ -75,6 +78,46 @@ def shared_policy(down_after: int, up_after: int) -> HealthPolicy:
     return HealthPolicy(down_after, up_after)
 
 
+class TrunkPolicies(dict[str, HealthPolicy]):
+    """Each trunk's policy by name, holding only those unlike `default` (most trunks take
+    the same thresholds: a 100,000-entry dict of one shared policy was 3.8 MB)."""
+
+    __slots__ = ("default",)
+
+    def __init__(self, default: HealthPolicy) -> None:
+        super().__init__()
+        self.default = default
+
+    @classmethod
+    def of(cls, policies: Iterable[tuple[str, HealthPolicy]]) -> TrunkPolicies:
+        """The trunks' policies, the most common one as the default."""
+        pairs = list(policies)
+        counts = collections.Counter(policy for _, policy in pairs)
+        out = cls(counts.most_common(1)[0][0] if counts else HealthPolicy())
+        for trunk, policy in pairs:
+            out[trunk] = policy
+        return out
+
+    def __missing__(self, trunk: str) -> HealthPolicy:
+        return self.default
+
+    def __setitem__(self, trunk: str, policy: HealthPolicy) -> None:
+        if policy == self.default:
+            self.pop(trunk, None)
+        else:
+            super().__setitem__(trunk, policy)
+
+
+@dataclass(slots=True)
+class QualityStreaks:
+    """A trunk's test calls in a row below its profile (`bad`) or within it (`good`)."""
+
+    bad: int = 0
+    good: int = 0
+    started_at: datetime | None = None  # sent time of the running streak's first call
+    cause: str | None = None  # the bad streak's first cause
+
+
 @dataclass(slots=True)
 class TrunkHealth:
     """One trunk's state; ``reduce`` mutates it in place (one per trunk, on the hot path)."""
@@ -91,11 +134,9 @@ class TrunkHealth:
     streak_detail: str | None = None
     open_outage: Outage | None = None
     last_outcome: Outcome | None = None
-    # Quality (test calls against the trunk's threshold profile): its own streaks and interval.
-    bad_quality_streak: int = 0
-    good_quality_streak: int = 0
-    quality_streak_started_at: datetime | None = None
-    quality_streak_cause: str | None = None
+    # Quality (test calls against the trunk's threshold profile): its own streaks, made at
+    # the first test call (most trunks have none: three slots a trunk less), and interval.
+    quality: QualityStreaks | None = None
     open_degradation: Outage | None = None
 
     def settled_state(self) -> TrunkState:
@@ -221,34 +262,37 @@ def reduce_quality(
     and closes after ``recover_after`` good ones (at the first of them); while the trunk is
     DOWN its state stays DOWN, and the degradation shows once the outage closes.
     """
+    streaks = health.quality
+    if streaks is None:
+        streaks = health.quality = QualityStreaks()
     if verdict is not None:
-        health.good_quality_streak = 0
-        if health.bad_quality_streak == 0:
-            health.quality_streak_started_at = sent_at
-            health.quality_streak_cause = verdict
-        health.bad_quality_streak += 1
-        if health.open_degradation is None and health.bad_quality_streak >= policy.degrade_after:
-            assert health.quality_streak_started_at is not None
-            started = health.quality_streak_started_at
+        streaks.good = 0
+        if streaks.bad == 0:
+            streaks.started_at = sent_at
+            streaks.cause = verdict
+        streaks.bad += 1
+        if health.open_degradation is None and streaks.bad >= policy.degrade_after:
+            assert streaks.started_at is not None
+            started = streaks.started_at
             degradation = Outage(
                 id=new_id(),
                 trunk=health.trunk,
                 kind=OutageKind.DEGRADATION,
                 first_failure_at=started,
                 confirmed_at=max(now, started),
-                first_outcome=health.quality_streak_cause or verdict,
+                first_outcome=streaks.cause or verdict,
             )
             health.open_degradation = degradation
             return (OutageOpened(degradation), *_settle(health, now, verdict))
         return NO_EVENTS
-    health.bad_quality_streak = 0
-    if health.good_quality_streak == 0:
-        health.quality_streak_started_at = sent_at
-    health.good_quality_streak += 1
+    streaks.bad = 0
+    if streaks.good == 0:
+        streaks.started_at = sent_at
+    streaks.good += 1
     current = health.open_degradation
-    if current is not None and health.good_quality_streak >= policy.recover_after:
-        assert health.quality_streak_started_at is not None
-        restored_at = max(health.quality_streak_started_at, current.first_failure_at)
+    if current is not None and streaks.good >= policy.recover_after:
+        assert streaks.started_at is not None
+        restored_at = max(streaks.started_at, current.first_failure_at)
         health.open_degradation = None
         closed = current.closed(restored_at=restored_at, closed_at=max(now, restored_at))
         return (OutageClosed(closed), *_settle(health, now, "quality_ok"))

@@ -31,6 +31,7 @@ from monitor.health import (
     HealthPolicy,
     ReplayError,
     TrunkHealth,
+    TrunkPolicies,
     mark_unknown,
     reduce,
     replay,
@@ -516,3 +517,14 @@ def test_trunks_with_the_same_thresholds_share_one_immutable_policy() -> None:
         first.down_after = 5  # type: ignore[misc]
     with pytest.raises(ValueError, match="down_after >= 1"):
         shared_policy(0, 2)
+
+
+def test_trunk_policies_hold_only_those_unlike_the_most_common() -> None:
+    common, own = shared_policy(3, 2), shared_policy(1, 1)
+    policies = TrunkPolicies.of([("a", common), ("b", own), ("c", common), ("d", common)])
+    assert policies.default is common and dict(policies) == {"b": own}
+    assert [policies[t] for t in "abcd"] == [common, own, common, common]
+    policies["a"] = own  # a reload gives "a" its own thresholds, and "b" the common ones
+    policies["b"] = common
+    assert dict(policies) == {"a": own} and policies["b"] is common
+    assert TrunkPolicies.of([]).default == HealthPolicy()

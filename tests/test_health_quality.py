@@ -38,6 +38,7 @@ def test_degradation_opens_after_bad_calls_and_closes_after_good_ones() -> None:
     h = TrunkHealth("t")
     options(h, True, 0, new_id)
     assert h.state is TrunkState.UP
+    assert h.quality is None  # made at the first test call: most trunks have none
     assert reduce_quality(h, "jitter_15s", at(60), at(61), POLICY, new_id=new_id) == ()  # type: ignore[arg-type]
     events = reduce_quality(h, "loss_15s", at(120), at(121), POLICY, new_id=new_id)  # type: ignore[arg-type]
     opened = events[0]
