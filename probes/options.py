@@ -135,11 +135,30 @@ class _Links:
     udp_v6: UdpSipTransport | None
     malformed: MalformedCounter
     keep_messages: bool
+    clock: Clock
+    # Bound once: the hot path reads them several times per probe.
+    mono: Callable[[], int] = field(init=False, compare=False)
+    wall: Callable[[], int] = field(init=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "mono", self.clock.monotonic_ns)
+        object.__setattr__(self, "wall", self.clock.wall_ns)
+
+
+@dataclass(slots=True)
+class _Rare:
+    """What few probes hold: a TLS context, an RFC 3263 resolver, and the messages the
+    one-shot CLI prints (keep_messages; not the monitor's: ~750 bytes a trunk)."""
+
+    ssl: ssl.SSLContext | None = None
+    resolver: SipResolver | None = None
+    last_request: bytes = b""
+    last_response: SipResponse | bytes | None = None  # raw until asked for parsed
 
 
 # By the objects' identities (a MalformedCounter compares by value): an entry lives while
 # a probe holds its _Links, and with it those objects, so an id is not reused meanwhile.
-_LINKS: weakref.WeakValueDictionary[tuple[int, int, int, int, bool], _Links] = (
+_LINKS: weakref.WeakValueDictionary[tuple[int, int, int, int, bool, int], _Links] = (
     weakref.WeakValueDictionary()
 )
 
@@ -151,6 +170,7 @@ def _shared_links(links: _Links) -> _Links:
         id(links.udp_v6),
         id(links.malformed),
         links.keep_messages,
+        id(links.clock),
     )
     shared = _LINKS.get(key)
     if shared is None:
@@ -415,27 +435,22 @@ class OptionsProbe:
         "_bad",
         "_cseq",
         "_dns_ttl_ns",
-        "_last_response",
         "_links",
         "_local_host",
-        "_mono",
         "_on_done",
+        "_rare",
         "_resolved_at",
-        "_resolver",
         "_ruri",
-        "_ssl",
         "_started_ns",
         "_tag",
         "_template",
         "_timer",
         "_timer_token",
         "_txn",
-        "_wall",
         "addr",
         "branch",
         "call_id",
         "conn",
-        "last_request",
         "request_uri",
         "sent_ns",
         "sent_wall_ns",
@@ -455,9 +470,6 @@ class OptionsProbe:
         clock: Clock = SYSTEM_CLOCK,
         keep_messages: bool = True,
     ) -> None:
-        # Bound once: the hot path reads them several times per probe.
-        self._mono = clock.monotonic_ns
-        self._wall = clock.wall_ns
         self.trunk = settings.trunk
         self.uri, self.request_uri, self.transport_name = _parse_uri(settings.uri)
         # Shared with probes of trunks set up alike: its trunk and URI are blank.
@@ -472,14 +484,16 @@ class OptionsProbe:
                 udp_v6,
                 malformed if malformed is not None else MalformedCounter(),
                 keep_messages,
+                clock,
             )
         )
         self.addr: Address | None = None
         self._resolved_at = 0
         self._dns_ttl_ns = DNS_TTL_NS
-        self._resolver: SipResolver | None = None
         self._local_host: str | None = None
-        self._ssl = build_ssl_context(settings) if self.transport_name == "tls" else None
+        self._rare: _Rare | None = None
+        if self.transport_name == "tls":
+            self._set_ssl(build_ssl_context(settings))
         self.conn: StreamSipConnection | None = None
         # The request template (_set_template): shared by the UDP probes of a local address
         # set up alike, so no object of each probe's own for the cyclic GC to walk (100,000
@@ -500,11 +514,6 @@ class OptionsProbe:
         self.sent_wall_ns = 0
         self._bad: Outcome | None = None
         self._auth_header: str | None = None
-        # Kept for the one-shot CLI's verbose print (references, no copies); not by the
-        # monitor's probes (keep_messages): ~750 bytes a trunk, 75 MB at 100,000 trunks.
-        self.last_request = b""
-        # The raw reply until someone asks for it parsed (the hot path never does).
-        self._last_response: SipResponse | bytes | None = None
         if _is_ip(self.uri.host):
             # An address literal needs no resolver (and no executor thread per trunk).
             port = self.uri.port or default_port(self.transport_name)
@@ -536,8 +545,8 @@ class OptionsProbe:
             on_done(self._result(Outcome.PROBE_CRASHED, detail="previous probe still running"))
             return
         self._on_done = on_done
-        self._started_ns = self._mono()
-        self.sent_wall_ns = self._wall()
+        self._started_ns = self._links.mono()
+        self.sent_wall_ns = self._links.wall()
         self._bad = None
         self._auth_header = None
         self._cseq = 0
@@ -591,7 +600,7 @@ class OptionsProbe:
         self._send_new_request()
 
     def _remaining(self, deadline: int) -> float:
-        return max(0.0, (deadline - self._mono()) / 1e9)
+        return max(0.0, (deadline - self._links.mono()) / 1e9)
 
     async def _resolve(self, deadline: int) -> tuple[Outcome | None, str]:
         if self.settings.dns is not None:
@@ -618,11 +627,12 @@ class OptionsProbe:
     async def _locate(self, dns: ResolverSettings, deadline: int) -> tuple[Outcome | None, str]:
         """RFC 3263: the first target (NAPTR order, SRV priority and weight) on our transport;
         re-located when its TTL runs out."""
-        if self._resolver is None:
-            self._resolver = SipResolver(dns)
+        rare = self._extra()
+        if rare.resolver is None:
+            rare.resolver = SipResolver(dns)
         try:
             found = await asyncio.wait_for(
-                self._resolver.resolve(self.request_uri), self._remaining(deadline)
+                rare.resolver.resolve(self.request_uri), self._remaining(deadline)
             )
         except TimeoutError:
             return Outcome.DNS, f"locating {self.uri.host} timed out"
@@ -639,7 +649,7 @@ class OptionsProbe:
 
     def _use(self, addr: Address, family: int, ttl_ns: int) -> None:
         self.addr = addr
-        self._resolved_at = self._mono()
+        self._resolved_at = self._links.mono()
         self._dns_ttl_ns = ttl_ns
         if self.transport_name == "udp":
             self._local_host = _local_address_towards(family, addr)
@@ -647,14 +657,15 @@ class OptionsProbe:
     async def _connect(self, deadline: int) -> tuple[Outcome | None, str]:
         assert self.addr is not None
         server_name = self.settings.tls_server_name or self.uri.host
+        context = self._rare.ssl if self._rare is not None else None
         try:
             _, conn = await asyncio.wait_for(
                 self._links.loop.create_connection(
                     lambda: StreamSipConnection(self),
                     self.addr[0],
                     self.addr[1],
-                    ssl=self._ssl,
-                    server_hostname=server_name if self._ssl is not None else None,
+                    ssl=context,
+                    server_hostname=server_name if context is not None else None,
                 ),
                 self._remaining(deadline),
             )
@@ -760,8 +771,8 @@ class OptionsProbe:
         self._cseq += 1
         data = self._build_request(template)
         if self._links.keep_messages:
-            self.last_request = data
-        now = self._mono()
+            self._extra().last_request = data
+        now = self._links.mono()
         budget = self._started_ns + int(self.settings.timeout * 1e9) - now
         if budget <= 0:
             self._finish(Outcome.TIMEOUT, detail="no time left to send")
@@ -775,11 +786,11 @@ class OptionsProbe:
                 udp.by_branch[self.branch] = self
                 assert self.addr is not None
                 udp.by_addr[self.addr] = self
-                self.sent_ns = self._mono()
+                self.sent_ns = self._links.mono()
                 udp.send(data, self.addr)
             else:
                 assert self.conn is not None and self.conn.transport is not None
-                self.sent_ns = self._mono()
+                self.sent_ns = self._links.mono()
                 self.conn.transport.write(data)
         except OSError as exc:
             self._finish(Outcome.NETWORK, detail=_truncate(exc.strerror or str(exc)))
@@ -797,7 +808,7 @@ class OptionsProbe:
                 self._timer_token += 1
                 udp.deadlines.add(deadline, self, self._timer_token)
                 return
-        delay = max(0.0, (deadline - self._mono()) / 1e9)
+        delay = max(0.0, (deadline - self._links.mono()) / 1e9)
         self._timer = self._links.loop.call_later(delay, self._on_timer)
 
     def on_deadline(self, token: int) -> None:
@@ -827,7 +838,7 @@ class OptionsProbe:
             udp.drain()  # our answer may be waiting unread (a loop that is behind)
             if self._txn is not txn:
                 return  # it was: the probe ended (or went on to its auth retry)
-        action = txn.on_timer(self._mono())
+        action = txn.on_timer(self._links.mono())
         if action.timed_out:
             self._finish(self._bad or Outcome.TIMEOUT, detail=None)
             return
@@ -867,7 +878,7 @@ class OptionsProbe:
         raw: bytes,
         msg: SipResponse | None,
     ) -> None:
-        now = self._mono()
+        now = self._links.mono()
         if self._txn is None or key[0] != self.branch:
             return
         if (
@@ -879,7 +890,7 @@ class OptionsProbe:
             self._bad = Outcome.MISMATCH
             return
         if self._links.keep_messages:
-            self._last_response = msg if msg is not None else raw
+            self._extra().last_response = msg if msg is not None else raw
         final = self._txn.on_response(status, now)
         if not final:
             return
@@ -903,10 +914,27 @@ class OptionsProbe:
     @property
     def last_response(self) -> SipResponse | None:
         """The last answer to our own request, parsed when asked (the CLI's verbose print)."""
-        last = self._last_response
+        if self._rare is None:
+            return None
+        last = self._rare.last_response
         if isinstance(last, bytes):
-            last = self._last_response = _parse_response(last)
+            last = self._rare.last_response = _parse_response(last)
         return last
+
+    @property
+    def last_request(self) -> bytes:
+        """The last request sent (kept with keep_messages, for the CLI's verbose print)."""
+        return b"" if self._rare is None else self._rare.last_request
+
+    def _set_ssl(self, context: ssl.SSLContext | None) -> None:
+        if context is not None or self._rare is not None:
+            self._extra().ssl = context
+
+    def _extra(self) -> _Rare:
+        rare = self._rare
+        if rare is None:
+            rare = self._rare = _Rare()
+        return rare
 
     def _try_authenticate(self, msg: SipResponse) -> bool:
         name = "WWW-Authenticate" if msg.status == 401 else "Proxy-Authenticate"
@@ -987,7 +1015,7 @@ class OptionsProbe:
             outcome=outcome,
             sent_wall_ns=self.sent_wall_ns,
             rtt_ns=rtt_ns,
-            duration_ns=self._mono() - self._started_ns,
+            duration_ns=self._links.mono() - self._started_ns,
             status_code=status,
             reason=_reason(reason) if status is not None else None,
             detail=detail,

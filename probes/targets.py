@@ -77,7 +77,7 @@ class TargetProbe(OptionsProbe):
         if target.transport != self.transport_name:
             # NAPTR/SRV chose the transport, not the URI (RFC 3263 §4.1).
             self.transport_name = target.transport
-            self._ssl = build_ssl_context(settings) if target.transport == "tls" else None
+            self._set_ssl(build_ssl_context(settings) if target.transport == "tls" else None)
 
     async def _resolve(self, deadline: int) -> tuple[Outcome | None, str]:
         # Called once, on the first probe: the address is the target's, already resolved.
