@@ -440,7 +440,6 @@ class OptionsProbe:
         "_on_done",
         "_rare",
         "_resolved_at",
-        "_ruri",
         "_started_ns",
         "_tag",
         "_template",
@@ -457,7 +456,6 @@ class OptionsProbe:
         "settings",
         "transport_name",
         "trunk",
-        "uri",
     )
 
     def __init__(
@@ -471,7 +469,9 @@ class OptionsProbe:
         keep_messages: bool = True,
     ) -> None:
         self.trunk = settings.trunk
-        self.uri, self.request_uri, self.transport_name = _parse_uri(settings.uri)
+        # The Request-URI is all a probe keeps of its URI (the parsed form is `uri`, asked
+        # for off the hot path): ~220 bytes a trunk less with a URI of its own.
+        uri, self.request_uri, self.transport_name = _parse_uri(settings.uri)
         # Shared with probes of trunks set up alike: its trunk and URI are blank.
         self.settings = _shared_settings(settings)
         if self.transport_name not in ("udp", "tcp", "tls"):
@@ -499,7 +499,7 @@ class OptionsProbe:
         # set up alike, so no object of each probe's own for the cyclic GC to walk (100,000
         # of them made every full collection longer).
         self._template: _Template | None = None
-        self._ruri = self._tag = b""
+        self._tag = b""
         self.branch = ""
         self.call_id = ""
         self._cseq = 0
@@ -514,12 +514,12 @@ class OptionsProbe:
         self.sent_wall_ns = 0
         self._bad: Outcome | None = None
         self._auth_header: str | None = None
-        if _is_ip(self.uri.host):
+        if _is_ip(uri.host):
             # An address literal needs no resolver (and no executor thread per trunk).
-            port = self.uri.port or default_port(self.transport_name)
-            self.addr = (self.uri.host, port)
+            port = uri.port or default_port(self.transport_name)
+            self.addr = (uri.host, port)
             self._resolved_at = _NEVER_STALE
-            family = socket.AF_INET6 if ":" in self.uri.host else socket.AF_INET
+            family = socket.AF_INET6 if ":" in uri.host else socket.AF_INET
             self._local_host = _local_address_towards(family, self.addr)
 
     @property
@@ -533,6 +533,11 @@ class OptionsProbe:
             dataclasses.replace(links, udp_v6=udp) if v6 else dataclasses.replace(links, udp=udp)
         )
         self._links = _shared_links(changed)
+
+    @property
+    def uri(self) -> SipUri:
+        """The trunk's URI, parsed (its password and headers left out, as in the request)."""
+        return _parse_uri(self.request_uri)[0]
 
     # ---- the Probe interface -------------------------------------------------------
 
@@ -717,7 +722,6 @@ class OptionsProbe:
         from_uri = self.settings.from_uri or f"sip:trunkwatch@{hostport}"
         # The trunk's own parts are its Request-URI and From tag; the rest is the same for
         # every probe from this local address set up alike, held once (_shared_template).
-        self._ruri = self.request_uri.encode()
         self._tag = f"{new_tag()}\r\nTo: <".encode()
         made = _Template(
             local,
@@ -741,7 +745,7 @@ class OptionsProbe:
             if self._auth_header is None
             else self._auth_header.encode("utf-8", "surrogateescape") + b"\r\n"
         )
-        ruri = self._ruri
+        ruri = self.request_uri.encode()  # ~40 ns a probe, against 52 bytes a trunk kept
         return b"".join(
             (
                 b"OPTIONS ",

@@ -172,7 +172,7 @@ async def test_each_probe_is_a_new_call_from_the_same_tag(responder: SipResponde
     assert first._links is other._links
     lone = OptionsProbe(settings(f"sip:127.0.0.1:{responder.port}"), udp=udp.v4)
     assert lone._links is not first._links and lone._links.udp is first._links.udp
-    assert first._ruri != other._ruri and first._tag != other._tag
+    assert first.request_uri != other.request_uri and first._tag != other._tag
 
 
 async def test_timeout_and_retransmissions(responder: SipResponder) -> None:
