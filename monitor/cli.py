@@ -221,7 +221,7 @@ def migrate(config: ConfigOpt) -> None:
     from sqlalchemy.exc import SQLAlchemyError
 
     from monitor.store.engine import create_engine, describe_store_error, writing
-    from monitor.store.migrations import HEAD_REVISION, schema_revision, upgrade_to_head
+    from monitor.store.migrations import HEAD_REVISION, upgrade_to_head
 
     cfg = _load(config)
 
@@ -229,9 +229,7 @@ def migrate(config: ConfigOpt) -> None:
         engine = create_engine(cfg.store.url)
         try:
             async with writing(engine) as conn:
-                before = await conn.run_sync(schema_revision)
-                await conn.run_sync(upgrade_to_head)
-            return before
+                return await conn.run_sync(upgrade_to_head)
         finally:
             await engine.dispose()
 

@@ -38,21 +38,24 @@ def alembic_config() -> Config:
 MIGRATION_LOCK_KEY = 0x7477_6D69  # "twmi"
 
 
-def upgrade_to_head(connection: Connection) -> None:
-    """Bring the schema on this (sync, already transactional) connection to the newest revision."""
+def upgrade_to_head(connection: Connection) -> str | None:
+    """Bring the schema on this (sync, already transactional) connection to the newest
+    revision; returns the revision it found (read under the lock: None, never migrated)."""
     if connection.dialect.name == "postgresql":
         # Agents starting together on a new database: one migrates, the others wait here and
         # then find the schema at head (without the lock their CREATE TABLEs deadlock). The
         # lock ends with the transaction. SQLite's BEGIN IMMEDIATE does the same.
         connection.exec_driver_sql(f"SELECT pg_advisory_xact_lock({MIGRATION_LOCK_KEY})")
-    if schema_revision(connection) == HEAD_REVISION:
-        return
+    found = schema_revision(connection)
+    if found == HEAD_REVISION:
+        return found
     from alembic import command
 
     config = alembic_config()
     # env.py runs on the caller's connection instead of opening its own engine.
     config.attributes["connection"] = connection
     command.upgrade(config, "head")
+    return found
 
 
 def schema_revision(connection: Connection) -> str | None:
