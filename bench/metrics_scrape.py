@@ -136,7 +136,9 @@ def synthetic_sources(n: int) -> ExportSources:
             rtt = rng.lognormvariate(0, 0.35) * median
             index = next((k for k, b in enumerate(RTT_BUCKETS) if rtt <= b), len(RTT_BUCKETS))
             rtt_counts[index] += answered // 50
-        stats.rtt_counts[i * RTT_WIDTH : (i + 1) * RTT_WIDTH] = array("q", rtt_counts)
+        stats.rtt_counts[i * RTT_WIDTH : (i + 1) * RTT_WIDTH] = array(
+            stats.rtt_counts.typecode, rtt_counts
+        )
         stats.rtt_sum[i] = sum(rtt_counts) * median
         stats.last_success[i], stats.last_status[i], stats.last_duration_s[i] = 1, 200, median
         h = TrunkHealth(name, state=TrunkState.UP)

@@ -524,9 +524,9 @@ def mixed_sources(n: int) -> ExportSources:
             stats.rtt_sum[i] = (math.inf, math.nan, 2.5e6, -math.inf)[i % 4]
         if case == 5:
             stats.last_duration_s[i] = 1e-7 * i
-        if case == 6:  # never so in the monitor; a total below a million must not hide it
-            stats.rtt_counts[first] += 1_500_000  # 1.5e+06 while the total stays small
-            stats.rtt_counts[last] -= 1_500_000
+        if case == 6:  # past 32 bits: the table's RTT counts become 64-bit
+            stats.rtt_counts[first] = 2**32 - 1
+            stats.record(result(trunk, Outcome.OK, 0.001, 200))
     for i, health in enumerate(src.health.values()):
         health.state = list(TrunkState)[i % len(TrunkState)]
         if i % 4 == 1:

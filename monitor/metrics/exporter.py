@@ -63,7 +63,7 @@ from monitor.metrics.exposition import (
     le_labels,
 )
 from monitor.metrics.pacing import paced
-from monitor.metrics.stats import RTT_BUCKETS, RTT_WIDTH, StatsTable
+from monitor.metrics.stats import NARROW, RTT_BUCKETS, RTT_WIDTH, StatsTable
 from monitor.scheduler import Scheduler
 from probes.options import MalformedCounter
 from probes.result import Outcome
@@ -233,7 +233,8 @@ class Snapshot:
     last_status: array[int] = field(default_factory=lambda: array("i"))
     last_duration_s: array[float] = field(default_factory=lambda: array("d"))
     rtt_sum: array[float] = field(default_factory=lambda: array("d"))
-    rtt_counts: array[int] = field(default_factory=lambda: array("q"))  # RTT_WIDTH per row
+    # RTT_WIDTH per row, of the table's type (32- or 64-bit: monitor.metrics.stats).
+    rtt_counts: array[int] = field(default_factory=lambda: array(NARROW))
     # The outcomes some trunk has had, in Outcome's order: a count per row.
     outcomes: dict[Outcome, array[int]] = field(default_factory=dict)
     # One entry per TrunkHealth, in the sources' order.
@@ -342,10 +343,11 @@ class Exporter:
         opened = self.src.outages_opened
         # (the table's column, the snapshot's copy) per outcome, in Outcome's order.
         outcomes = [
-            (column, snap.outcomes.setdefault(o, array("q")))
+            (column, snap.outcomes.setdefault(o, array(column.typecode)))
             for o in Outcome
             if (column := cols.outcomes.get(o)) is not None
         ]
+        snap.rtt_counts = array(cols.rtt_counts.typecode)
         width = RTT_WIDTH
         for start in range(0, max(cols.rows, len(health)), step):
             end = min(start + step, cols.rows)  # rows added since the snapshot began wait
@@ -490,9 +492,9 @@ class Exporter:
                 else:
                     column = cumulative[-1]
                 cumulative.append(column)
-            # Counts are never negative, so when the +Inf bucket's are small, all are.
+            # Counts are unsigned, so when the +Inf bucket's are small, all are.
             total = cumulative[-1]
-            small = bool(total) and min(counts) >= 0 and max(total) < PLAIN_INT_LIMIT
+            small = bool(total) and max(total) < PLAIN_INT_LIMIT
             values = []
             tail = ""
             for k, bucket_head in enumerate(heads):

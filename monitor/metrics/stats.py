@@ -3,7 +3,7 @@
 Kept as columns (one array per figure, one row per trunk) rather than an object per trunk:
 at 100,000 trunks the objects (a dataclass, its histogram, the bucket list, an outcome
 dict and the int objects of every count above 256) held ~630 bytes a trunk and four
-containers for the garbage collector to walk; a row holds ~200 bytes and none.
+containers for the garbage collector to walk; a row holds ~140 bytes and none.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ from bisect import bisect_left
 from collections.abc import Iterable
 from dataclasses import dataclass
 from itertools import compress, repeat
+from typing import Final
 
 from probes.result import Outcome, ProbeResult
 
@@ -21,6 +22,10 @@ from probes.result import Outcome, ProbeResult
 RTT_BUCKETS = (0.005, 0.01, 0.03, 0.06, 0.1, 0.25, 0.5, 1.0, 2.0)
 # Counts per row in `rtt_counts`: one per bucket bound plus the +Inf one (not cumulative).
 RTT_WIDTH = len(RTT_BUCKETS) + 1
+# Counts start as 32-bit (half the memory: ~4 MB at 100,000 trunks) and a column becomes
+# 64-bit the first time one of its counts would pass 2**32 - 1 (years of 1 s probes).
+NARROW: Final = "I"
+WIDE: Final = "Q"
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,8 +50,9 @@ class StatsColumns:
 class StatsTable:
     """What the exporter shows for each (trunk, probe) pair, one row per trunk.
 
-    Counts are signed 64-bit. An outcome has a column only once some trunk has had it
-    (most tables see two or three of the 23 outcomes).
+    Counts are unsigned, 32-bit until one would overflow (then that column is 64-bit). An
+    outcome has a column only once some trunk has had it (most tables see two or three of
+    the 23 outcomes).
     """
 
     __slots__ = (
@@ -70,7 +76,7 @@ class StatsTable:
         self.last_status = array("i")  # 0 when the last probe got no SIP answer
         self.last_duration_s = array("d")
         self.rtt_sum = array("d")
-        self.rtt_counts = array("q")  # RTT_WIDTH per row
+        self.rtt_counts = array(NARROW)  # RTT_WIDTH per row
         self.outcomes: dict[Outcome, array[int]] = {}
         self._dead: list[int] = []
         self.extend(trunks, probe)
@@ -120,8 +126,8 @@ class StatsTable:
         for name in ("last_success", "last_status", "last_duration_s", "rtt_sum"):
             old = getattr(self, name)
             setattr(self, name, array(old.typecode, compress(old, keep)))
-        self.rtt_counts = array("q", compress(self.rtt_counts, wide))
-        self.outcomes = {o: array("q", compress(c, keep)) for o, c in self.outcomes.items()}
+        self.rtt_counts = array(self.rtt_counts.typecode, compress(self.rtt_counts, wide))
+        self.outcomes = {o: array(c.typecode, compress(c, keep)) for o, c in self.outcomes.items()}
 
     def columns(self) -> StatsColumns:
         return StatsColumns(
@@ -140,8 +146,17 @@ class StatsTable:
         """The count of `outcome` per row (made, all zero, the first time it is asked for)."""
         column = self.outcomes.get(outcome)
         if column is None:
-            column = self.outcomes[outcome] = array("q", bytes(8 * len(self.trunk)))
+            column = self.outcomes[outcome] = array(NARROW, repeat(0, len(self.trunk)))
         return column
+
+    def _widen_outcome(self, outcome: Outcome) -> array[int]:
+        # A new object: a snapshot holding the narrow one reads it until its end.
+        column = self.outcomes[outcome] = array(WIDE, self.outcomes[outcome])
+        return column
+
+    def _widen_rtt(self) -> array[int]:
+        self.rtt_counts = array(WIDE, self.rtt_counts)
+        return self.rtt_counts
 
     def record(self, result: ProbeResult) -> None:
         """Count `result` in its trunk's row (nothing for a trunk no longer watched)."""
@@ -152,7 +167,10 @@ class StatsTable:
         column = self.outcomes.get(outcome)
         if column is None:
             column = self.outcome_column(outcome)
-        column[row] += 1
+        try:
+            column[row] += 1
+        except OverflowError:
+            self._widen_outcome(outcome)[row] += 1
         if outcome is Outcome.PROBE_CRASHED:
             return  # the monitor's own fault says nothing about the trunk
         self.last_success[row] = 1 if outcome is Outcome.OK else 0
@@ -161,7 +179,11 @@ class StatsTable:
             self.last_duration_s[row] = result.duration_ns / 1e9
         if result.rtt_ns is not None and result.status_code is not None:
             rtt = result.rtt_ns / 1e9
-            self.rtt_counts[row * RTT_WIDTH + bisect_left(RTT_BUCKETS, rtt)] += 1
+            bucket = row * RTT_WIDTH + bisect_left(RTT_BUCKETS, rtt)
+            try:
+                self.rtt_counts[bucket] += 1
+            except OverflowError:
+                self._widen_rtt()[bucket] += 1
             self.rtt_sum[row] += rtt
 
     # ---- one trunk's figures (tests, benchmarks) ------------------------------------------
