@@ -55,7 +55,7 @@ from monitor.metrics.exporter import (
     Exporter,
     ExportSources,
     Snapshot,
-    TrunkInfo,
+    TrunkInfos,
     runtime_registry,
 )
 from monitor.metrics.exposition import ExpositionFormat
@@ -113,14 +113,14 @@ for _ in range(repeat):
 def synthetic_sources(n: int) -> ExportSources:
     rng = random.Random(SEED)
     now = datetime.now(UTC)
-    trunks: list[TrunkInfo] = []
+    trunks: list[tuple[str, str, str]] = []
     stats = StatsTable()
     health: dict[str, TrunkHealth] = {}
     opened: dict[str, int] = {}
     for i in range(n):
         carrier = f"carrier-{i % CARRIERS:02d}"
         name = f"{carrier}-sbc-{i:05d}"
-        trunks.append(TrunkInfo(name, carrier, rng.choice(("udp", "udp", "tcp", "tls"))))
+        trunks.append((name, carrier, rng.choice(("udp", "udp", "tcp", "tls"))))
         stats.add(name)
         timeouts = rng.choice((0, 0, 1, 3, 12, 40))
         refused = rng.choice((0, 0, 0, 2))
@@ -161,7 +161,7 @@ def synthetic_sources(n: int) -> ExportSources:
     return ExportSources(
         agent="bench",
         loop_name="asyncio",
-        trunks=trunks,
+        trunks=TrunkInfos.of(trunks),
         stats=stats,
         health=health,
         scheduler=Scheduler([], lambda result: None),
@@ -381,7 +381,7 @@ async def under_load(
 ) -> None:
     loop = asyncio.get_running_loop()
     sched = Scheduler(
-        [(FakeProbe(t.trunk), interval) for t in sources.trunks], sources.stats.record
+        [(FakeProbe(t), interval) for t in sources.trunks.trunk], sources.stats.record
     )
     sources.scheduler = sched
     windows = LagWindows(sched)

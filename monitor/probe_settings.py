@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
-from monitor.metrics.exporter import TrunkInfo
+from monitor.metrics.exporter import TrunkInfos
 from monitor.metrics.targets import target_metrics
 from probes.dns.resolver import ResolverSettings
 from probes.options import OptionsSettings, SharedUdp, uri_transport
@@ -93,9 +93,13 @@ def options_settings(trunk: TrunkConfig, dns: ResolverSettings | None = None) ->
     )
 
 
-def trunk_infos(trunks: Iterable[TrunkConfig]) -> list[TrunkInfo]:
+def trunk_infos(trunks: Sequence[TrunkConfig]) -> TrunkInfos:
     """The exporter's config facts of each trunk (at start and after a reload)."""
-    return [TrunkInfo(t.name, t.carrier, uri_transport(t.uri)) for t in trunks]
+    return TrunkInfos(
+        tuple(t.name for t in trunks),
+        tuple(t.carrier for t in trunks),
+        tuple(uri_transport(t.uri) for t in trunks),
+    )
 
 
 @dataclass

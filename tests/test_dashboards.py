@@ -44,7 +44,7 @@ from monitor.metrics import calls as call_metrics
 from monitor.metrics import sla as sla_metrics
 from monitor.metrics import targets
 from monitor.metrics import tickets as ticket_metrics
-from monitor.metrics.exporter import ExportSources, TrunkInfo, TrunkwatchCollector
+from monitor.metrics.exporter import ExportSources, TrunkInfos, TrunkwatchCollector
 from monitor.metrics.exposition import Family, Kind
 from monitor.metrics.stats import StatsTable
 from monitor.scheduler import Scheduler
@@ -291,7 +291,7 @@ def exported_names() -> set[str]:
     sources = ExportSources(
         agent="a",
         loop_name="asyncio",
-        trunks=[TrunkInfo("t1", "c1", "udp")],
+        trunks=TrunkInfos.of([("t1", "c1", "udp")]),
         stats=stats,
         health={"t1": TrunkHealth("t1")},
         scheduler=Scheduler([], lambda result: None),

@@ -52,7 +52,7 @@ from monitor.metrics.exporter import (
     SNAPSHOT_SLICE,
     Exporter,
     ExportSources,
-    TrunkInfo,
+    TrunkInfos,
     TrunkwatchCollector,
     runtime_registry,
 )
@@ -114,8 +114,8 @@ class ReferenceCollector(Collector):
             "Configured trunks with their carrier and transport; always 1.",
             labels=["agent", "trunk", "carrier", "transport"],
         )
-        for trunk in src.trunks:
-            info.add_metric([src.agent, trunk.trunk, trunk.carrier, trunk.transport], 1.0)
+        for trunk, carrier, transport in src.trunks:
+            info.add_metric([src.agent, trunk, carrier, transport], 1.0)
         yield info
         yield from self._probe_families()
         yield from self._health_families()
@@ -298,7 +298,7 @@ def make_sources(
     return ExportSources(
         agent="agent-1",
         loop_name="asyncio-cpython",
-        trunks=[TrunkInfo(*t) for t in trunks],
+        trunks=TrunkInfos.of(trunks),
         stats=StatsTable(t[0] for t in trunks),
         health={t[0]: TrunkHealth(t[0]) for t in trunks},
         scheduler=scheduler,
@@ -633,7 +633,7 @@ def test_trunks_added_after_construction_are_exported() -> None:
     src = make_sources([("t1", "c", "udp")])
     exporter = Exporter(src)
     exporter.expose(exporter.snapshot(), TEXT)  # labels prepared for t1
-    src.trunks.append(TrunkInfo("t2", "c2", "tls"))
+    src.trunks = TrunkInfos.of([*src.trunks, ("t2", "c2", "tls")])  # as a reload does
     src.stats.add("t2")
     src.stats.record(result("t2", Outcome.OK, 0.01, 200))
     src.health["t2"] = TrunkHealth("t2", state=TrunkState.UP)
@@ -787,13 +787,13 @@ async def test_label_texts_prepared_in_slices_while_the_loop_runs(
     # 100,000 trunks (~0.7 s) are made a slice at a time, the probes running between.
     n = every_slice
     src = many_sources(n)
-    made: list[TrunkInfo] = []
+    made: list[tuple[str, str]] = []
     late = Exporter(src, prepare=False)
     make = late._info_texts._make
 
-    def counted(info: TrunkInfo) -> str:
-        made.append(info)
-        return make(info)
+    def counted(carrier: str, transport: str) -> str:
+        made.append((carrier, transport))
+        return make(carrier, transport)
 
     monkeypatch.setattr(late._info_texts, "_make", counted)
     turns = LoopTurns()
