@@ -21,7 +21,7 @@ sys.path[:0] = [str(Path(__file__).resolve().parents[1] / "tests"), "."]
 from dns_peer import host, running_dnsmasq, srv  # noqa: E402
 from peers import make_tls_ca, running_kamailio  # noqa: E402
 
-from probes.dns.resolver import ResolverSettings  # noqa: E402
+from probes.dns.settings import ResolverSettings  # noqa: E402
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp  # noqa: E402
 from probes.probe import Probe, run_once  # noqa: E402
 from probes.result import Outcome  # noqa: E402

@@ -708,8 +708,9 @@ def probe_dns(
     found, 1 on a DNS failure."""
     import json
 
-    from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
-    from probes.dns.rfc3263 import Destination
+    from probes.dns.resolver import SipResolver
+    from probes.dns.rfc3263 import Destination, DnsFailure
+    from probes.dns.settings import ResolverSettings
 
     try:
         destination = Destination.from_uri(uri)

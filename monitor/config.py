@@ -52,7 +52,7 @@ from monitor.tickets.config import TicketsSettings
 from monitor.vantage import VantageGuard, VantagePolicy
 from monitor.web_config import WebConfigError, load_web_config
 from monitor.yaml_fast import NotFast, fast_yaml
-from probes.dns.resolver import DEFAULT_MAX_TARGETS, ResolverSettings
+from probes.dns.settings import DEFAULT_MAX_TARGETS, ResolverSettings
 from probes.hostport import split_host_port
 from probes.http_status import check_path
 from probes.media.thresholds import BUILTIN_PROFILES, ThresholdProfile

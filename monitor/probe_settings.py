@@ -10,7 +10,7 @@ from monitor.config import CallsSettings, Config, TrunkConfig
 from monitor.health import QualityPolicy
 from monitor.metrics.exporter import TrunkInfos
 from monitor.metrics.targets import target_metrics
-from probes.dns.resolver import ResolverSettings
+from probes.dns.settings import ResolverSettings
 from probes.options import OptionsSettings, SharedUdp, uri_transport
 from probes.probe import Probe
 from probes.target_rule import locates_targets

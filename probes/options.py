@@ -19,11 +19,12 @@ import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from probes.clock import SYSTEM_CLOCK, Clock
 from probes.deadlines import Deadlines
-from probes.dns.resolver import DnsFailure, ResolverSettings, SipResolver
+from probes.dns.rfc3263 import DnsFailure
+from probes.dns.settings import ResolverSettings
 from probes.probe import ResultCallback, run_once
 from probes.result import Outcome, ProbeResult
 from probes.sip.digest import DigestError, authorization_header, select_challenge
@@ -36,6 +37,9 @@ from probes.sip.reply import read_reply
 from probes.sip.transaction import NonInviteClientTransaction
 from probes.sip.uri import SipUri, default_port
 from probes.untrusted import truncate_untrusted
+
+if TYPE_CHECKING:
+    from probes.dns.resolver import SipResolver
 
 # Re-resolve names this often: carriers move SBCs behind DNS, but not per probe.
 DNS_TTL_NS = 300 * 1_000_000_000
@@ -632,6 +636,8 @@ class OptionsProbe:
         re-located when its TTL runs out."""
         rare = self._extra()
         if rare.resolver is None:
+            from probes.dns.resolver import SipResolver  # dnspython: for host-name trunks only
+
             rare.resolver = SipResolver(dns)
         try:
             found = await asyncio.wait_for(

@@ -15,12 +15,12 @@ import socket
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING
 
 import structlog
 
 from probes.clock import SYSTEM_CLOCK, Clock
-from probes.dns.resolver import DnsFailure, SipResolver
-from probes.dns.rfc3263 import Target
+from probes.dns.rfc3263 import DnsFailure, Target
 from probes.options import (
     MalformedCounter,
     OptionsProbe,
@@ -32,6 +32,9 @@ from probes.probe import ResultCallback
 from probes.result import Outcome, ProbeResult
 from probes.target_rule import TargetRule, aggregate
 from probes.untrusted import truncate_untrusted
+
+if TYPE_CHECKING:
+    from probes.dns.resolver import SipResolver
 
 log = structlog.get_logger("probes.targets")
 
@@ -118,7 +121,11 @@ class TargetsProbe:
         self.rule: TargetRule = rule
         self.max_targets = settings.dns.max_targets
         self._udp, self._udp_v6, self._malformed, self._clock = udp, udp_v6, malformed, clock
-        self._resolver = resolver or SipResolver(settings.dns)
+        if resolver is None:
+            from probes.dns.resolver import SipResolver  # dnspython: with the first such trunk
+
+            resolver = SipResolver(settings.dns)
+        self._resolver = resolver
         self.probes: dict[str, TargetProbe] = {}  # by label, in RFC 3263 order
         self.last: dict[str, ProbeResult] = {}
         self.ignored = 0  # targets beyond max_targets, not probed

@@ -4,6 +4,9 @@ record change moves the probe once the TTL has run out."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dns_peer import host, naptr, running_dnsmasq, srv
@@ -13,7 +16,7 @@ from test_monitor_e2e import scrape, wait_for
 from monitor.app import Monitor
 from monitor.config import config_from_text
 from monitor.health import TrunkState
-from probes.dns.resolver import ResolverSettings
+from probes.dns.settings import ResolverSettings
 from probes.options import OptionsSettings, probe_options_once
 from probes.result import Outcome
 
@@ -79,3 +82,20 @@ trunks: [{{name: carrier, carrier: c, uri: "sip:{Z}"}}]
             await monitor.stop()
     up = 'trunkwatch_probe_success{agent="rfc3263",probe="options",trunk="carrier"} 1.0'
     assert up in metrics
+
+
+def test_the_daemon_loads_dnspython_only_for_a_host_name_trunk() -> None:
+    """dnspython is ~2 MB resident: the daemon imports without it (trunks given by address
+    need no resolver); the first RFC 3263 resolver brings it in (the tests above use it)."""
+    script = (
+        "import sys\n"
+        "import monitor.app, monitor.api, monitor.cli, probes.targets\n"
+        "print('dns' in sys.modules)\n"
+        "from probes.dns.resolver import SipResolver\n"
+        "print('dns' in sys.modules)\n"
+    )
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    run = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
+    )
+    assert run.stdout.split() == ["False", "True"]

@@ -15,8 +15,8 @@ from test_monitor_e2e import scrape, wait_for
 from monitor.app import Monitor
 from monitor.config import ConfigError, config_from_text
 from monitor.health import TrunkState
-from probes.dns.resolver import ResolverSettings
 from probes.dns.rfc3263 import Target
+from probes.dns.settings import ResolverSettings
 from probes.options import MalformedCounter, OptionsSettings, SharedUdp
 from probes.probe import run_once
 from probes.result import Outcome

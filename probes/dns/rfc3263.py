@@ -102,6 +102,15 @@ class Failure:
     detail: str
 
 
+class DnsFailure(Exception):
+    """Server location failed: `kind` is nxdomain, servfail, timeout or no_records."""
+
+    def __init__(self, kind: FailureKind, detail: str) -> None:
+        super().__init__(f"{kind}: {detail}")
+        self.kind: FailureKind = kind
+        self.detail = detail
+
+
 @dataclass(slots=True, frozen=True)
 class _Route:
     """An SRV name to look up for one transport, from NAPTR or from the §4.1 fallback."""

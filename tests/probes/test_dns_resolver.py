@@ -15,7 +15,9 @@ from dns_peer import Dnsmasq, host, naptr, running_dnsmasq, silent_udp_port, srv
 from typer.testing import CliRunner
 
 from monitor.cli import probe_app
-from probes.dns.resolver import DnsFailure, ResolvedTargets, ResolverSettings, SipResolver
+from probes.dns.resolver import ResolvedTargets, SipResolver
+from probes.dns.rfc3263 import DnsFailure
+from probes.dns.settings import ResolverSettings
 from probes.dns.srv_order import RandInt
 
 pytestmark = pytest.mark.peers
