@@ -809,7 +809,7 @@ async def test_label_texts_prepared_in_slices_while_the_loop_runs(
 def test_a_trunk_holds_one_label_text_for_all_its_families() -> None:
     # Each line's labels are laid from the trunk's own `trunk="…"} ` and texts shared by
     # many trunks (probe, carrier, transport): a trunk info line and a probe label set of
-    # their own per trunk made the prepared texts ~370 bytes a trunk here, now ~170.
+    # their own per trunk made the prepared texts ~370 bytes a trunk here, now ~130.
     n = 5_000
     src = many_sources(n)
     tracemalloc.start()
@@ -819,10 +819,19 @@ def test_a_trunk_holds_one_label_text_for_all_its_families() -> None:
         per_trunk = (tracemalloc.get_traced_memory()[0] - start) / n
     finally:
         tracemalloc.stop()
-    assert per_trunk < 230, per_trunk
+    assert per_trunk < 160, per_trunk
     text = exporter.expose(exporter.snapshot(), TEXT)
     assert text == reference(src, TEXT)
     assert len(exporter._shared_labels) == 7 + 1  # 7 carriers on udp, and "options"
+    # One text object per trunk in all three columns; no trunk → text map kept beside them.
+    columns = (exporter._info_trunks, exporter._stat_trunks, exporter._health_texts)
+    first = [c._texts[0] for c in columns]
+    assert first[0] is first[1] is first[2] and exporter._trunk_labels is None
+    # A reload's new column is remade with the texts made before for the trunks it keeps.
+    src.trunks = TrunkInfos.of([*src.trunks, ("t-new", "c", "udp")])
+    text = exporter.expose(exporter.snapshot(), TEXT)
+    assert text == reference(src, TEXT) and 'trunk="t-new"} ' in exporter._info_trunks._texts
+    assert exporter._info_trunks._texts[0] is first[0] and exporter._trunk_labels is None
 
 
 async def test_a_new_scrape_keeps_short_steps_however_busy_the_loop() -> None:

@@ -298,7 +298,8 @@ class Exporter:
         # shared by all its lines) and texts shared by many trunks (probe, carrier and
         # transport), so a trunk holds one label text, not one per family.
         self._agent = f'agent="{escape_label_value(sources.agent)}",'
-        self._trunk_labels: dict[str, str] = {}
+        # Trunk → its text, while columns are being made (then dropped: ~4 MB at 100,000).
+        self._trunk_labels: dict[str, str] | None = None
         self._shared_labels: dict[tuple[tuple[str, str], ...], str] = {}
         self._info_texts = _TextColumn(self._info_label)  # carrier and transport
         self._info_trunks = _TextColumn(self._trunk_label)
@@ -391,6 +392,7 @@ class Exporter:
         yield from self._info(snap, fmt)
         yield from self._probe_families(snap, fmt)
         yield from self._health_families(snap, fmt)
+        self._trunk_labels = None  # the trunk columns' texts are made: none is looked up
         yield self._monitor_families(snap, fmt)
         for section in self.src.sections:
             yield section(fmt)
@@ -403,10 +405,19 @@ class Exporter:
         return "".join(self.render(snap, fmt)).encode()
 
     def _trunk_label(self, trunk: str) -> str:
-        label = self._trunk_labels.get(trunk)
+        labels = self._trunk_labels
+        if labels is None:  # a column is remade: its trunks' texts are those made before
+            labels = self._trunk_labels = {}
+            for column in self._trunk_columns:
+                labels.update(column.pairs())
+        label = labels.get(trunk)
         if label is None:
-            label = self._trunk_labels[trunk] = f'trunk="{escape_label_value(trunk)}"}} '
+            label = labels[trunk] = f'trunk="{escape_label_value(trunk)}"}} '
         return label
+
+    @property
+    def _trunk_columns(self) -> tuple[_TextColumn, ...]:
+        return (self._info_trunks, self._stat_trunks, self._health_texts)
 
     def _shared_label(self, **labels: str) -> str:
         """`name="value",` texts of labels many trunks share (a few distinct ones)."""
@@ -429,6 +440,7 @@ class Exporter:
         yield from self._probe_texts.fill(snap.stat_probe, step=step)
         yield from self._stat_trunks.fill(snap.stat_trunk, step=step)
         yield from self._health_texts.fill(snap.health_trunk, step=step)
+        self._trunk_labels = None
 
     def _info(self, snap: Snapshot, fmt: ExpositionFormat) -> Iterator[str]:
         yield TRUNK_INFO.header(fmt)
@@ -609,6 +621,10 @@ class _TextColumn:
         self._make = make
         self._key: tuple[Sequence[Any], ...] | None = None
         self._texts: list[str] = []
+
+    def pairs(self) -> Iterator[tuple[Any, str]]:
+        """(row's first column, its text) of the rows the texts were made for."""
+        return zip(self._key[0], self._texts, strict=True) if self._key else iter(())
 
     def texts(self, *columns: Sequence[Any]) -> list[str]:
         for _ in self.fill(*columns, step=sys.maxsize):
