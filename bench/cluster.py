@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree, not the venv's
 
 from options_loop import free_port, run_loop, start_kamailio, stop
 from pg_peer import running_postgres

@@ -47,6 +47,9 @@ from array import array
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree, not the venv's
 
 from monitor.events import Outage, OutageKind
 from monitor.health import TrunkHealth, TrunkState

@@ -29,6 +29,8 @@ from array import array
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree, not the venv's
+
 if TYPE_CHECKING:
     from monitor.metrics.stats import StatsTable
     from probes.result import Outcome

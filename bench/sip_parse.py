@@ -7,9 +7,13 @@ from __future__ import annotations
 
 import argparse
 import secrets
+import sys
 import timeit
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, TypeVar
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # this tree, not the venv's
 
 from probes.sip.ids import new_branch
 from probes.sip.message import parse_message, serialize, transaction_key
