@@ -4,12 +4,10 @@ on 127.0.0.1 serving certificates made by the test; the figures on a running mon
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from child_imports import loaded_after
 from peers import free_port
 from test_monitor_e2e import scrape, wait_for
 from tls_pki import DAY, NOW, Issued, issue, tls_server
@@ -177,17 +175,10 @@ def test_the_start_up_shortcut_never_misses_a_tls_trunk(uri: str) -> None:
 def test_the_daemon_loads_cryptography_only_to_check_a_certificate() -> None:
     """cryptography is ~8 MB resident: the daemon and its API import without it; the first
     certificate check (or evidence bundle) brings it in."""
-    script = (
-        "import sys\n"
-        "import monitor.app, monitor.api, monitor.cli\n"
-        "print('cryptography' in sys.modules)\n"
+    assert loaded_after(
+        "cryptography",
+        "import monitor.app, monitor.api, monitor.cli",
         "from monitor.certificates import CertificateWatch\n"
         "from monitor.sla.evidence import key_fingerprint\n"
-        "from probes.tls.cert import inspect_chain\n"
-        "print('cryptography' in sys.modules)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-    )
-    assert run.stdout.split() == ["False", "True"]
+        "from probes.tls.cert import inspect_chain",
+    ) == [False, True]

@@ -4,11 +4,9 @@ record change moves the probe once the TTL has run out."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
+from child_imports import loaded_after
 from dns_peer import host, naptr, running_dnsmasq, srv
 from peers import Kamailio, free_port
 from test_monitor_e2e import scrape, wait_for
@@ -87,15 +85,8 @@ trunks: [{{name: carrier, carrier: c, uri: "sip:{Z}"}}]
 def test_the_daemon_loads_dnspython_only_for_a_host_name_trunk() -> None:
     """dnspython is ~2 MB resident: the daemon imports without it (trunks given by address
     need no resolver); the first RFC 3263 resolver brings it in (the tests above use it)."""
-    script = (
-        "import sys\n"
-        "import monitor.app, monitor.api, monitor.cli, probes.targets\n"
-        "print('dns' in sys.modules)\n"
-        "from probes.dns.resolver import SipResolver\n"
-        "print('dns' in sys.modules)\n"
-    )
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    run = subprocess.run(
-        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True
-    )
-    assert run.stdout.split() == ["False", "True"]
+    assert loaded_after(
+        "dns",
+        "import monitor.app, monitor.api, monitor.cli, probes.targets",
+        "from probes.dns.resolver import SipResolver",
+    ) == [False, True]
